@@ -1,0 +1,135 @@
+"""Child-process entry point that runs native interpreters on a model.
+
+TFLM does not verify flatbuffers, so a malformed model can crash the process
+that loads it. `tflite_export.runtime` therefore runs every native interpreter
+here, in a separate Python process: ``python -m tflite_export._worker JOB_DIR``.
+The job directory holds ``model.tflite``, ``request.json`` and, where needed,
+``inputs.npy``; the worker writes ``result.npz`` and ``result.json``. Anything
+the native code prints to the C-level stderr (fd 2) stays in this process's
+stderr, where the parent reads it (TFLM's allocation report is printed there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def _tflm(model: bytes, arena_size: int, preserve: bool = False):
+    from tflite_micro.python.tflite_micro import runtime
+
+    config = (
+        runtime.InterpreterConfig.kPreserveAllTensors
+        if preserve
+        else runtime.InterpreterConfig.kAllocationRecording
+    )
+    return runtime.Interpreter.from_bytes(
+        model, arena_size=arena_size, intrepreter_config=config
+    )
+
+
+def _run_tflm(model: bytes, inputs: list[np.ndarray], arena_size: int) -> dict:
+    interp = _tflm(model, arena_size)
+    n = inputs[0].shape[0]
+    outputs: dict[int, list[np.ndarray]] = {}
+    for s in range(n):
+        for i, x in enumerate(inputs):
+            interp.set_input(x[s : s + 1], i)
+        interp.invoke()
+        k = 0
+        while True:
+            try:
+                y = interp.get_output(k)
+            except (RuntimeError, IndexError, ValueError):
+                break
+            outputs.setdefault(k, []).append(np.array(y)[0])
+            k += 1
+    return {f"out{k}": np.stack(v) for k, v in outputs.items()}
+
+
+def _tensors_tflm(model: bytes, inputs: list[np.ndarray], arena_size: int, indices) -> dict:
+    interp = _tflm(model, arena_size, preserve=True)
+    for i, x in enumerate(inputs):
+        interp.set_input(x[0:1], i)
+    interp.invoke()
+    result = {}
+    for t in indices:
+        result[f"t{t}"] = np.array(interp.GetTensor(int(t), 0)["tensor_data"])
+    return result
+
+
+def _run_litert(model: bytes, inputs: list[np.ndarray]) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_content=model,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
+    in_details = interp.get_input_details()
+    out_details = interp.get_output_details()
+    for i, x in enumerate(inputs):
+        shape = (1,) + tuple(x.shape[1:])
+        if tuple(in_details[i]["shape"]) != shape:
+            interp.resize_tensor_input(in_details[i]["index"], shape)
+    interp.allocate_tensors()
+    outputs: dict[int, list[np.ndarray]] = {}
+    for s in range(inputs[0].shape[0]):
+        for i, x in enumerate(inputs):
+            interp.set_tensor(in_details[i]["index"], x[s : s + 1])
+        interp.invoke()
+        for k, d in enumerate(out_details):
+            outputs.setdefault(k, []).append(interp.get_tensor(d["index"])[0].copy())
+    return {f"out{k}": np.stack(v) for k, v in outputs.items()}
+
+
+def _arena_ok(model: bytes, inputs: list[np.ndarray], arena_size: int) -> bool:
+    try:
+        interp = _tflm(model, arena_size)
+        for i, x in enumerate(inputs):
+            interp.set_input(x[0:1], i)
+        interp.invoke()
+    except RuntimeError:
+        return False
+    return True
+
+
+def main(job_dir: str) -> int:
+    with open(os.path.join(job_dir, "request.json")) as f:
+        request = json.load(f)
+    with open(os.path.join(job_dir, "model.tflite"), "rb") as f:
+        model = f.read()
+    inputs = []
+    if request.get("n_inputs"):
+        with np.load(os.path.join(job_dir, "inputs.npz"), allow_pickle=False) as data:
+            inputs = [data[f"in{i}"] for i in range(request["n_inputs"])]
+    kind = request["kind"]
+    meta: dict = {}
+    arrays: dict = {}
+    if kind == "tflm_run":
+        arrays = _run_tflm(model, inputs, request["arena_size"])
+    elif kind == "tflm_tensors":
+        arrays = _tensors_tflm(model, inputs, request["arena_size"], request["tensors"])
+    elif kind == "litert_run":
+        arrays = _run_litert(model, inputs)
+    elif kind == "tflm_arena":
+        interp = _tflm(model, request["arena_size"])
+        for i, x in enumerate(inputs):
+            interp.set_input(x[0:1], i)
+        interp.invoke()
+        sys.stderr.flush()
+        interp.print_allocations()
+    elif kind == "tflm_arena_ok":
+        meta["ok"] = [_arena_ok(model, inputs, int(n)) for n in request["sizes"]]
+    else:
+        raise SystemExit(f"unknown request kind {kind!r}")
+    np.savez(os.path.join(job_dir, "result.npz"), **arrays)
+    with open(os.path.join(job_dir, "result.json"), "w") as f:
+        json.dump(meta, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,185 @@
+"""Measure the tensor arena TFLM really allocates, and size it for a device.
+
+TFLM's recording allocator reports every byte it takes from the arena while the
+model is set up and run once. That figure comes from the host build of TFLM
+(64-bit pointers), whose bookkeeping structs are larger than on a 32-bit MCU, so
+it is an upper bound for the reference kernels on a 32-bit target. Optimized
+kernels (CMSIS-NN on Cortex-M) additionally ask for scratch buffers that the
+host's reference kernels do not; `kernel_scratch_bound` adds a conservative bound
+for those. The emitted ``kTensorArenaSize`` is
+
+    align16(measured host bytes + kernel scratch bound + margin)
+
+where margin is `ARENA_MARGIN_BYTES`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tflite_export import _flatbuffer as fb
+from tflite_export.errors import RuntimeCheckError
+from tflite_export.io_details import input_details
+from tflite_export.runtime import DEFAULT_TIMEOUT_S, call_worker
+
+__all__ = [
+    "ARENA_MARGIN_BYTES",
+    "ArenaMeasurement",
+    "measure_arena",
+    "arena_fits",
+    "kernel_scratch_bound",
+]
+
+#: Bytes added on top of the measured arena (alignment of a user's buffer,
+#: minor differences between TFLM releases).
+ARENA_MARGIN_BYTES = 256
+
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+
+
+@dataclass(frozen=True)
+class ArenaMeasurement:
+    """Arena bytes of one model.
+
+    Attributes:
+        host_bytes: total arena TFLM allocated on this host (head + tail).
+        head_bytes: non-persistent part (tensor buffers planned by TFLM).
+        tail_bytes: persistent part (bookkeeping, kernel data, quantization).
+        scratch_bound_bytes: upper bound of optimized-kernel scratch buffers.
+        margin_bytes: fixed safety margin.
+        emitted_bytes: the ``kTensorArenaSize`` to put in firmware.
+    """
+
+    host_bytes: int
+    head_bytes: int
+    tail_bytes: int
+    scratch_bound_bytes: int
+    margin_bytes: int
+    emitted_bytes: int
+
+    note: str = (
+        "Measured with the host TFLM build (64-bit pointers), whose bookkeeping "
+        "exceeds a 32-bit MCU's; the emitted size adds a bound for CMSIS-NN "
+        "scratch buffers and a fixed margin, so it is safe for 32-bit targets."
+    )
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary of the fields."""
+        return asdict(self)
+
+
+def _zero_inputs(model: bytes) -> list[np.ndarray]:
+    inputs = []
+    for d in input_details(model):
+        shape = tuple(max(1, s) for s in d.shape) or (1,)
+        inputs.append(np.full(shape, d.zero_point, dtype=np.dtype(d.dtype)))
+    return inputs
+
+
+def kernel_scratch_bound(model: bytes) -> int:
+    """Upper bound of the scratch buffer CMSIS-NN kernels may request.
+
+    Scratch buffers live only while their operator runs, so the largest one
+    bounds what they add to the arena. Convolutions use an im2col buffer of at
+    most two columns of int16 (``4 * in_channels * kh * kw`` bytes, depthwise
+    included); average pooling uses ``4 * channels`` bytes.
+
+    Args:
+        model: `.tflite` flatbuffer bytes.
+
+    Returns:
+        Bytes, rounded up to 16.
+
+    Example:
+        >>> import tflite_export
+        >>> tflite_export.kernel_scratch_bound(tflite_export.testing.tiny_model())
+        0
+    """
+    m = fb.unpack(model)
+    largest = 0
+    for sg in m.subgraphs or []:
+        for op in sg.operators or []:
+            name = fb.op_name(m.operatorCodes[op.opcodeIndex])
+            ins = [sg.tensors[i] for i in op.inputs if i >= 0]
+            if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(ins) >= 2:
+                x_shape, w_shape = list(ins[0].shape), list(ins[1].shape)
+                in_ch = int(x_shape[-1])
+                kh, kw = int(w_shape[1]), int(w_shape[2])
+                largest = max(largest, 4 * in_ch * kh * kw)
+            elif name == "AVERAGE_POOL_2D" and ins:
+                largest = max(largest, 4 * int(ins[0].shape[-1]))
+    return (largest + 15) // 16 * 16
+
+
+def measure_arena(model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ArenaMeasurement:
+    """Measure the arena TFLM allocates to set up and run a model once.
+
+    Args:
+        model: `.tflite` flatbuffer bytes.
+        timeout_s: seconds before the child interpreter is killed. Default 300.
+
+    Returns:
+        An `ArenaMeasurement` with the host figure and the emitted size.
+
+    Raises:
+        ModelFormatError: the model is malformed.
+        RuntimeCheckError: TFLM could not run the model.
+
+    Example:
+        >>> import tflite_export
+        >>> a = tflite_export.measure_arena(tflite_export.testing.tiny_model())
+        >>> a.host_bytes > 0 and a.emitted_bytes % 16 == 0 and a.emitted_bytes > a.host_bytes
+        True
+    """
+    _, _, stderr = call_worker(
+        model,
+        "tflm_arena",
+        _zero_inputs(model),
+        arena_size=8 * 1024 * 1024 + 4 * len(model),
+        timeout_s=timeout_s,
+    )
+    found = [r.search(stderr) for r in (_TOTAL, _HEAD, _TAIL)]
+    if not all(found):
+        raise RuntimeCheckError(
+            "TFLM's recording allocator printed no arena totals; the tflite-micro "
+            "package may be too old. Upgrade tflite-micro. Its output was:\n" + stderr[-2000:]
+        )
+    total, head, tail = (int(f.group(1)) for f in found)
+    scratch = kernel_scratch_bound(model)
+    emitted = (total + scratch + ARENA_MARGIN_BYTES + 15) // 16 * 16
+    return ArenaMeasurement(
+        host_bytes=total,
+        head_bytes=head,
+        tail_bytes=tail,
+        scratch_bound_bytes=scratch,
+        margin_bytes=ARENA_MARGIN_BYTES,
+        emitted_bytes=emitted,
+    )
+
+
+def arena_fits(
+    model: bytes, sizes: list[int], *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[bool]:
+    """Whether TFLM can set up and run the model with each arena size.
+
+    Args:
+        model: `.tflite` flatbuffer bytes.
+        sizes: arena sizes in bytes to try.
+        timeout_s: seconds before the child interpreter is killed. Default 300.
+
+    Returns:
+        One bool per size.
+    """
+    _, meta, _ = call_worker(
+        model,
+        "tflm_arena_ok",
+        _zero_inputs(model),
+        sizes=[int(s) for s in sizes],
+        timeout_s=timeout_s,
+    )
+    return [bool(v) for v in meta["ok"]]

@@ -1,0 +1,151 @@
+"""Check an exported model on TFLM against LiteRT and against the float model.
+
+`verify` runs the same quantized inputs through TFLM and LiteRT (reference
+kernels) and compares them in LSBs (expected 0, tolerated 1), and compares the
+dequantized TFLM outputs with the float model's outputs when given.
+`verify_identical` proves a rewrite (slimming, LUT compression) changed no
+output bit on TFLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tflite_export.errors import VerificationError
+from tflite_export.io_details import dequantize, input_details, quantize
+from tflite_export.runtime import run_litert, run_tflm
+
+__all__ = ["VerifyReport", "verify", "verify_identical", "DEFAULT_MAX_LSB"]
+
+#: LSBs by which TFLM and LiteRT may differ (rounding in different kernels).
+DEFAULT_MAX_LSB = 1
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verification found.
+
+    Attributes:
+        samples: number of samples run.
+        max_lsb_diff: largest |TFLM - LiteRT| over all outputs, in LSBs.
+        lsb_diff_at: (sample, output, flat element) of that difference, or None.
+        argmax_agreement: fraction of samples whose TFLM argmax equals the float
+            model's (None without float outputs).
+        max_abs_error: largest |dequantized TFLM - float| (None without float
+            outputs).
+    """
+
+    samples: int
+    max_lsb_diff: int
+    lsb_diff_at: tuple[int, int, int] | None
+    argmax_agreement: float | None
+    max_abs_error: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary of the fields."""
+        return asdict(self)
+
+
+def _as_list(y) -> list[np.ndarray]:
+    return [np.asarray(a) for a in (y if isinstance(y, list) else [y])]
+
+
+def _quantize_all(x, model: bytes) -> list[np.ndarray]:
+    xs = x if isinstance(x, (list, tuple)) else [x]
+    if len(xs) != len(input_details(model)):
+        raise ValueError(
+            f"the model has {len(input_details(model))} input(s) but {len(xs)} "
+            "array(s) were given; pass one array per input."
+        )
+    return [quantize(a, model, i) for i, a in enumerate(xs)]
+
+
+def verify(
+    model: bytes,
+    x_float,
+    *,
+    float_outputs=None,
+    max_lsb: int = DEFAULT_MAX_LSB,
+) -> VerifyReport:
+    """Run a model on TFLM and LiteRT and compare with each other and with float.
+
+    Args:
+        model: `.tflite` flatbuffer bytes.
+        x_float: float input samples (samples first), or a list per input.
+        float_outputs: the float model's outputs for the same samples (array or
+            list per output). Default None: skip the float comparison.
+        max_lsb: largest tolerated TFLM/LiteRT difference in LSBs. Default 1.
+
+    Returns:
+        A `VerifyReport`.
+
+    Raises:
+        VerificationError: TFLM and LiteRT differ by more than ``max_lsb``.
+
+    Example:
+        >>> import numpy as np, tflite_export
+        >>> x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+        >>> tflite_export.verify(tflite_export.testing.tiny_model(), x).max_lsb_diff
+        0
+    """
+    xq = _quantize_all(x_float, model)
+    tflm = _as_list(run_tflm(model, xq))
+    litert = _as_list(run_litert(model, xq))
+    worst, where = 0, None
+    for k, (a, b) in enumerate(zip(tflm, litert)):
+        d = np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(len(a), -1)
+        if d.size and d.max() > worst:
+            s, e = np.unravel_index(int(np.argmax(d)), d.shape)
+            worst, where = int(d.max()), (int(s), k, int(e))
+    if worst > max_lsb:
+        s, k, e = where
+        raise VerificationError(
+            f"TFLM and LiteRT disagree by {worst} LSB (more than {max_lsb}) at sample "
+            f"{s}, output {k}, element {e}: TFLM {tflm[k].reshape(len(tflm[k]), -1)[s, e]}, "
+            f"LiteRT {litert[k].reshape(len(litert[k]), -1)[s, e]}. The model may use an op "
+            "whose TFLM kernel differs from LiteRT's; report the model to tinycompress."
+        )
+    agreement = max_err = None
+    if float_outputs is not None:
+        ref = _as_list(float_outputs)
+        deq = [dequantize(y, model, k) for k, y in enumerate(tflm)]
+        n = len(deq[0])
+        a0, r0 = deq[0].reshape(n, -1), np.asarray(ref[0], np.float32).reshape(n, -1)
+        agreement = float(np.mean(np.argmax(a0, -1) == np.argmax(r0, -1)))
+        max_err = float(
+            max(np.max(np.abs(d.reshape(n, -1) - np.asarray(r, np.float32).reshape(n, -1)))
+                for d, r in zip(deq, ref))
+        )
+    return VerifyReport(len(xq[0]), worst, where if worst else None, agreement, max_err)
+
+
+def verify_identical(model_a: bytes, model_b: bytes, x_float, *, what: str = "rewritten") -> int:
+    """Prove two models give bit-identical TFLM outputs on the given samples.
+
+    Args:
+        model_a: reference `.tflite` bytes.
+        model_b: the rewritten model (slimmed, LUT-compressed, ...).
+        x_float: float samples, quantized with ``model_a``'s input parameters.
+        what: how ``model_b`` was made, for the error message. Default "rewritten".
+
+    Returns:
+        Number of samples compared.
+
+    Raises:
+        VerificationError: naming the first sample and output element that differ.
+    """
+    xq = _quantize_all(x_float, model_a)
+    ya = _as_list(run_tflm(model_a, xq))
+    yb = _as_list(run_tflm(model_b, xq))
+    for k, (a, b) in enumerate(zip(ya, yb)):
+        if a.shape != b.shape or not np.array_equal(a, b):
+            bad = np.argwhere(a.reshape(len(a), -1) != b.reshape(len(b), -1))
+            s, e = (int(v) for v in bad[0]) if len(bad) else (0, 0)
+            raise VerificationError(
+                f"the {what} model's TFLM output {k} differs from the original at sample "
+                f"{s}, element {e}; the rewrite is not exact. Export without it and report "
+                "the model."
+            )
+    return len(xq[0])

@@ -1,0 +1,33 @@
+"""tinycompress: compress Keras models and ship them to microcontrollers.
+
+Data flows one way: compress at train time (`tinycompress.pruning`,
+`tinycompress.quantization`, `tinycompress.clustering`,
+`tinycompress.distillation`) -> strip/fold -> `convert` to a full-integer
+TFLite model -> verify on TFLM, emit C and firmware, report (`tflite_export`).
+`export` runs the whole second half in one call.
+"""
+
+from tinycompress.convert import convert
+from tinycompress.data import load_calibration
+from tinycompress.errors import (
+    ConversionError,
+    DataError,
+    ExportError,
+    LoadError,
+    UnsafeModelError,
+)
+from tinycompress.loading import load_model
+from tflite_export.errors import TinyCompressError
+
+__all__ = [
+    "convert",
+    "load_model",
+    "load_calibration",
+    "TinyCompressError",
+    "ConversionError",
+    "DataError",
+    "ExportError",
+    "LoadError",
+    "UnsafeModelError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,236 @@
+"""Build and run a `keras.distillation.Distiller` with checked settings.
+
+Keras ships the distiller; this module adds what a microcontroller workflow
+needs on top of it: temperature and loss weights validated with our errors, a
+refusal of softmax outputs (distillation needs logits), and a one-call `distill`
+that trains the student in place and returns the fit history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from tinycompress.distillation._validate import check_temperature, check_weight, check_weights
+from tinycompress.distillation.errors import DistillationConfigError
+
+__all__ = ["build_distiller", "distill"]
+
+OptimizerSpec = str | keras.optimizers.Optimizer | Callable[[], keras.optimizers.Optimizer]
+
+
+def _ends_with_softmax(model: keras.Model) -> bool:
+    layer = model.layers[-1] if model.layers else None
+    while layer is not None:
+        if isinstance(layer, keras.layers.Softmax):
+            return True
+        activation = getattr(layer, "activation", None)
+        if activation is keras.activations.softmax:
+            return True
+        layer = getattr(layer, "layer", None)
+    return False
+
+
+def build_distiller(
+    teacher: keras.Model,
+    student: keras.Model,
+    *,
+    temperature: float = 4.0,
+    student_loss_weight: float = 0.1,
+    logits_weight: float = 1.0,
+    feature_losses: Sequence[keras.distillation.DistillationLoss] = (),
+    feature_loss_weights: Sequence[float] | None = None,
+) -> keras.distillation.Distiller:
+    """Create a `keras.distillation.Distiller` after validating every setting.
+
+    The total loss is ``a * student_loss + (1 - a) * sum(w_i * L_i)`` with
+    ``a = student_loss_weight`` and the distillation terms ``L_i``: temperature
+    scaled logits (KL divergence times ``temperature**2``, weight
+    ``logits_weight``) and any `feature_losses`.
+
+    Args:
+        teacher: trained model with logits output (no softmax); frozen here.
+        student: model to train, same input and output shapes as the teacher.
+        temperature: softmax temperature, a finite number > 0. Default 4.0.
+        student_loss_weight: weight ``a`` of the label loss, in [0, 1].
+            Default 0.1.
+        logits_weight: weight of the logits term; 0 drops it. Default 1.0.
+        feature_losses: extra `keras.distillation.DistillationLoss` objects,
+            e.g. `AttentionTransfer`, `RelationalDistillation`,
+            `HintDistillation`. Default none.
+        feature_loss_weights: one weight >= 0 per feature loss; default 1.0 each.
+
+    Returns:
+        An uncompiled `keras.distillation.Distiller`; compile it with the
+        student's label loss (keywords only) and fit it.
+
+    Raises:
+        DistillationConfigError: a non-model argument, a softmax output, a
+            bad temperature or weight, or no distillation term at all.
+
+    Example:
+        >>> import keras
+        >>> def mlp(units):
+        ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "relu"),
+        ...                              keras.layers.Dense(3)])
+        >>> d = build_distiller(mlp(32), mlp(4), temperature=2.0)
+        >>> [type(x).__name__ for x in d.distillation_losses]
+        ['LogitsDistillation']
+        >>> build_distiller(mlp(32), mlp(4), temperature=0)
+        Traceback (most recent call last):
+        ...
+        tinycompress.distillation.errors.DistillationConfigError: expected `temperature` ...
+    """
+    for role, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise DistillationConfigError(
+                f"expected `{role}` to be a keras.Model. Received: {type(model).__name__}. "
+                "Load it first, e.g. keras.saving.load_model(path)."
+            )
+        if _ends_with_softmax(model):
+            raise DistillationConfigError(
+                f"expected the {role} to output logits, but its last layer "
+                f"{model.layers[-1].name!r} applies softmax. Build it with activation=None on "
+                "the last layer and train with from_logits=True losses; argmax (and int8 "
+                "accuracy) is unchanged, and a keras.layers.Softmax can be appended after "
+                "distillation."
+            )
+    temperature = check_temperature(temperature)
+    student_loss_weight = check_weight("student_loss_weight", student_loss_weight, upper=1.0)
+    logits_weight = check_weight("logits_weight", logits_weight)
+    feature_losses = list(feature_losses)
+    for i, loss in enumerate(feature_losses):
+        if not isinstance(loss, keras.distillation.DistillationLoss):
+            raise DistillationConfigError(
+                f"expected `feature_losses[{i}]` to be a keras.distillation.DistillationLoss. "
+                f"Received: {type(loss).__name__}. Use e.g. AttentionTransfer(...)."
+            )
+    if feature_loss_weights is None:
+        weights = [1.0] * len(feature_losses)
+    else:
+        weights = check_weights("feature_loss_weights", feature_loss_weights, len(feature_losses))
+
+    losses: list[keras.distillation.DistillationLoss] = []
+    loss_weights: list[float] = []
+    if logits_weight > 0:
+        losses.append(keras.distillation.LogitsDistillation(temperature=temperature))
+        loss_weights.append(logits_weight)
+    losses += feature_losses
+    loss_weights += weights
+    if not any(w > 0 for w in loss_weights):
+        if student_loss_weight < 1.0:
+            raise DistillationConfigError(
+                "expected at least one distillation term with a weight > 0. Received "
+                f"logits_weight={logits_weight} and feature_loss_weights={weights}. "
+                "Set logits_weight > 0 or add a feature loss."
+            )
+        # student_loss_weight == 1: plain training; Keras still needs one loss object.
+        losses = [keras.distillation.LogitsDistillation(temperature=temperature)]
+        loss_weights = [0.0]
+    try:
+        return keras.distillation.Distiller(
+            teacher=teacher,
+            student=student,
+            distillation_losses=losses,
+            distillation_loss_weights=loss_weights,
+            student_loss_weight=student_loss_weight,
+        )
+    except ValueError as e:
+        if isinstance(e, DistillationConfigError):
+            raise
+        raise DistillationConfigError(
+            f"teacher {teacher.name!r} and student {student.name!r} cannot be paired: {e} "
+            "Give both the same input and output shapes and name existing layers."
+        ) from e
+
+
+def _make_optimizer(optimizer: OptimizerSpec) -> keras.optimizers.Optimizer | str:
+    if isinstance(optimizer, (str, keras.optimizers.Optimizer)):
+        return optimizer
+    if callable(optimizer):
+        made = optimizer()
+        if isinstance(made, keras.optimizers.Optimizer):
+            return made
+        raise DistillationConfigError(
+            "expected the `optimizer` factory to return a keras.optimizers.Optimizer. "
+            f"Received: {type(made).__name__}."
+        )
+    raise DistillationConfigError(
+        "expected `optimizer` to be a name, a keras optimizer or a zero-argument factory. "
+        f"Received: {type(optimizer).__name__}."
+    )
+
+
+def distill(
+    teacher: keras.Model,
+    student: keras.Model,
+    x: Any,
+    y: Any = None,
+    *,
+    epochs: int = 1,
+    batch_size: int | None = 32,
+    optimizer: OptimizerSpec = "adam",
+    loss: Any = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    validation_data: Any = None,
+    verbose: int = 0,
+    **distiller_kwargs: Any,
+) -> keras.callbacks.History:
+    """Distill `teacher` into `student` (trained in place) and return the history.
+
+    Args:
+        teacher: trained logits model; it is not modified.
+        student: logits model to train; its weights are updated in place.
+        x: training inputs (array, or a `tf.data.Dataset` yielding ``(x, y)``).
+        y: integer labels, or None when `x` is a dataset. Default None.
+        epochs: training epochs. Default 1.
+        batch_size: batch size for arrays (None for datasets). Default 32.
+        optimizer: optimizer name, instance, or factory. Default ``"adam"``.
+        loss: the student's label loss; default sparse categorical cross-entropy
+            on logits.
+        callbacks: Keras callbacks; wrap compression callbacks that must see
+            the student (pruning) in `StudentCallback`. Default none.
+        validation_data: forwarded to `fit`. Default None.
+        verbose: `fit` verbosity. Default 0.
+        **distiller_kwargs: `build_distiller` keywords (temperature,
+            student_loss_weight, logits_weight, feature_losses,
+            feature_loss_weights).
+
+    Returns:
+        The `keras.callbacks.History` of the distiller's fit (keys include
+        ``student_loss``, ``distillation_loss`` and ``accuracy``).
+
+    Raises:
+        DistillationConfigError: invalid settings (see `build_distiller`).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> keras.utils.set_random_seed(0)
+        >>> x = np.random.rand(64, 4).astype("float32"); y = (x[:, 0] > 0.5).astype("int32")
+        >>> def mlp(units):
+        ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "relu"),
+        ...                              keras.layers.Dense(2)])
+        >>> teacher, student = mlp(32), mlp(4)
+        >>> history = distill(teacher, student, x, y, epochs=2)
+        >>> len(history.history["distillation_loss"])
+        2
+    """
+    distiller = build_distiller(teacher, student, **distiller_kwargs)
+    if loss is None:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    distiller.compile(
+        optimizer=_make_optimizer(optimizer),
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return distiller.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=list(callbacks),
+        validation_data=validation_data,
+        verbose=verbose,
+    )
