@@ -1,0 +1,59 @@
+"""tflite_export: the bytes side of tinycompress.
+
+Takes `.tflite` flatbuffer bytes and returns bytes or dataclasses, without
+TensorFlow: validate and inspect a model, run it on the real TFLM interpreter
+and on LiteRT, measure its tensor arena, slim it, emit C sources and firmware
+projects, and report what the device pays (flash, arena, MACs).
+"""
+
+from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
+from tflite_export.checks import check_deployable, find_problems
+from tflite_export.errors import (
+    EmitError,
+    ModelFormatError,
+    RuntimeCheckError,
+    TinyCompressError,
+    UnsupportedModelError,
+    VerificationError,
+)
+from tflite_export.inspect import LayerReport, ModelReport, inspect
+from tflite_export.io_details import TensorIO, dequantize, input_details, output_details, quantize
+from tflite_export.runtime import evaluate_accuracy, run_litert, run_tflm, tflm_tensors
+from tflite_export.slim import SlimResult, slim
+from tflite_export.validate import validate
+from tflite_export.verify import VerifyReport, verify, verify_identical
+from tflite_export import testing
+
+__all__ = [
+    "validate",
+    "inspect",
+    "ModelReport",
+    "LayerReport",
+    "check_deployable",
+    "find_problems",
+    "run_tflm",
+    "run_litert",
+    "tflm_tensors",
+    "evaluate_accuracy",
+    "quantize",
+    "dequantize",
+    "input_details",
+    "output_details",
+    "TensorIO",
+    "measure_arena",
+    "arena_fits",
+    "kernel_scratch_bound",
+    "ArenaMeasurement",
+    "slim",
+    "SlimResult",
+    "verify",
+    "verify_identical",
+    "VerifyReport",
+    "testing",
+    "TinyCompressError",
+    "ModelFormatError",
+    "UnsupportedModelError",
+    "RuntimeCheckError",
+    "VerificationError",
+    "EmitError",
+]
