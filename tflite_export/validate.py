@@ -1,0 +1,306 @@
+"""Check that `.tflite` bytes are a well-formed model before anything reads them.
+
+TFLM loads flatbuffers without a verifier: an index out of range or a buffer
+shorter than its tensor makes the interpreter read or write outside the model,
+which crashes the process (or worse, a device). `validate` is the gate every
+bytes-side stage passes first. It is pure Python (the generated schema reader
+plus numpy), so corrupt bytes can only make it raise `ModelFormatError`.
+
+What is checked, in order:
+
+* the header: at least 8 bytes, file identifier ``TFL3`` at bytes 4..8;
+* the flatbuffer parses (any reader exception, offsets past the end, vectors
+  longer than the file), schema version 3, at least one subgraph;
+* buffers: data placed outside the flatbuffer lies inside the file;
+* per subgraph: input/output tensor indices in range;
+* per operator: opcode index in range, input (``-1`` = optional) and output
+  tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
+* per tensor: known type, buffer index in range, dims ``>= 0`` (``-1`` is
+  allowed in the shape signature), element count below 2**31, a constant's
+  byte size equal to elements times item size, quantization scales finite and
+  ``> 0``, zero points inside the type's range, per-axis scale and zero point
+  counts equal to the quantized dimension, quantized dimension in range;
+* metadata entries name buffers in range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tflite_export import _flatbuffer as fb
+from tflite_export.errors import ModelFormatError
+
+__all__ = ["validate", "SCHEMA_VERSION", "MAX_TENSOR_ELEMENTS"]
+
+#: The TFLite schema version this toolkit reads.
+SCHEMA_VERSION = 3
+
+#: Largest element count accepted for one tensor (TFLM indexes with int32).
+MAX_TENSOR_ELEMENTS = 2**31 - 1
+
+_FIX = (
+    "The file is corrupt, truncated, or was written or edited by an incompatible tool; "
+    "re-export the model (tinycompress.convert) and copy the bytes unchanged."
+)
+
+#: Bytes per element of types without a numpy dtype (INT4/UINT4 pack two per byte).
+_PACKED_BITS = {"INT4": 4, "UINT4": 4, "INT2": 2, "BFLOAT16": 16, "COMPLEX64": 64,
+                "COMPLEX128": 128, "FLOAT8_E4M3FN": 8, "FLOAT8_E5M2": 8}
+#: Types whose constant data has no fixed size per element.
+_UNSIZED = {"STRING", "RESOURCE", "VARIANT"}
+_ZERO_POINT_RANGE = {"INT4": (-8, 7), "UINT4": (0, 15), "INT2": (-2, 1)}
+_SUBGRAPH_FIELDS = {
+    "IfOptions": ("thenSubgraphIndex", "elseSubgraphIndex"),
+    "WhileOptions": ("condSubgraphIndex", "bodySubgraphIndex"),
+    "CallOnceOptions": ("initSubgraphIndex",),
+}
+_OPTION_NAMES = {v: k for k, v in vars(fb.schema.BuiltinOptions).items() if not k.startswith("_")}
+
+
+def _fail(what: str) -> ModelFormatError:
+    return ModelFormatError(f"invalid .tflite model: {what}. {_FIX}")
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _ints(values) -> list[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _tensor_label(s: int, t: int, tensor) -> str:
+    name = _text(tensor.name)
+    return f"subgraph {s} tensor {t} ({name!r})" if name else f"subgraph {s} tensor {t}"
+
+
+def _check_header(data: bytes) -> None:
+    if len(data) < 8:
+        raise _fail(
+            f"expected at least 8 bytes (root offset and the 'TFL3' identifier), "
+            f"received {len(data)} bytes"
+        )
+    ident = bytes(data[4:8])
+    if ident != b"TFL3":
+        raise _fail(f"expected file identifier b'TFL3' at bytes 4..8, received {ident!r}")
+
+
+def _check_vector_lengths(data: bytes) -> None:
+    # A corrupt length makes the object reader loop over every element that
+    # fits in the file; refuse vectors longer than the file before unpacking.
+    root = fb.schema.Model.GetRootAs(data, 0)
+    limit = len(data) // 4
+    lengths = [("operator_codes", root.OperatorCodesLength()),
+               ("subgraphs", root.SubgraphsLength()),
+               ("buffers", root.BuffersLength())]
+    for name, n in lengths:
+        if n > limit:
+            raise _fail(f"the model's {name} vector claims {n} entries, more than a "
+                        f"{len(data)}-byte file can hold")
+    for s in range(root.SubgraphsLength()):
+        sg = root.Subgraphs(s)
+        for name, n in (("tensors", sg.TensorsLength()), ("operators", sg.OperatorsLength())):
+            if n > limit:
+                raise _fail(f"subgraph {s} {name} vector claims {n} entries, more than a "
+                            f"{len(data)}-byte file can hold")
+
+
+def _parse(data: bytes) -> "fb.schema.ModelT":
+    try:
+        _check_vector_lengths(data)
+        return fb.schema.ModelT.InitFromPackedBuf(data, 0)
+    except ModelFormatError:
+        raise
+    except Exception as e:  # the generated reader raises whatever the bytes provoke
+        raise _fail(
+            f"the flatbuffer structure does not parse ({type(e).__name__}: {e}); "
+            "an offset or length points outside the file"
+        ) from e
+
+
+def _buffer_sizes(m, data: bytes) -> list[int]:
+    sizes = []
+    for b, buf in enumerate(m.buffers or []):
+        if buf is None:
+            sizes.append(0)
+        elif buf.data is not None and len(buf.data):
+            sizes.append(len(buf.data))
+        elif buf.offset > 1:
+            if buf.offset + buf.size > len(data):
+                raise _fail(
+                    f"buffer {b} places {buf.size} bytes at offset {buf.offset}, past the end "
+                    f"of the {len(data)}-byte file"
+                )
+            sizes.append(int(buf.size))
+        else:
+            sizes.append(0)
+    return sizes
+
+
+def _check_index(i: int, n: int, where: str, what: str, *, optional: bool = False) -> None:
+    if optional and i == -1:
+        return
+    if not 0 <= i < n:
+        raise _fail(f"{where} refers to {what} {i}, but there are {n} {what}s (valid: 0..{n - 1})")
+
+
+def _element_count(label: str, shape: list[int], signature: list[int]) -> int:
+    for k, d in enumerate(shape):
+        if d < 0:
+            raise _fail(f"{label} has shape {shape} with negative dimension {d} at axis {k}")
+    for k, d in enumerate(signature):
+        if d < -1:
+            raise _fail(f"{label} has shape signature {signature} with dimension {d} at axis {k} "
+                        "(only -1, meaning dynamic, may be negative)")
+    n = math.prod(shape)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise _fail(f"{label} has shape {shape} with {n} elements, more than the "
+                    f"{MAX_TENSOR_ELEMENTS} a TFLite tensor can hold")
+    return n
+
+
+def _expected_bytes(type_name: str, elements: int) -> int | None:
+    if type_name in _UNSIZED:
+        return None
+    dtype = fb.numpy_dtype(getattr(fb.schema.TensorType, type_name))
+    if dtype is not None:
+        return elements * dtype.itemsize
+    return (elements * _PACKED_BITS[type_name] + 7) // 8
+
+
+def _zero_point_range(type_name: str) -> tuple[int, int] | None:
+    if type_name in _ZERO_POINT_RANGE:
+        return _ZERO_POINT_RANGE[type_name]
+    dtype = fb.numpy_dtype(getattr(fb.schema.TensorType, type_name))
+    if dtype is None or dtype.kind not in "iu":
+        return None
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _check_quantization(label: str, type_name: str, shape: list[int], q) -> None:
+    scale = np.asarray(q.scale if q.scale is not None else [], dtype=np.float64)
+    zero = _ints(q.zeroPoint)
+    if scale.size == 0 and not zero:
+        return
+    bad = np.flatnonzero(~np.isfinite(scale) | (scale <= 0))
+    if bad.size:
+        k = int(bad[0])
+        raise _fail(f"{label} has quantization scale {scale[k]!r} at position {k}; "
+                    "expected a finite scale > 0")
+    if len(zero) != scale.size:
+        raise _fail(f"{label} has {scale.size} quantization scales but {len(zero)} zero points; "
+                    "expected one zero point per scale")
+    bounds = _zero_point_range(type_name)
+    if bounds is not None:
+        for k, z in enumerate(zero):
+            if not bounds[0] <= z <= bounds[1]:
+                raise _fail(f"{label} ({type_name}) has zero point {z} at position {k}, outside "
+                            f"the type's range {bounds[0]}..{bounds[1]}")
+    axis = int(q.quantizedDimension)
+    rank = len(shape)
+    if not 0 <= axis < max(rank, 1):
+        raise _fail(f"{label} has quantized_dimension {axis}, but its shape {shape} has rank {rank}")
+    if scale.size > 1:
+        if rank == 0:
+            raise _fail(f"{label} is a scalar but has {scale.size} per-axis scales")
+        if scale.size != shape[axis]:
+            raise _fail(
+                f"{label} has {scale.size} per-axis scales and zero points, but its shape "
+                f"{shape} has {shape[axis]} entries along quantized_dimension {axis}"
+            )
+
+
+def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
+    label = _tensor_label(s, t, tensor)
+    type_name = fb.tensor_type_name(tensor.type)
+    if type_name.startswith("UNKNOWN_"):
+        raise _fail(f"{label} has tensor type {tensor.type}, which the TFLite schema does not define")
+    _check_index(int(tensor.buffer), len(buffer_sizes), f"{label}", "buffer")
+    shape = _ints(tensor.shape)
+    elements = _element_count(label, shape, _ints(tensor.shapeSignature))
+    size = buffer_sizes[tensor.buffer]
+    if size and tensor.sparsity is None:
+        expected = _expected_bytes(type_name, elements)
+        if expected is not None and size != expected:
+            raise _fail(
+                f"{label} ({type_name}, shape {shape}) is constant with {size} bytes in buffer "
+                f"{tensor.buffer}, but its shape needs {expected} bytes"
+            )
+    if tensor.quantization is not None:
+        _check_quantization(label, type_name, shape, tensor.quantization)
+
+
+def _check_operator(s: int, k: int, op, m, n_tensors: int) -> None:
+    n_codes = len(m.operatorCodes or [])
+    where = f"subgraph {s} operator {k}"
+    _check_index(int(op.opcodeIndex), n_codes, where, "operator code")
+    where = f"{where} ({fb.op_name(m.operatorCodes[op.opcodeIndex])})"
+    for role, optional, idxs in (("input", True, op.inputs), ("output", False, op.outputs),
+                                 ("intermediate", False, op.intermediates)):
+        for pos, i in enumerate(_ints(idxs)):
+            _check_index(i, n_tensors, f"{where} {role} {pos}", "tensor", optional=optional)
+    fields = _SUBGRAPH_FIELDS.get(_OPTION_NAMES.get(op.builtinOptionsType, ""), ())
+    for field in fields:
+        _check_index(int(getattr(op.builtinOptions, field)), len(m.subgraphs),
+                     f"{where} option {field}", "subgraph")
+
+
+def validate(model: bytes) -> None:
+    """Check that bytes are a well-formed TFLite model, without native code.
+
+    See the module docstring for the full list of checks.
+
+    Args:
+        model: `.tflite` flatbuffer bytes (``bytes``, ``bytearray`` or ``memoryview``).
+
+    Returns:
+        None when the model is well formed.
+
+    Raises:
+        ModelFormatError: the bytes are not a valid model. The message says what
+            is wrong and where (subgraph, operator and tensor index and name).
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export.validate import validate
+        >>> validate(tflite_export.testing.tiny_model())
+        >>> validate(b"not a model")
+        Traceback (most recent call last):
+        ...
+        tflite_export.errors.ModelFormatError: invalid .tflite model: expected file identifier ...
+    """
+    if not isinstance(model, (bytes, bytearray, memoryview)):
+        raise ModelFormatError(
+            f"expected the model as bytes, received {type(model).__name__}. "
+            "Read the .tflite file with open(path, 'rb').read()."
+        )
+    data = bytearray(model)
+    _check_header(data)
+    m = _parse(data)
+    if m.version != SCHEMA_VERSION:
+        raise _fail(f"expected schema version {SCHEMA_VERSION}, received version {m.version}")
+    if not m.subgraphs or any(sg is None for sg in m.subgraphs):
+        raise _fail("the model has no subgraphs (expected at least one)")
+    if any(c is None for c in m.operatorCodes or []):
+        raise _fail("an entry of operator_codes is missing")
+    buffer_sizes = _buffer_sizes(m, data)
+    for s, sg in enumerate(m.subgraphs):
+        tensors = sg.tensors or []
+        if any(t is None for t in tensors) or any(op is None for op in sg.operators or []):
+            raise _fail(f"subgraph {s} has a missing tensor or operator entry")
+        for role, idxs in (("input", sg.inputs), ("output", sg.outputs)):
+            for pos, i in enumerate(_ints(idxs)):
+                _check_index(i, len(tensors), f"subgraph {s} {role} {pos}", "tensor")
+        for t, tensor in enumerate(tensors):
+            _check_tensor(s, t, tensor, buffer_sizes)
+        for k, op in enumerate(sg.operators or []):
+            _check_operator(s, k, op, m, len(tensors))
+    for e, entry in enumerate(m.metadata or []):
+        if entry is not None:
+            _check_index(int(entry.buffer), len(buffer_sizes),
+                         f"metadata entry {e} ({_text(entry.name)!r})", "buffer")
