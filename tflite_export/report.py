@@ -1,0 +1,257 @@
+"""What a `.tflite` model costs on a device, as data, JSON, Markdown or a table.
+
+`tflite_export.inspect` fills a `ModelReport`; this module defines it and its
+renderings. Everything is a frozen dataclass of plain values, so a report can be
+compared, serialized with `ModelReport.to_json` and diffed between models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tflite_export.io_details import TensorIO
+
+__all__ = ["LayerReport", "ModelReport", "render_table", "print_report"]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One operator of the model.
+
+    Attributes:
+        index: operator index within its subgraph.
+        subgraph: subgraph index (0 for the main graph).
+        op: operator name, e.g. ``"CONV_2D"``; ``"CUSTOM:<code>"`` for custom ops.
+        input_shapes: shape of each input (None for an omitted optional input).
+        input_dtypes: dtype name of each input (None for an omitted input).
+        output_shapes: shape of each output.
+        output_dtypes: dtype name of each output.
+        params: elements of the operator's weights and biases (constant inputs
+            that are not shapes or axes; for convolutions and fully connected
+            layers the weight and bias positions, even when a DECODE op makes them).
+        param_bytes: flash bytes of those constants as stored in this model.
+        macs: multiply-accumulates (see `tflite_export._ops_cost` for what counts).
+        weight_shape: shape of the weight tensor of CONV_2D, DEPTHWISE_CONV_2D,
+            FULLY_CONNECTED and TRANSPOSE_CONV; None for other ops.
+        out_channels: output channels of that weight tensor; None otherwise.
+        sparsity: fraction of weight elements that are exactly zero (the
+            quantized value equals the zero point); None when the weights are
+            not constants in this model.
+        zero_channels: output channels whose weights are all zero; None as for
+            ``sparsity``.
+        per_channel: the weights are quantized with one scale per channel.
+        tflm_supported: TFLM has a kernel for the operator.
+    """
+
+    index: int
+    subgraph: int
+    op: str
+    input_shapes: tuple[tuple[int, ...] | None, ...]
+    input_dtypes: tuple[str | None, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    output_dtypes: tuple[str, ...]
+    params: int
+    param_bytes: int
+    macs: int
+    weight_shape: tuple[int, ...] | None
+    out_channels: int | None
+    sparsity: float | None
+    zero_channels: int | None
+    per_channel: bool
+    tflm_supported: bool
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Size, compute and deployability of one `.tflite` model.
+
+    Attributes:
+        flash_bytes: size of the flatbuffer (what the device stores).
+        weight_bytes: bytes of constant buffers holding weights and biases
+            (each buffer counted once).
+        overhead_bytes: ``flash_bytes - weight_bytes``: graph structure, names,
+            quantization parameters, shape constants, metadata.
+        params: weight and bias elements over all operators (each tensor once).
+        macs: multiply-accumulates of one inference.
+        arena_bytes: tensor arena TFLM allocated on this host, or None when the
+            report was made with ``measure=False``.
+        arena_emitted_bytes: arena size to put in firmware (host figure plus
+            kernel scratch bound and margin), or None as above.
+        ops: distinct operator names in first-use order.
+        op_counts: how many times each operator occurs.
+        layers: one `LayerReport` per operator, in execution order.
+        inputs: the model inputs with their quantization.
+        outputs: the model outputs with their quantization.
+        tflm_supported: every operator has a TFLM kernel.
+        unsupported_ops: operators TFLM cannot run (empty when supported).
+        weight_sparsity: fraction of zeros over the weight tensors of
+            convolution and fully connected layers (biases excluded); 0.0 when
+            the model has none.
+    """
+
+    flash_bytes: int
+    weight_bytes: int
+    overhead_bytes: int
+    params: int
+    macs: int
+    arena_bytes: int | None
+    arena_emitted_bytes: int | None
+    ops: tuple[str, ...]
+    op_counts: dict[str, int]
+    layers: tuple[LayerReport, ...]
+    inputs: tuple[TensorIO, ...]
+    outputs: tuple[TensorIO, ...]
+    tflm_supported: bool
+    unsupported_ops: tuple[str, ...]
+    weight_sparsity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (tuples become lists once serialized).
+
+        Example:
+            >>> import tflite_export
+            >>> d = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False).to_dict()
+            >>> d["ops"], d["macs"]
+            (['FULLY_CONNECTED'], 56)
+        """
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text with sorted keys (stable for diffs).
+
+        Args:
+            indent: spaces per indentation level; None for one line. Default 2.
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    def sparsity_summary(self) -> list[dict[str, Any]]:
+        """Per-layer weight sparsity and channel counts, for pruning reports.
+
+        Returns:
+            One dictionary per layer that has a weight tensor, with keys
+            ``index``, ``op``, ``weight_shape``, ``out_channels``,
+            ``zero_channels``, ``sparsity`` and ``per_channel``.
+
+        Example:
+            >>> import tflite_export
+            >>> r = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False)
+            >>> [row["out_channels"] for row in r.sparsity_summary()]
+            [8, 3]
+        """
+        keys = ("index", "op", "weight_shape", "out_channels", "zero_channels",
+                "sparsity", "per_channel")
+        return [{k: getattr(layer, k) for k in keys}
+                for layer in self.layers if layer.weight_shape is not None]
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: a summary table, then one row per operator.
+
+        Returns:
+            Markdown text ending with a newline.
+        """
+        lines = ["| quantity | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in _summary_rows(self)]
+        lines += ["", "| # | op | inputs | outputs | params | param bytes | MACs | "
+                  "out ch | sparsity |", "|---|---|---|---|---|---|---|---|---|"]
+        for layer in self.layers:
+            lines.append("| " + " | ".join(_layer_cells(layer)) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _shape_text(shape: tuple[int, ...] | None, dtype: str | None) -> str:
+    if shape is None:
+        return "-"
+    return f"{dtype}[{'x'.join(str(d) for d in shape)}]"
+
+
+def _io_text(t: TensorIO) -> str:
+    quant = f" scale={t.scale:.6g} zp={t.zero_point}" if t.quantized else ""
+    return f"{_shape_text(t.shape, t.dtype)}{quant}"
+
+
+def _summary_rows(r: ModelReport) -> list[tuple[str, str]]:
+    arena = "not measured" if r.arena_bytes is None else (
+        f"{r.arena_bytes} B (firmware: {r.arena_emitted_bytes} B)")
+    ops = ", ".join(f"{op} x{r.op_counts[op]}" for op in r.ops)
+    unsupported = ", ".join(r.unsupported_ops)
+    return [
+        ("flash", f"{r.flash_bytes} B"),
+        ("weights", f"{r.weight_bytes} B"),
+        ("overhead", f"{r.overhead_bytes} B"),
+        ("params", str(r.params)),
+        ("MACs", str(r.macs)),
+        ("arena", arena),
+        ("weight sparsity", f"{r.weight_sparsity:.1%}"),
+        ("ops", ops or "-"),
+        ("inputs", "; ".join(_io_text(t) for t in r.inputs)),
+        ("outputs", "; ".join(_io_text(t) for t in r.outputs)),
+        ("TFLM", "supported" if r.tflm_supported else f"unsupported ops: {unsupported}"),
+    ]
+
+
+def _layer_cells(layer: LayerReport) -> list[str]:
+    ins = ", ".join(_shape_text(s, d) for s, d in zip(layer.input_shapes, layer.input_dtypes))
+    outs = ", ".join(_shape_text(s, d) for s, d in zip(layer.output_shapes, layer.output_dtypes))
+    op = layer.op if layer.tflm_supported else f"{layer.op} (no TFLM kernel)"
+    index = str(layer.index) if layer.subgraph == 0 else f"{layer.subgraph}:{layer.index}"
+    return [
+        index, op, ins, outs, str(layer.params), str(layer.param_bytes), str(layer.macs),
+        "-" if layer.out_channels is None else str(layer.out_channels),
+        "-" if layer.sparsity is None else f"{layer.sparsity:.1%}",
+    ]
+
+
+def render_table(report: ModelReport):
+    """Build a `rich` table of the report: a row per operator and a total row.
+
+    Args:
+        report: the report to render.
+
+    Returns:
+        A ``rich.table.Table`` whose caption holds flash, weights, arena and
+        TFLM support.
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export.report import render_table
+        >>> table = render_table(tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False))
+        >>> table.row_count
+        3
+    """
+    from rich.table import Table
+
+    table = Table(title="Model report", caption=" | ".join(
+        f"{k}: {v}" for k, v in _summary_rows(report) if k in
+        ("flash", "weights", "overhead", "arena", "weight sparsity", "TFLM")))
+    for name in ("#", "op", "inputs", "outputs", "params", "param bytes", "MACs",
+                 "out ch", "sparsity"):
+        justify = "right" if name in ("params", "param bytes", "MACs", "out ch", "sparsity") else "left"
+        table.add_column(name, justify=justify)
+    for layer in report.layers:
+        table.add_row(*_layer_cells(layer))
+    table.add_section()
+    table.add_row("", "total", "", "", str(report.params), str(report.weight_bytes),
+                  str(report.macs), "", f"{report.weight_sparsity:.1%}")
+    return table
+
+
+def print_report(report: ModelReport, console=None) -> None:
+    """Print the report's table to a `rich` console.
+
+    Args:
+        report: the report to print.
+        console: a ``rich.console.Console``. Default None: a new console on stdout.
+
+    Returns:
+        None.
+    """
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    console.print(render_table(report))
