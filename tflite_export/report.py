@@ -114,7 +114,7 @@ class ModelReport:
             >>> import tflite_export
             >>> d = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False).to_dict()
             >>> d["ops"], d["macs"]
-            (['FULLY_CONNECTED'], 56)
+            (('FULLY_CONNECTED',), 56)
         """
         return asdict(self)
 
