@@ -39,7 +39,7 @@ class StudentCallback(keras.callbacks.Callback):
         >>> def mlp(units, name):
         ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, name=name),
         ...                              keras.layers.Dense(2, name=name + "_out")], name=name)
-        >>> from tinycompress.distillation import distill
+        >>> from tinycompress.distillation.distiller import distill
         >>> probe = CountLayers()
         >>> _ = distill(mlp(16, "t"), mlp(4, "s"), np.zeros((8, 4)), np.zeros(8, "int32"),
         ...             callbacks=[StudentCallback(probe)])

@@ -1,0 +1,38 @@
+"""Knowledge distillation for microcontroller students, built on `keras.distillation`.
+
+Keras provides the `Distiller` and the logits/feature losses; this package adds
+checked settings (`build_distiller`, `distill`), losses that help small
+students (`AttentionTransfer`, `RelationalDistillation`, `HintDistillation`
+with a projection adapter), teacher-assistant chains
+(`distill_with_assistants`), student derivation (`derive_student`) and
+`StudentCallback`, which points pruning/QAT callbacks at the student inside a
+distiller.
+"""
+
+from tinycompress.distillation.assistant import (
+    TeacherAssistantResult,
+    assistant_widths,
+    distill_with_assistants,
+)
+from tinycompress.distillation.attention import AttentionTransfer
+from tinycompress.distillation.callbacks import StudentCallback
+from tinycompress.distillation.distiller import build_distiller, distill
+from tinycompress.distillation.errors import DistillationConfigError
+from tinycompress.distillation.hint import HintDistillation
+from tinycompress.distillation.relational import RelationalDistillation
+from tinycompress.distillation.student import WIDTH_SCALED_LAYERS, derive_student
+
+__all__ = [
+    "AttentionTransfer",
+    "DistillationConfigError",
+    "HintDistillation",
+    "RelationalDistillation",
+    "StudentCallback",
+    "TeacherAssistantResult",
+    "WIDTH_SCALED_LAYERS",
+    "assistant_widths",
+    "build_distiller",
+    "derive_student",
+    "distill",
+    "distill_with_assistants",
+]
