@@ -1,0 +1,419 @@
+"""Store clustered weights as bit-packed indices into lookup tables (TFLM DECODE).
+
+A tensor with few distinct values (a clustered kernel) can be stored as
+``bits``-wide indices plus small value tables. TFLM's compression module
+(`tflite_micro.tensorflow.lite.micro.compression`) rewrites such tensors and
+inserts ``TFLM_DECODE`` operators that expand them before their consumers run.
+The expanded tensor lives in the tensor arena, so every compressed tensor trades
+flash for RAM: `compress_luts` reports both, per tensor and in total, and proves
+on the TFLM interpreter that the outputs did not change by a single bit.
+
+Tables follow the tensor's quantization: one table per quantized channel when
+the tensor is quantized per channel, else one table. TFLM's DECODE kernel picks
+its tables from the quantization parameters, so any other layout would decode
+wrong values (the verification step would catch it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from tflite_export import _flatbuffer as fb
+from tflite_export.arena import measure_arena
+from tflite_export.errors import TinyCompressError
+from tflite_export.io_details import dequantize, input_details
+from tflite_export.verify import verify_identical
+
+__all__ = [
+    "LUT_MAX_BITS",
+    "LutError",
+    "LutCandidate",
+    "LutTensor",
+    "LutResult",
+    "lut_candidates",
+    "compress_luts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Widest index TFLM's LUT format stores (128-entry tables).
+LUT_MAX_BITS = 7
+
+#: Bytes of the decode metadata header in front of each tensor's value tables.
+_DCM_BYTES = 16
+
+
+class LutError(TinyCompressError, ValueError):
+    """A tensor cannot be LUT-compressed as asked."""
+
+
+@dataclass(frozen=True)
+class LutCandidate:
+    """What LUT compression would do to one constant tensor of subgraph 0.
+
+    Attributes:
+        index: tensor index in subgraph 0.
+        name: tensor name.
+        dtype: schema type name, e.g. ``"INT8"``.
+        shape: tensor shape.
+        nbytes: bytes the tensor holds now (its flash cost).
+        distinct: most distinct values in one table (whole tensor or channel).
+        axis: channel axis of the tables, or None for one table.
+        tables: number of value tables.
+        bits: index width needed (1..7), or None when ``distinct`` exceeds 128.
+        encoded_bytes: bytes of the packed indices (0 when ``bits`` is None).
+        table_bytes: bytes of the decode header and value tables.
+        flash_saved: ``nbytes - encoded_bytes - table_bytes`` (before the few
+            dozen bytes of flatbuffer bookkeeping per DECODE operator).
+        decoded_bytes: arena bytes the DECODE output takes at run time.
+    """
+
+    index: int
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    distinct: int
+    axis: int | None
+    tables: int
+    bits: int | None
+    encoded_bytes: int
+    table_bytes: int
+    flash_saved: int
+    decoded_bytes: int
+
+    @property
+    def compressible(self) -> bool:
+        """True when the values fit a table of at most 128 entries."""
+        return self.bits is not None
+
+
+@dataclass(frozen=True)
+class LutTensor:
+    """One compressed tensor in a `LutResult`: its candidate figures."""
+
+    index: int
+    name: str
+    bits: int
+    tables: int
+    nbytes: int
+    encoded_bytes: int
+    table_bytes: int
+    flash_saved: int
+    decoded_bytes: int
+
+
+@dataclass(frozen=True)
+class LutResult:
+    """A LUT-compressed model and its flash/RAM trade-off.
+
+    Attributes:
+        model_bytes: the compressed `.tflite` flatbuffer.
+        tensors: one row per compressed tensor.
+        flash_before: bytes of the uncompressed model.
+        flash_after: bytes of the compressed model.
+        arena_before: TFLM arena of the uncompressed model (host bytes).
+        arena_after: TFLM arena of the compressed model (host bytes).
+        verified_samples: samples on which TFLM outputs were bit-identical.
+    """
+
+    model_bytes: bytes
+    tensors: list[LutTensor] = field(default_factory=list)
+    flash_before: int = 0
+    flash_after: int = 0
+    arena_before: int = 0
+    arena_after: int = 0
+    verified_samples: int = 0
+
+    @property
+    def flash_saved(self) -> int:
+        """Bytes of flash saved in total (measured on the flatbuffers)."""
+        return self.flash_before - self.flash_after
+
+    @property
+    def arena_added(self) -> int:
+        """Bytes of arena added in total (measured on TFLM)."""
+        return self.arena_after - self.arena_before
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Sum of the DECODE outputs' sizes (an upper bound of `arena_added`
+        when TFLM's planner can reuse one decoded buffer for another)."""
+        return sum(t.decoded_bytes for t in self.tensors)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (without the model bytes)."""
+        return {
+            "tensors": [asdict(t) for t in self.tensors],
+            "flash_before": self.flash_before,
+            "flash_after": self.flash_after,
+            "flash_saved": self.flash_saved,
+            "arena_before": self.arena_before,
+            "arena_after": self.arena_after,
+            "arena_added": self.arena_added,
+            "decoded_bytes": self.decoded_bytes,
+            "verified_samples": self.verified_samples,
+        }
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the per-tensor flash/RAM trade-off and totals."""
+        lines = [
+            "| tensor | name | bits | tables | bytes | flash saved | arena added |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for t in self.tensors:
+            lines.append(
+                f"| {t.index} | `{t.name}` | {t.bits} | {t.tables} | {t.nbytes} | "
+                f"{t.flash_saved} | {t.decoded_bytes} |"
+            )
+        lines.append(
+            f"| total | flatbuffer {self.flash_before} -> {self.flash_after} B, arena "
+            f"{self.arena_before} -> {self.arena_after} B | | | | {self.flash_saved} | "
+            f"{self.arena_added} |"
+        )
+        return "\n".join(lines)
+
+
+def _name(tensor) -> str:
+    n = tensor.name
+    return (n.decode() if isinstance(n, bytes) else n) or "<tensor>"
+
+
+def _candidate(index: int, tensor, data: bytes) -> LutCandidate | None:
+    dtype = fb.numpy_dtype(tensor.type)
+    if dtype is None or dtype.kind not in "iub" or not data:
+        return None
+    shape = tuple(int(s) for s in (tensor.shape if tensor.shape is not None else []))
+    values = np.frombuffer(bytes(data), dtype=dtype)
+    if shape and math.prod(shape) == values.size:
+        values = values.reshape(shape)
+    else:
+        shape = (values.size,)
+    q = tensor.quantization
+    axis = None
+    if q is not None and q.scale is not None and len(q.scale) > 1:
+        axis = int(q.quantizedDimension)
+        if axis not in (0, len(shape) - 1) or shape[axis] != len(q.scale):
+            return None
+    if axis is None:
+        distinct, tables = int(np.unique(values).size), 1
+    else:
+        slices = np.moveaxis(values, axis, 0).reshape(shape[axis], -1)
+        distinct = max(int(np.unique(s).size) for s in slices)
+        tables = shape[axis]
+    bits = max(1, math.ceil(math.log2(distinct))) if distinct > 1 else 1
+    nbytes = values.size * dtype.itemsize
+    if bits > LUT_MAX_BITS:
+        return LutCandidate(index, _name(tensor), fb.tensor_type_name(tensor.type), shape,
+                            nbytes, distinct, axis, tables, None, 0, 0, 0, nbytes)
+    encoded = (values.size * bits + 7) // 8
+    table_bytes = _DCM_BYTES + tables * distinct * dtype.itemsize
+    return LutCandidate(
+        index=index,
+        name=_name(tensor),
+        dtype=fb.tensor_type_name(tensor.type),
+        shape=shape,
+        nbytes=nbytes,
+        distinct=distinct,
+        axis=axis,
+        tables=tables,
+        bits=bits,
+        encoded_bytes=encoded,
+        table_bytes=table_bytes,
+        flash_saved=nbytes - encoded - table_bytes,
+        decoded_bytes=nbytes,
+    )
+
+
+def lut_candidates(model_bytes: bytes) -> list[LutCandidate]:
+    """List the constant integer tensors of subgraph 0 and what LUTs would give.
+
+    Args:
+        model_bytes: `.tflite` flatbuffer bytes.
+
+    Returns:
+        One `LutCandidate` per constant integer tensor read by an operator,
+        in tensor order; `LutCandidate.compressible` tells which fit a table.
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export.lut import lut_candidates
+        >>> [(c.index, c.distinct, c.bits) for c in lut_candidates(tflite_export.testing.tiny_model())]
+        [(1, 24, 5), (2, 32, 5)]
+    """
+    m = fb.unpack(model_bytes)
+    sg = m.subgraphs[0]
+    used = {int(i) for op in (sg.operators or []) for i in op.inputs if i >= 0}
+    found = []
+    for index, tensor in enumerate(sg.tensors or []):
+        buf = m.buffers[tensor.buffer] if tensor.buffer < len(m.buffers) else None
+        data = None if buf is None else buf.data
+        if index not in used or data is None:
+            continue
+        cand = _candidate(index, tensor, data)
+        if cand is not None:
+            found.append(cand)
+    return found
+
+
+def _choose(
+    candidates: list[LutCandidate],
+    tensors: str | Sequence[int] | Callable[[LutCandidate], bool],
+    min_bytes: int,
+    max_bits: int,
+) -> list[LutCandidate]:
+    if isinstance(tensors, str):
+        if tensors != "auto":
+            raise LutError(
+                f"expected tensors='auto', a list of tensor indices or a callable. "
+                f"Received tensors={tensors!r}."
+            )
+        return [
+            c for c in candidates
+            if c.compressible and c.bits <= max_bits and c.nbytes >= min_bytes
+            and c.flash_saved > 0 and c.dtype == "INT8"
+        ]
+    if callable(tensors):
+        return [c for c in candidates if c.compressible and c.bits <= max_bits and tensors(c)]
+    by_index = {c.index: c for c in candidates}
+    chosen = []
+    for i in tensors:
+        c = by_index.get(int(i))
+        if c is None:
+            raise LutError(
+                f"expected the index of a constant integer tensor read by an operator "
+                f"(one of {sorted(by_index)}). Received tensor {i}. "
+                "List the candidates with tflite_export.lut.lut_candidates(model)."
+            )
+        if not c.compressible or c.bits > max_bits:
+            where = "in one channel" if c.axis is not None else "in the tensor"
+            raise LutError(
+                f"tensor {c.index} '{c.name}' has {c.distinct} distinct values {where}, "
+                f"but a {max_bits}-bit table holds at most {2 ** max_bits}. Cluster the "
+                "layer with tinycompress.clustering to at most that many values, raise "
+                f"max_bits (up to {LUT_MAX_BITS}), or leave the tensor out."
+            )
+        chosen.append(c)
+    return chosen
+
+
+def _seeded_inputs(model_bytes: bytes, samples: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs = []
+    for k, d in enumerate(input_details(model_bytes)):
+        dtype = np.dtype(d.dtype)
+        shape = (samples,) + tuple(max(1, int(s)) for s in d.shape[1:])
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            q = rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
+            xs.append(dequantize(q, model_bytes, k) if d.quantized else q.astype(np.float32))
+        else:
+            xs.append(rng.normal(size=shape).astype(np.float32))
+    return xs
+
+
+def compress_luts(
+    model_bytes: bytes,
+    *,
+    tensors: str | Sequence[int] | Callable[[LutCandidate], bool] = "auto",
+    min_bytes: int = 256,
+    max_bits: int = LUT_MAX_BITS,
+    verify_samples: int = 16,
+    seed: int = 0,
+    verify_data=None,
+) -> LutResult:
+    """LUT-compress constant tensors, verify on TFLM and report flash and arena.
+
+    Args:
+        model_bytes: full-integer `.tflite` flatbuffer bytes.
+        tensors: which tensors to compress. ``"auto"`` (default): every int8
+            constant tensor of at least ``min_bytes`` that fits a table of
+            ``2**max_bits`` values and shrinks. A list of tensor indices:
+            exactly those (an error if one does not fit). A callable taking a
+            `LutCandidate` and returning True to compress it (e.g.
+            ``lambda c: c.nbytes >= 4096`` for large tensors only).
+        min_bytes: smallest tensor ``"auto"`` compresses. Default 256.
+        max_bits: widest index allowed, 1..7. Default 7.
+        verify_samples: seeded random samples compared bit for bit on TFLM.
+            Default 16.
+        seed: seed of those samples. Default 0.
+        verify_data: float samples to compare on instead of random ones (a list
+            per input for multi-input models). Default None.
+
+    Returns:
+        A `LutResult`. When no tensor qualifies, its ``model_bytes`` is the
+        input unchanged and ``tensors`` is empty.
+
+    Raises:
+        LutError: ``max_bits`` out of range, an unknown tensor index, a tensor
+            with more distinct values than its table holds, or a tensor TFLM's
+            compressor refuses.
+        VerificationError: the compressed model's TFLM outputs differ.
+        RuntimeCheckError: TFLM could not run either model.
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export.lut import compress_luts
+        >>> r = compress_luts(tflite_export.testing.tiny_model(), verify_samples=2)
+        >>> r.tensors, r.flash_saved  # 5-bit tables would not pay off here
+        ([], 0)
+    """
+    if isinstance(max_bits, bool) or not isinstance(max_bits, int) or not 1 <= max_bits <= LUT_MAX_BITS:
+        raise LutError(
+            f"expected max_bits between 1 and {LUT_MAX_BITS} (TFLM's LUT holds at most "
+            f"{2 ** LUT_MAX_BITS} values). Received max_bits={max_bits!r}."
+        )
+    chosen = _choose(lut_candidates(model_bytes), tensors, min_bytes, max_bits)
+    arena_before = measure_arena(model_bytes).host_bytes
+    if not chosen:
+        logger.info("no tensor qualifies for LUT compression; the model is unchanged")
+        return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
+                         arena_before, arena_before, 0)
+    compressed = _compress(model_bytes, chosen)
+    x = verify_data if verify_data is not None else _seeded_inputs(model_bytes, verify_samples, seed)
+    if isinstance(x, list) and len(x) == 1:
+        x = x[0]
+    n = verify_identical(model_bytes, compressed, x, what="LUT-compressed")
+    rows = [
+        LutTensor(c.index, c.name, c.bits, c.tables, c.nbytes, c.encoded_bytes,
+                  c.table_bytes, c.flash_saved, c.decoded_bytes)
+        for c in chosen
+    ]
+    return LutResult(
+        model_bytes=compressed,
+        tensors=rows,
+        flash_before=len(model_bytes),
+        flash_after=len(compressed),
+        arena_before=arena_before,
+        arena_after=measure_arena(compressed).host_bytes,
+        verified_samples=n,
+    )
+
+
+def _compress(model_bytes: bytes, chosen: list[LutCandidate]) -> bytes:
+    from tflite_micro.tensorflow.lite.micro.compression import SpecBuilder, compress
+    from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
+    from tflite_micro.tensorflow.lite.micro.compression.compressor import CompressionError
+
+    builder = SpecBuilder()
+    for c in chosen:
+        mode = lut_spec.PerTensor() if c.axis is None else lut_spec.PerChannel(axis=c.axis)
+        builder.add_tensor(subgraph=0, tensor=c.index).with_lut(index_bitwidth=c.bits, mode=mode)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = compress(bytes(model_bytes), builder.build())
+    except CompressionError as e:
+        raise LutError(
+            f"TFLM's compressor refused the tensors {[c.index for c in chosen]}: {e}. "
+            "Leave the named tensor out of `tensors`."
+        ) from e
+    for w in caught:
+        logger.warning("%s", w.message)
+    return bytes(out)
