@@ -10,7 +10,8 @@ What is checked, in order:
 
 * the header: at least 8 bytes, file identifier ``TFL3`` at bytes 4..8;
 * the flatbuffer parses (any reader exception, offsets past the end, vectors
-  longer than the file), schema version 3, at least one subgraph;
+  longer than the file), schema version 3, at least one subgraph; tensor
+  names, custom codes and metadata names are UTF-8;
 * buffers: data placed outside the flatbuffer lies inside the file;
 * per subgraph: input/output tensor indices in range;
 * per operator: opcode index in range, input (``-1`` = optional) and output
@@ -71,6 +72,14 @@ def _text(value) -> str:
 
 def _ints(values) -> list[int]:
     return [] if values is None else [int(v) for v in values]
+
+
+def _check_utf8(value, where: str) -> None:
+    if isinstance(value, bytes):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _fail(f"{where} is not valid UTF-8 ({e.reason} at byte {e.start})") from e
 
 
 def _tensor_label(s: int, t: int, tensor) -> str:
@@ -190,7 +199,7 @@ def _check_quantization(label: str, type_name: str, shape: list[int], q) -> None
     bad = np.flatnonzero(~np.isfinite(scale) | (scale <= 0))
     if bad.size:
         k = int(bad[0])
-        raise _fail(f"{label} has quantization scale {scale[k]!r} at position {k}; "
+        raise _fail(f"{label} has quantization scale {float(scale[k])!r} at position {k}; "
                     "expected a finite scale > 0")
     if len(zero) != scale.size:
         raise _fail(f"{label} has {scale.size} quantization scales but {len(zero)} zero points; "
@@ -216,6 +225,7 @@ def _check_quantization(label: str, type_name: str, shape: list[int], q) -> None
 
 
 def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
+    _check_utf8(tensor.name, f"the name of subgraph {s} tensor {t}")
     label = _tensor_label(s, t, tensor)
     type_name = fb.tensor_type_name(tensor.type)
     if type_name.startswith("UNKNOWN_"):
@@ -286,8 +296,10 @@ def validate(model: bytes) -> None:
         raise _fail(f"expected schema version {SCHEMA_VERSION}, received version {m.version}")
     if not m.subgraphs or any(sg is None for sg in m.subgraphs):
         raise _fail("the model has no subgraphs (expected at least one)")
-    if any(c is None for c in m.operatorCodes or []):
-        raise _fail("an entry of operator_codes is missing")
+    for c, code in enumerate(m.operatorCodes or []):
+        if code is None:
+            raise _fail(f"operator code {c} is missing")
+        _check_utf8(code.customCode, f"the custom code of operator code {c}")
     buffer_sizes = _buffer_sizes(m, data)
     for s, sg in enumerate(m.subgraphs):
         tensors = sg.tensors or []
@@ -302,5 +314,6 @@ def validate(model: bytes) -> None:
             _check_operator(s, k, op, m, len(tensors))
     for e, entry in enumerate(m.metadata or []):
         if entry is not None:
+            _check_utf8(entry.name, f"the name of metadata entry {e}")
             _check_index(int(entry.buffer), len(buffer_sizes),
                          f"metadata entry {e} ({_text(entry.name)!r})", "buffer")
