@@ -96,7 +96,12 @@ class LutCandidate:
 
 @dataclass(frozen=True)
 class LutTensor:
-    """One compressed tensor in a `LutResult`: its candidate figures."""
+    """One compressed tensor in a `LutResult`.
+
+    Attributes are those of `LutCandidate`, plus ``arena_added``: the arena
+    bytes TFLM needs more when only this tensor is compressed (None when not
+    measured).
+    """
 
     index: int
     name: str
@@ -107,6 +112,7 @@ class LutTensor:
     table_bytes: int
     flash_saved: int
     decoded_bytes: int
+    arena_added: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,9 @@ class LutResult:
 
     @property
     def decoded_bytes(self) -> int:
-        """Sum of the DECODE outputs' sizes (an upper bound of `arena_added`
-        when TFLM's planner can reuse one decoded buffer for another)."""
+        """Sum of the DECODE outputs' sizes; the measured `arena_added` is
+        usually lower, since TFLM's planner can reuse one decoded buffer's
+        space for another tensor."""
         return sum(t.decoded_bytes for t in self.tensors)
 
     def to_dict(self) -> dict:
@@ -164,18 +171,19 @@ class LutResult:
     def to_markdown(self) -> str:
         """A Markdown table of the per-tensor flash/RAM trade-off and totals."""
         lines = [
-            "| tensor | name | bits | tables | bytes | flash saved | arena added |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes | arena added |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for t in self.tensors:
+            added = "-" if t.arena_added is None else t.arena_added
             lines.append(
                 f"| {t.index} | `{t.name}` | {t.bits} | {t.tables} | {t.nbytes} | "
-                f"{t.flash_saved} | {t.decoded_bytes} |"
+                f"{t.flash_saved} | {t.decoded_bytes} | {added} |"
             )
         lines.append(
             f"| total | flatbuffer {self.flash_before} -> {self.flash_after} B, arena "
             f"{self.arena_before} -> {self.arena_after} B | | | | {self.flash_saved} | "
-            f"{self.arena_added} |"
+            f"{self.decoded_bytes} | {self.arena_added} |"
         )
         return "\n".join(lines)
 
@@ -187,7 +195,7 @@ def _name(tensor) -> str:
 
 def _candidate(index: int, tensor, data: bytes) -> LutCandidate | None:
     dtype = fb.numpy_dtype(tensor.type)
-    if dtype is None or dtype.kind not in "iub" or not data:
+    if dtype is None or dtype.kind not in "iub" or data is None or len(data) == 0:
         return None
     shape = tuple(int(s) for s in (tensor.shape if tensor.shape is not None else []))
     values = np.frombuffer(bytes(data), dtype=dtype)
@@ -245,7 +253,7 @@ def lut_candidates(model_bytes: bytes) -> list[LutCandidate]:
         >>> import tflite_export
         >>> from tflite_export.lut import lut_candidates
         >>> [(c.index, c.distinct, c.bits) for c in lut_candidates(tflite_export.testing.tiny_model())]
-        [(1, 24, 5), (2, 32, 5)]
+        [(1, 23, 5), (2, 32, 5)]
     """
     m = fb.unpack(model_bytes)
     sg = m.subgraphs[0]
@@ -327,6 +335,7 @@ def compress_luts(
     verify_samples: int = 16,
     seed: int = 0,
     verify_data=None,
+    measure_each: bool = True,
 ) -> LutResult:
     """LUT-compress constant tensors, verify on TFLM and report flash and arena.
 
@@ -345,6 +354,8 @@ def compress_luts(
         seed: seed of those samples. Default 0.
         verify_data: float samples to compare on instead of random ones (a list
             per input for multi-input models). Default None.
+        measure_each: also measure the arena with each tensor compressed alone,
+            giving `LutTensor.arena_added` (one TFLM run per tensor). Default True.
 
     Returns:
         A `LutResult`. When no tensor qualifies, its ``model_bytes`` is the
@@ -380,11 +391,14 @@ def compress_luts(
     if isinstance(x, list) and len(x) == 1:
         x = x[0]
     n = verify_identical(model_bytes, compressed, x, what="LUT-compressed")
-    rows = [
-        LutTensor(c.index, c.name, c.bits, c.tables, c.nbytes, c.encoded_bytes,
-                  c.table_bytes, c.flash_saved, c.decoded_bytes)
-        for c in chosen
-    ]
+    rows = []
+    for c in chosen:
+        added = None
+        if measure_each:
+            alone = compressed if len(chosen) == 1 else _compress(model_bytes, [c])
+            added = measure_arena(alone).host_bytes - arena_before
+        rows.append(LutTensor(c.index, c.name, c.bits, c.tables, c.nbytes, c.encoded_bytes,
+                              c.table_bytes, c.flash_saved, c.decoded_bytes, added))
     return LutResult(
         model_bytes=compressed,
         tensors=rows,
