@@ -2,7 +2,7 @@
 
 TFLM does not verify flatbuffers, so a malformed model can crash the process
 that loads it. `tflite_export.runtime` therefore runs every native interpreter
-here, in a separate Python process: ``python -m tflite_export._worker JOB_DIR``.
+here, in a separate Python process: ``python _worker.py JOB_DIR``.
 The job directory holds ``model.tflite``, ``request.json`` and, where needed,
 ``inputs.npy``; the worker writes ``result.npz`` and ``result.json``. Anything
 the native code prints to the C-level stderr (fd 2) stays in this process's

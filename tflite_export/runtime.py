@@ -14,12 +14,17 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from tflite_export.errors import RuntimeCheckError
 
 __all__ = ["DEFAULT_TIMEOUT_S", "run_tflm", "run_litert", "tflm_tensors", "evaluate_accuracy"]
+
+# Run as a script (-P: without its folder on sys.path, where inspect.py would
+# shadow the standard library), so the child imports only numpy and the interpreters.
+_WORKER = Path(__file__).with_name("_worker.py")
 
 #: Seconds a child interpreter may run before it is killed.
 DEFAULT_TIMEOUT_S = 300.0
@@ -76,11 +81,10 @@ def call_worker(
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "tflite_export._worker", job],
+                [sys.executable, "-P", str(_WORKER), job],
                 capture_output=True,
                 timeout=timeout_s,
                 env=env,
-                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             )
         except subprocess.TimeoutExpired as e:
             raise RuntimeCheckError(

@@ -175,7 +175,7 @@ def _from_saved_model(path: Path) -> LoadedModel:
     shapes = [tuple(specs[n].shape.as_list()) for n in names]
 
     def call(xs):
-        return fn(**{n: tf.constant(x) for n, x in zip(names, xs)})
+        return fn(**{n: tf.convert_to_tensor(x, tf.float32) for n, x in zip(names, xs)})
 
     return LoadedModel(call=call, input_shapes=shapes, source="saved_model", model=obj)
 
