@@ -74,3 +74,20 @@ def pruned_dense_model():
     kernel[:5, [1, 2, 4, 5]] = 0.0
     model.get_layer("fc").set_weights([kernel.astype(np.float32), np.zeros(6, np.float32)])
     return model, tflite_int8(model, (10,)), kernel
+
+
+@pytest.fixture(scope="session")
+def mixed_model():
+    """(keras model, tflite bytes): TRANSPOSE_CONV, AVERAGE_POOL_2D, a 1x1 CONV_2D,
+    ADD and MEAN on a (4, 4, 2) input."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    x_in = keras.Input((4, 4, 2))
+    up = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", name="up")(x_in)
+    pooled = keras.layers.AveragePooling2D(2, name="avg")(up)
+    side = keras.layers.Conv2D(3, 1, name="pw")(x_in)
+    added = keras.layers.Add(name="add")([pooled, side])
+    out = keras.layers.GlobalAveragePooling2D(name="gap")(added)
+    model = keras.Model(x_in, out)
+    return model, tflite_int8(model, (4, 4, 2))
