@@ -16,7 +16,9 @@ from tflite_export.errors import (
     UnsupportedModelError,
     VerificationError,
 )
-from tflite_export.inspect import LayerReport, ModelReport, inspect
+from tflite_export.emit_c import c_identifier, emit_c_sources
+from tflite_export.inspect import inspect
+from tflite_export.report import LayerReport, ModelReport, print_report, render_table
 from tflite_export.io_details import TensorIO, dequantize, input_details, output_details, quantize
 from tflite_export.runtime import evaluate_accuracy, run_litert, run_tflm, tflm_tensors
 from tflite_export.slim import SlimResult, slim
@@ -29,6 +31,10 @@ __all__ = [
     "inspect",
     "ModelReport",
     "LayerReport",
+    "render_table",
+    "print_report",
+    "emit_c_sources",
+    "c_identifier",
     "check_deployable",
     "find_problems",
     "run_tflm",

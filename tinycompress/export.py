@@ -209,7 +209,9 @@ def export(
     step("measuring the tensor arena")
     arena = tflite_export.measure_arena(final)
     report = dataclasses.replace(
-        tflite_export.inspect(final, measure=False), arena_bytes=arena.host_bytes
+        tflite_export.inspect(final, measure=False),
+        arena_bytes=arena.host_bytes,
+        arena_emitted_bytes=arena.emitted_bytes,
     )
     errors = []
     if layer_errors:

@@ -10,6 +10,7 @@ outputs are matched to the graph's output tensors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -106,8 +107,9 @@ def layer_errors(loaded: LoadedModel, model: bytes, x, *, top: int | None = None
         if id(lyr.output) in model_outputs:
             pick = [r for r in rows if r[0] in graph_out and r[3] == size]
         else:
-            pick = [r for r in rows if f"/{lyr.name}/" in f"/{r[2]}/".replace(";", "/")
-                    and r[3] == size]
+            # Keras 3 name scopes may add a "_N" suffix to the layer name.
+            scope = re.compile(rf"/{re.escape(lyr.name)}(_\d+)?/")
+            pick = [r for r in rows if scope.search(f"/{r[2]}/".replace(";", "/")) and r[3] == size]
         if pick:
             matches.append((lyr.name, act[0], pick[-1]))
     if not matches:
