@@ -33,6 +33,15 @@ def _ends_with_softmax(model: keras.Model) -> bool:
     return False
 
 
+def _logits_loss(temperature: float) -> keras.distillation.LogitsDistillation:
+    # Keras 3.15 resolves its default loss="kl_divergence" to the plain function, which
+    # fails LogitsDistillation's isinstance(KLDivergence) test: the KL is then taken on
+    # raw scaled logits (no softmax, no T**2). A KLDivergence instance takes the right path.
+    return keras.distillation.LogitsDistillation(
+        temperature=temperature, loss=keras.losses.KLDivergence()
+    )
+
+
 def build_distiller(
     teacher: keras.Model,
     student: keras.Model,
@@ -48,7 +57,9 @@ def build_distiller(
     The total loss is ``a * student_loss + (1 - a) * sum(w_i * L_i)`` with
     ``a = student_loss_weight`` and the distillation terms ``L_i``: temperature
     scaled logits (KL divergence times ``temperature**2``, weight
-    ``logits_weight``) and any `feature_losses`.
+    ``logits_weight``) and any `feature_losses`. The logits term uses a
+    `keras.losses.KLDivergence` instance: Keras 3.15's default string loss
+    skips the softmax and the ``temperature**2`` factor.
 
     Args:
         teacher: trained model with logits output (no softmax); frozen here.
@@ -115,7 +126,7 @@ def build_distiller(
     losses: list[keras.distillation.DistillationLoss] = []
     loss_weights: list[float] = []
     if logits_weight > 0:
-        losses.append(keras.distillation.LogitsDistillation(temperature=temperature))
+        losses.append(_logits_loss(temperature))
         loss_weights.append(logits_weight)
     losses += feature_losses
     loss_weights += weights
@@ -127,7 +138,7 @@ def build_distiller(
                 "Set logits_weight > 0 or add a feature loss."
             )
         # student_loss_weight == 1: plain training; Keras still needs one loss object.
-        losses = [keras.distillation.LogitsDistillation(temperature=temperature)]
+        losses = [_logits_loss(temperature)]
         loss_weights = [0.0]
     try:
         return keras.distillation.Distiller(
