@@ -1,0 +1,39 @@
+"""Pruning for Keras 3: a `fit` callback, strip, and structured shrink.
+
+- `PruningCallback` prunes during `model.fit` following a schedule
+  (`ConstantSparsity`, `PolynomialDecay`): single weights, 1xK blocks, N:M, or
+  whole channels (L1/L2 filter norm, or network slimming on BatchNorm gammas),
+  per layer or with a global threshold. Pruned weights stay exactly zero.
+- `strip_pruning` returns a plain Keras model with the zeros baked in.
+- `shrink` removes zeroed channels: a physically smaller model with the same
+  outputs, so flash, arena and MACs shrink on the device.
+- `sparsity_summary` reports per-layer sparsity and dead channels.
+"""
+
+from tinycompress.pruning.callback import PruningCallback
+from tinycompress.pruning.errors import PruningError, UnsupportedLayerError
+from tinycompress.pruning.masks import magnitude_masks, n_of_m_mask
+from tinycompress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from tinycompress.pruning.selection import PRUNABLE_TYPES, is_prunable, prunable_weights, select_layers
+from tinycompress.pruning.strip import strip_pruning
+from tinycompress.pruning.summary import LayerSparsity, sparsity_summary
+from tinycompress.pruning.surgery import shrink
+
+__all__ = [
+    "PruningCallback",
+    "PruningSchedule",
+    "ConstantSparsity",
+    "PolynomialDecay",
+    "strip_pruning",
+    "shrink",
+    "sparsity_summary",
+    "LayerSparsity",
+    "magnitude_masks",
+    "n_of_m_mask",
+    "select_layers",
+    "prunable_weights",
+    "is_prunable",
+    "PRUNABLE_TYPES",
+    "PruningError",
+    "UnsupportedLayerError",
+]
