@@ -126,6 +126,12 @@ class ModelReport:
 
         Returns:
             The JSON text.
+
+        Example:
+            >>> import json, tflite_export
+            >>> r = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False)
+            >>> json.loads(r.to_json())["flash_bytes"] == r.flash_bytes
+            True
         """
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
@@ -153,6 +159,12 @@ class ModelReport:
 
         Returns:
             Markdown text ending with a newline.
+
+        Example:
+            >>> import tflite_export
+            >>> r = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False)
+            >>> print(r.to_markdown().splitlines()[6])
+            | MACs | 56 |
         """
         lines = ["| quantity | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in _summary_rows(self)]
@@ -249,6 +261,15 @@ def print_report(report: ModelReport, console=None) -> None:
 
     Returns:
         None.
+
+    Example:
+        >>> import io, tflite_export
+        >>> from rich.console import Console
+        >>> out = io.StringIO()
+        >>> print_report(tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False),
+        ...              Console(file=out, width=120))
+        >>> "FULLY_CONNECTED" in out.getvalue()
+        True
     """
     if console is None:
         from rich.console import Console

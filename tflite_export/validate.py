@@ -154,7 +154,8 @@ def _check_index(i: int, n: int, where: str, what: str, *, optional: bool = Fals
     if optional and i == -1:
         return
     if not 0 <= i < n:
-        raise _fail(f"{where} refers to {what} {i}, but there are {n} {what}s (valid: 0..{n - 1})")
+        valid = f"valid: 0..{n - 1}" if n else "none exists"
+        raise _fail(f"{where} refers to {what} {i}, but there are {n} {what}s ({valid})")
 
 
 def _element_count(label: str, shape: list[int], signature: list[int]) -> int:
