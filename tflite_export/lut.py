@@ -430,4 +430,35 @@ def _compress(model_bytes: bytes, chosen: list[LutCandidate]) -> bytes:
         ) from e
     for w in caught:
         logger.warning("%s", w.message)
-    return bytes(out)
+    return _clear_encoded_quantization(bytes(out))
+
+
+def _clear_encoded_quantization(model_bytes: bytes) -> bytes:
+    """Drop the stale quantization TFLM's compressor leaves on encoded tensors.
+
+    The packed-index tensor (input 0 of each ``TFLM_DECODE``) keeps the
+    original tensor's per-channel scales, which no longer match its 1-D shape;
+    TFLM ignores them, but the model would fail `tflite_export.validate`.
+    """
+    import os
+    import tempfile
+
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
+
+    m = fb.unpack(model_bytes)
+    for sg in m.subgraphs:
+        for op in sg.operators or []:
+            code = m.operatorCodes[op.opcodeIndex]
+            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            if fb.op_name(code) == "CUSTOM" and custom == "TFLM_DECODE":
+                sg.tensors[op.inputs[0]].quantization = None
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    with tempfile.TemporaryDirectory(prefix="tinycompress-lut-") as tmp:
+        src, dst = os.path.join(tmp, "in.tflite"), os.path.join(tmp, "out.tflite")
+        with open(src, "wb") as f:
+            f.write(builder.Output())
+        tflite_flatbuffer_align_wrapper.align_tflite_model(src, dst)
+        with open(dst, "rb") as f:
+            return f.read()
