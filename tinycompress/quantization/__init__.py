@@ -1,0 +1,35 @@
+"""Quantization-aware training (int8, TFLite's scheme) for Keras 3 models.
+
+`quantize_model` returns a model that simulates the int8 TFLM model during
+``fit``; convert it with `tinycompress.convert` and the flatbuffer's scales are
+the trained ranges. `fold_batchnorm` is also usable on its own.
+"""
+
+from tinycompress.quantization.callbacks import QATCallback
+from tinycompress.quantization.config import QATConfig
+from tinycompress.quantization.errors import QuantizationError, UnsupportedLayerError
+from tinycompress.quantization.fold import fold_batchnorm
+from tinycompress.quantization.quantize import (
+    SUPPORTED_LAYERS,
+    quantization_ranges,
+    quantize_model,
+    strip_qat,
+)
+from tinycompress.quantization.quantizers import ActivationQuantizer, fake_quant_kernel, int8_scale
+from tinycompress.quantization.wrapper import QuantizeWrapper
+
+__all__ = [
+    "quantize_model",
+    "strip_qat",
+    "fold_batchnorm",
+    "quantization_ranges",
+    "QATConfig",
+    "QATCallback",
+    "QuantizeWrapper",
+    "ActivationQuantizer",
+    "fake_quant_kernel",
+    "int8_scale",
+    "SUPPORTED_LAYERS",
+    "QuantizationError",
+    "UnsupportedLayerError",
+]

@@ -1,0 +1,293 @@
+"""`quantize_model`: make a Keras model simulate TFLite int8 inference while training.
+
+The model is first folded (`fold_batchnorm`) and each SeparableConv2D is split
+into the DepthwiseConv2D and 1x1 Conv2D that TFLite runs. Then fake
+quantization is placed exactly where the converter puts int8 tensors:
+
+* the model inputs;
+* each Conv/Depthwise/Dense output, after a fused ReLU/ReLU6 (a ReLU layer that
+  is the only reader of a linear layer's or Add's output is fused into it);
+* Add, Concatenate and GlobalAveragePooling outputs and standalone ReLUs;
+* nowhere after MaxPooling, Flatten, Reshape, Dropout and ZeroPadding (they keep
+  their input's scale); AveragePooling re-quantizes with its input's range;
+* not before a Concatenate (its inputs take the concatenation's range) and not
+  after a Softmax (TFLite fixes its range to [0, 1)).
+
+Kernels are fake-quantized symmetric, narrow range, per channel (Dense per
+tensor unless `QATConfig.per_channel_dense`). Convert the trained QAT model
+itself with `tinycompress.convert`: the converter takes every int8 scale from
+the trained ranges. `strip_qat` returns the plain float model.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tinycompress.quantization._graph import Call, Graph
+from tinycompress.quantization.config import QATConfig
+from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.quantization.fold import fold_batchnorm, foldable_pairs
+from tinycompress.quantization.quantizers import ActivationQuantizer
+from tinycompress.quantization.wrapper import QuantizeWrapper, activation_name, wrap_problems
+
+__all__ = ["SUPPORTED_LAYERS", "quantize_model", "strip_qat", "quantization_ranges"]
+
+L = keras.layers
+_SAME_SCALE = (L.MaxPooling1D, L.MaxPooling2D, L.Flatten, L.Reshape, L.Dropout,
+               L.ZeroPadding1D, L.ZeroPadding2D, L.Identity)
+_SHARED_RANGE = (L.AveragePooling1D, L.AveragePooling2D)
+_OWN_RANGE = (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.Add, L.Concatenate)
+_ACTIVATIONS = (L.ReLU, L.Activation, L.Softmax)
+_WEIGHTED = (L.Conv1D, L.Conv2D, L.DepthwiseConv2D, L.Dense, L.SeparableConv2D)
+
+#: Layer types `quantize_model` accepts (BatchNormalization only where it folds).
+SUPPORTED_LAYERS = (L.InputLayer, L.BatchNormalization) + _WEIGHTED + _SAME_SCALE + \
+    _SHARED_RANGE + _OWN_RANGE + _ACTIVATIONS
+
+
+def _activation_kind(layer: keras.layers.Layer) -> str | None:
+    """'relu', 'relu6', 'softmax', 'linear' for activation layers, else None."""
+    if isinstance(layer, L.Softmax):
+        return "softmax" if layer.axis in (-1, [-1]) else "softmax-axis"
+    if isinstance(layer, L.ReLU):
+        if layer.negative_slope or layer.threshold:
+            return "leaky"
+        return {None: "relu", 6.0: "relu6"}.get(
+            None if layer.max_value is None else float(layer.max_value), "clipped")
+    if isinstance(layer, L.Activation):
+        return activation_name(layer)
+    return None
+
+
+def _problems(graph: Graph) -> list[str]:
+    problems = []
+    folds = foldable_pairs(graph)
+    for call in graph.calls:
+        layer = call.layer
+        where = f"'{layer.name}' ({type(layer).__name__})"
+        if isinstance(layer, keras.Model):
+            problems.append(f"{where}: nested model; build one flat Functional model")
+        elif not isinstance(layer, SUPPORTED_LAYERS) or isinstance(
+            layer, (L.Conv1DTranspose, L.Conv2DTranspose)
+        ):
+            problems.append(f"{where}: layer type not supported")
+        elif isinstance(layer, L.BatchNormalization) and id(layer) not in folds:
+            problems.append(
+                f"{where}: cannot be folded (it must directly follow a Conv/Depthwise/"
+                "Dense layer with linear activation whose output only it reads)")
+        elif isinstance(layer, L.SeparableConv2D):
+            act = activation_name(layer)
+            if act not in ("linear", "relu", "relu6") or layer.data_format != "channels_last":
+                problems.append(f"{where}: activation '{act}' / data_format "
+                                f"'{layer.data_format}' not supported")
+        elif isinstance(layer, _WEIGHTED):
+            problems += [f"{where}: {p}" for p in wrap_problems(layer)]
+        kind = _activation_kind(layer) if isinstance(layer, _ACTIVATIONS) else None
+        softmax = kind == "softmax" or (
+            isinstance(layer, _WEIGHTED) and activation_name(layer) == "softmax")
+        if kind is not None and kind not in ("relu", "relu6", "linear", "softmax"):
+            problems.append(f"{where}: activation '{kind}' (use relu, relu6, or softmax at "
+                            "the output)")
+        if softmax and not all(id(t) in graph.output_ids for t in call.outputs):
+            problems.append(f"{where}: softmax is only supported as a model output")
+    return problems
+
+
+def _split_separable(layer: L.SeparableConv2D) -> tuple[L.DepthwiseConv2D, L.Conv2D]:
+    """A DepthwiseConv2D + 1x1 Conv2D pair computing what `layer` computes."""
+    dw = L.DepthwiseConv2D(
+        layer.kernel_size, strides=layer.strides, padding=layer.padding,
+        depth_multiplier=layer.depth_multiplier, dilation_rate=layer.dilation_rate,
+        use_bias=False, name=f"{layer.name}_depthwise")
+    pw = L.Conv2D(layer.filters, 1, activation=layer.activation, use_bias=layer.use_bias,
+                  name=layer.name)
+    return dw, pw
+
+
+class _Builder:
+    """Rebuilds a folded graph with wrappers and activation quantizers."""
+
+    def __init__(self, graph: Graph, config: QATConfig) -> None:
+        self.graph = graph
+        self.config = config
+        self.quantizer_of: dict[int, ActivationQuantizer] = {}
+        self.clones: dict[int, keras.layers.Layer] = {}
+
+    def quantizer(self, name: str) -> ActivationQuantizer:
+        return ActivationQuantizer(ema_decay=self.config.ema_decay, name=name)
+
+    def keeps_range(self, call: Call) -> bool:
+        """Whether this call's output gets its own fake quantization."""
+        out = call.outputs[0]
+        nxt = self.graph.sole_consumer(out)
+        if nxt is None:
+            return True
+        if isinstance(nxt.layer, L.Concatenate):
+            return False
+        fusable = isinstance(call.layer, L.Add) or (
+            isinstance(call.layer, _WEIGHTED) and activation_name(call.layer) == "linear")
+        return not (fusable and _activation_kind(nxt.layer) in ("relu", "relu6"))
+
+    def wrap(self, layer, x, *, per_channel: bool, keep: bool, weights: list):
+        inner = layer.__class__.from_config(layer.get_config())
+        wrapper = QuantizeWrapper(inner, per_channel=per_channel, quantize_output=keep,
+                                  ema_decay=self.config.ema_decay, name=f"quant_{layer.name}")
+        y = wrapper(x)
+        inner.set_weights(weights)
+        if wrapper.output_quantizer is not None:
+            self.quantizer_of[id(y)] = wrapper.output_quantizer
+        return y
+
+    def quantize_input(self, x):
+        q = self.quantizer(f"{x._keras_history.operation.name}_quant")  # noqa: SLF001
+        y = q(x)
+        self.quantizer_of[id(y)] = q
+        return y
+
+    def __call__(self, call: Call, args: tuple, kwargs: dict):
+        layer, keep = call.layer, self.keeps_range(call)
+        if isinstance(layer, L.SeparableConv2D):
+            dw, pw = _split_separable(layer)
+            np_ = keras.ops.convert_to_numpy
+            mid = self.wrap(dw, args[0], per_channel=True, keep=True,
+                            weights=[np_(layer.depthwise_kernel)])
+            pw_weights = [np_(layer.pointwise_kernel)] + ([np_(layer.bias)] if layer.use_bias else [])
+            return self.wrap(pw, mid, per_channel=True, keep=keep, weights=pw_weights)
+        if isinstance(layer, _WEIGHTED):
+            per_channel = not isinstance(layer, L.Dense) or self.config.per_channel_dense
+            return self.wrap(layer, args[0], per_channel=per_channel, keep=keep,
+                             weights=layer.get_weights())
+        new = self.clones.get(id(layer))
+        if new is None:
+            new = self.clones[id(layer)] = layer.__class__.from_config(layer.get_config())
+        y = new(*args, **kwargs)
+        source = self.quantizer_of.get(id(keras.tree.flatten(args)[0]))
+        if isinstance(layer, _SAME_SCALE) or _activation_kind(layer) in ("linear", "softmax"):
+            if source is not None and _activation_kind(layer) != "softmax":
+                self.quantizer_of[id(y)] = source
+            return y
+        if isinstance(layer, _SHARED_RANGE) and source is not None:
+            z = source(y, update=False)
+            self.quantizer_of[id(z)] = source
+            return z
+        if not keep:
+            return y
+        q = self.quantizer(f"{layer.name}_quant")
+        z = q(y)
+        self.quantizer_of[id(z)] = q
+        return z
+
+
+def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras.Model:
+    """Return a copy of `model` that trains under simulated TFLite int8 inference.
+
+    Fine-tune the result with ``fit`` (a few epochs at a lower learning rate
+    than float training), then convert it directly:
+    ``tinycompress.convert(qat_model, calibration_samples)``; the int8 scales in
+    the flatbuffer are the trained ranges (the samples are only read by the
+    converter's checks). BatchNormalization is folded first, with its moving
+    statistics at the time of the call.
+
+    Args:
+        model: a Functional or Sequential Keras model using only
+            `SUPPORTED_LAYERS`.
+        config: a `QATConfig`. Default None: ``QATConfig()``.
+
+    Returns:
+        A new Functional model (the input model is unchanged) with
+        `QuantizeWrapper` and `ActivationQuantizer` layers; it saves and
+        reloads as ``.keras`` with its ranges.
+
+    Raises:
+        UnsupportedLayerError: listing every layer that cannot be simulated,
+            before anything is built.
+        QuantizationError: the model is subclassed or has no defined input.
+
+    Example:
+        >>> import keras
+        >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
+        ...                       keras.layers.Dense(2), keras.layers.Softmax()])
+        >>> q = quantize_model(m)
+        >>> [type(l).__name__ for l in q.layers]
+        ['InputLayer', 'ActivationQuantizer', 'QuantizeWrapper', 'QuantizeWrapper', 'Softmax']
+    """
+    config = config or QATConfig()
+    problems = _problems(Graph(model))
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise UnsupportedLayerError(
+            f"quantize_model cannot simulate int8 inference of {len(problems)} layer(s) "
+            f"of '{model.name}':\n{lines}\nReplace them with supported layers "
+            "(tinycompress.quantization.SUPPORTED_LAYERS) before training."
+        )
+    graph = Graph(fold_batchnorm(model))
+    builder = _Builder(graph, config)
+    return graph.rebuild(builder, input_fn=builder.quantize_input, name=f"{model.name}_qat")
+
+
+def strip_qat(model: keras.Model) -> keras.Model:
+    """Remove quantization simulation: the float model with the trained weights.
+
+    Use it to keep training in float or to inspect weights; to deploy, convert
+    the QAT model itself (stripping drops the trained ranges).
+
+    Args:
+        model: a model returned by `quantize_model` (possibly trained/reloaded).
+
+    Returns:
+        A Functional model of plain Keras layers (SeparableConv2D stays split
+        into DepthwiseConv2D + Conv2D, BatchNormalization stays folded).
+
+    Raises:
+        QuantizationError: the model is subclassed or has no defined input.
+
+    Example:
+        >>> import keras
+        >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+        >>> [type(l).__name__ for l in strip_qat(quantize_model(m)).layers]
+        ['InputLayer', 'Dense']
+    """
+    graph = Graph(model)
+    clones: dict[int, keras.layers.Layer] = {}
+
+    def call_fn(call: Call, args: tuple, kwargs: dict):
+        layer = call.layer
+        if isinstance(layer, ActivationQuantizer):
+            return args[0]
+        source = layer.layer if isinstance(layer, QuantizeWrapper) else layer
+        new = clones.get(id(layer))
+        first = new is None
+        if first:
+            new = clones[id(layer)] = source.__class__.from_config(source.get_config())
+        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        y = new(*args, **kwargs)
+        if first:
+            new.set_weights(source.get_weights())
+        return y
+
+    name = model.name[:-4] if model.name.endswith("_qat") else model.name
+    return graph.rebuild(call_fn, name=name)
+
+
+def quantization_ranges(model: keras.Model) -> dict[str, tuple[float, float]]:
+    """Trained activation ranges of a QAT model, by quantizer name.
+
+    Args:
+        model: a model returned by `quantize_model`.
+
+    Returns:
+        ``{quantizer name: (min, max)}``; the int8 scale of the matching
+        tensor in the converted model is ``(max - min) / 255``.
+
+    Example:
+        >>> import keras
+        >>> q = quantize_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+        >>> sorted(quantization_ranges(q).values())
+        [(-6.0, 6.0), (-6.0, 6.0)]
+    """
+    ranges = {}
+    for layer in model.layers:
+        q = layer.output_quantizer if isinstance(layer, QuantizeWrapper) else layer
+        if isinstance(q, ActivationQuantizer):
+            ranges[q.name] = q.range
+    return ranges

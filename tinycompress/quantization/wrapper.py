@@ -1,0 +1,167 @@
+"""`QuantizeWrapper`: run a Conv/Depthwise/Dense layer with an int8 kernel.
+
+The wrapper owns the float layer (whose kernel keeps training), fake-quantizes
+its kernel on every call, computes the layer with that kernel, applies the
+layer's activation and, when TFLite will store the result as its own tensor,
+fake-quantizes the output with an `ActivationQuantizer`. Pruning and clustering
+reach the float kernel through `get_prunable_weights`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.quantization.quantizers import ActivationQuantizer, fake_quant_kernel
+
+__all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "QuantizeWrapper"]
+
+#: Layers whose kernel `QuantizeWrapper` fake-quantizes.
+WRAPPABLE_LAYERS = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.Dense,
+)
+#: Activations TFLite fuses into the layer (the output range is taken after them).
+FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
+
+
+def activation_name(layer: keras.layers.Layer) -> str:
+    """Serialized name of a layer's ``activation`` (e.g. ``"relu"``)."""
+    name = keras.activations.serialize(layer.activation)
+    return name if isinstance(name, str) else str(name)
+
+
+def wrap_problems(layer: keras.layers.Layer) -> list[str]:
+    """Reasons `layer` cannot be wrapped (empty when it can)."""
+    problems = []
+    if not isinstance(layer, WRAPPABLE_LAYERS) or isinstance(
+        layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
+    ):
+        problems.append(f"{type(layer).__name__} has no int8 QAT kernel here")
+        return problems
+    act = activation_name(layer)
+    if act not in FUSED_ACTIVATIONS + ("softmax",):
+        problems.append(f"activation '{act}' (use linear, relu, relu6, or softmax at the output)")
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        problems.append("data_format='channels_first' (TFLite runs channels_last)")
+    if getattr(layer, "groups", 1) != 1:
+        problems.append(f"groups={layer.groups} (grouped convolution)")
+    return problems
+
+
+@keras.saving.register_keras_serializable(package="tinycompress")
+class QuantizeWrapper(keras.layers.Wrapper):
+    """Simulate TFLite int8 inference of a Conv1D/Conv2D/DepthwiseConv2D/Dense layer.
+
+    Args:
+        layer: the float layer to wrap (see `WRAPPABLE_LAYERS`).
+        per_channel: quantize the kernel per output channel. Default True
+            (TFLite does so for convolutions; pass False for per-tensor Dense).
+        quantize_output: add an `ActivationQuantizer` on the output (after a
+            fused ReLU/ReLU6, before a softmax). Default True; False when the
+            next layer's range covers this tensor (a following ReLU or
+            Concatenate).
+        ema_decay: `ActivationQuantizer` moving-average decay. Default 0.99.
+        **kwargs: `keras.layers.Layer` arguments (``name``...).
+
+    Raises:
+        UnsupportedLayerError: the layer type, activation, data format or
+            groups cannot be simulated.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> w = QuantizeWrapper(keras.layers.Dense(2), per_channel=False)
+        >>> y = w(np.ones((1, 3), "float32"), training=True)
+        >>> [v.name for v in w.get_prunable_weights()]
+        ['kernel']
+    """
+
+    def __init__(
+        self,
+        layer: keras.layers.Layer,
+        per_channel: bool = True,
+        quantize_output: bool = True,
+        ema_decay: float = 0.99,
+        **kwargs,
+    ) -> None:
+        super().__init__(layer, **kwargs)
+        problems = wrap_problems(layer)
+        if problems:
+            raise UnsupportedLayerError(
+                f"cannot quantize layer '{layer.name}': {'; '.join(problems)}. "
+                "Change the layer or keep it out of quantize_model."
+            )
+        self.per_channel = bool(per_channel)
+        self.quantize_output = bool(quantize_output) or activation_name(layer) == "softmax"
+        self.ema_decay = float(ema_decay)
+        self.output_quantizer = (
+            ActivationQuantizer(ema_decay=ema_decay, name=f"{self.name}_output")
+            if self.quantize_output else None
+        )
+
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
+        if self.output_quantizer is not None and not self.output_quantizer.built:
+            self.output_quantizer.build(self.layer.compute_output_shape(input_shape))
+        self.built = True
+
+    def get_prunable_weights(self) -> list:
+        """The float kernel, for pruning and clustering callbacks."""
+        return [self.layer.kernel]
+
+    def _kernel(self):
+        layer = self.layer
+        kernel = layer.kernel
+        if isinstance(layer, keras.layers.Conv1D):
+            # TFLite runs Conv1D as CONV_2D on (1, k, in, out) kernels; quantize
+            # that tensor so the per-channel axis is the converter's.
+            kernel = ops.expand_dims(kernel, 0)
+        return fake_quant_kernel(
+            kernel,
+            per_channel=self.per_channel,
+            depthwise=isinstance(layer, keras.layers.DepthwiseConv2D),
+        )
+
+    def _linear(self, x, kernel):
+        layer = self.layer
+        if isinstance(layer, keras.layers.Dense):
+            y = ops.matmul(x, kernel)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            y = ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+                                   dilation_rate=layer.dilation_rate)
+        elif isinstance(layer, keras.layers.Conv1D):
+            padding = layer.padding
+            if padding == "causal":
+                left = layer.dilation_rate[0] * (layer.kernel_size[0] - 1)
+                x = ops.pad(x, [[0, 0], [left, 0], [0, 0]])
+                padding = "valid"
+            y = ops.conv(ops.expand_dims(x, 1), kernel, strides=[1, layer.strides[0]],
+                         padding=padding, dilation_rate=[1, layer.dilation_rate[0]])
+            y = ops.squeeze(y, 1)
+        else:
+            y = ops.conv(x, kernel, strides=list(layer.strides), padding=layer.padding,
+                         dilation_rate=layer.dilation_rate)
+        return y + layer.bias if layer.use_bias else y
+
+    def call(self, inputs, training=None):
+        y = self._linear(inputs, self._kernel())
+        if activation_name(self.layer) == "softmax":
+            return ops.softmax(self.output_quantizer(y, training=training), axis=-1)
+        y = self.layer.activation(y)
+        if self.output_quantizer is not None:
+            y = self.output_quantizer(y, training=training)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "per_channel": self.per_channel,
+            "quantize_output": self.quantize_output,
+            "ema_decay": self.ema_decay,
+        }
