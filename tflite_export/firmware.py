@@ -1,0 +1,434 @@
+"""Firmware projects with an on-device self-test, rendered from `firmware_templates`.
+
+`write_firmware_project` writes a complete project for one target:
+
+* ``cmake``: host build and a Cortex-M build (toolchain file), TFLM from a local
+  checkout or ``FetchContent``;
+* ``cortex-m``: bare-metal Makefile project (startup code, linker script for a
+  configurable memory map, semihosting output), runnable under
+  ``qemu-system-arm -M mps2-an386``;
+* ``arduino``: a sketch folder for the TFLM Arduino library;
+* ``zephyr``: an application for Zephyr's TFLM module;
+* ``esp-idf``: a project depending on ``espressif/esp-tflite-micro``.
+
+Each ``main`` runs the model once on a golden input, compares every output value
+with the output the host TFLM interpreter produced, and prints PASS/FAIL, the
+arena used and the inference time; two marked USER CODE functions take the
+user's sensor input and output handling. The files are deterministic and hold no
+path of the machine that generated them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+import firmware_templates
+from tflite_export import _flatbuffer as fb
+from tflite_export.emit_c import (
+    BYTES_PER_LINE,
+    _comment,
+    _float_literal,
+    c_identifier,
+    emit_c_sources,
+    used_operators,
+)
+from tflite_export.errors import EmitError
+from tflite_export.io_details import input_details, output_details
+from tflite_export.tflm_ops import CUSTOM_RESOLVER_METHODS
+
+__all__ = ["TARGETS", "BOARDS", "TFLM_COMMIT", "Board", "resolve_board", "render_project",
+           "write_firmware_project"]
+
+TARGETS = firmware_templates.TARGETS
+
+#: tflite-micro commit the ``cmake`` target fetches when no ``TFLM_DIR`` is given
+#: (the one the projects were tested against).
+TFLM_COMMIT = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
+
+_CPUS = {  # cpu -> (TFLM TARGET_ARCH with FPU, without FPU)
+    "cortex-m4": ("cortex-m4+fp", "cortex-m4"),
+    "cortex-m7": ("cortex-m7+fp", "cortex-m7"),
+}
+_MiB = 1 << 20
+
+#: Memory maps of boards QEMU emulates (ZBT SSRAM as flash at 0, SSRAM2/3 as RAM).
+BOARDS: dict[str, dict] = {
+    "mps2-an386": {"cpu": "cortex-m4", "flash_origin": 0x0, "flash_size": 4 * _MiB,
+                   "ram_origin": 0x20000000, "ram_size": 4 * _MiB, "qemu_machine": "mps2-an386"},
+    "mps2-an500": {"cpu": "cortex-m7", "flash_origin": 0x0, "flash_size": 4 * _MiB,
+                   "ram_origin": 0x20000000, "ram_size": 4 * _MiB, "qemu_machine": "mps2-an500"},
+}
+
+#: Custom operators each target's TFLM package is known to lack (LUT compression's
+#: DECODE and the signal library are recent TFLM additions).
+_TARGET_LACKS = {
+    "arduino": {"TFLM_DECODE"} | {k for k in CUSTOM_RESOLVER_METHODS if k.startswith("Signal")},
+    "zephyr": {"TFLM_DECODE"},
+    "esp-idf": {"TFLM_DECODE"},
+}
+_COMPRESSION_TARGETS = ("cmake", "cortex-m")
+
+# target -> (folder of the model sources, array-source language, {template: output path})
+_LAYOUT: dict[str, tuple[str, str, dict[str, str]]] = {
+    "cmake": ("src", "c++", {
+        "cmake/CMakeLists.txt.j2": "CMakeLists.txt",
+        "cmake/README.md.j2": "README.md",
+        "cmake/cmake/tflm.cmake.j2": "cmake/tflm.cmake",
+        "cmake/cmake/arm-none-eabi.cmake.j2": "cmake/arm-none-eabi.cmake",
+        "cmake/src/main.cc.j2": "src/main.cc",
+        "cortex-m/linker.ld.j2": "linker.ld",
+        "cortex-m/startup.c.j2": "src/startup.c",
+        "cortex-m/semihost.c.j2": "src/semihost.c",
+        "cortex-m/semihost.h.j2": "src/semihost.h",
+    }),
+    "cortex-m": ("src", "c++", {
+        "cortex-m/Makefile.j2": "Makefile",
+        "cortex-m/README.md.j2": "README.md",
+        "cortex-m/linker.ld.j2": "linker.ld",
+        "cortex-m/main.cc.j2": "src/main.cc",
+        "cortex-m/startup.c.j2": "src/startup.c",
+        "cortex-m/semihost.c.j2": "src/semihost.c",
+        "cortex-m/semihost.h.j2": "src/semihost.h",
+    }),
+    "arduino": ("{ident}_selftest", "c", {
+        "arduino/README.md.j2": "README.md",
+        "arduino/sketch/sketch.ino.j2": "{ident}_selftest/{ident}_selftest.ino",
+    }),
+    "zephyr": ("src", "c++", {
+        "zephyr/CMakeLists.txt.j2": "CMakeLists.txt",
+        "zephyr/prj.conf.j2": "prj.conf",
+        "zephyr/README.md.j2": "README.md",
+        "zephyr/src/main.cc.j2": "src/main.cc",
+    }),
+    "esp-idf": ("main", "c++", {
+        "esp-idf/CMakeLists.txt.j2": "CMakeLists.txt",
+        "esp-idf/sdkconfig.defaults.j2": "sdkconfig.defaults",
+        "esp-idf/README.md.j2": "README.md",
+        "esp-idf/main/CMakeLists.txt.j2": "main/CMakeLists.txt",
+        "esp-idf/main/idf_component.yml.j2": "main/idf_component.yml",
+        "esp-idf/main/main.cc.j2": "main/main.cc",
+    }),
+}
+
+
+@dataclass(frozen=True)
+class Board:
+    """A Cortex-M memory map for the ``cortex-m`` and ``cmake`` targets.
+
+    Attributes:
+        name: board name (used in comments and READMEs).
+        cpu: ``"cortex-m4"`` or ``"cortex-m7"``.
+        flash_origin, flash_size: code and read-only data region, bytes.
+        ram_origin, ram_size: data, tensor arena, heap and stack region, bytes.
+        stack_size: main stack bytes, at the top of RAM. Default 16 KiB.
+        heap_size: heap bytes (newlib). Default 8 KiB.
+        float_abi: ``"hard"`` (FPU, default) or ``"soft"``.
+        qemu_machine: QEMU ``-M`` machine that emulates the board, or None.
+    """
+
+    name: str
+    cpu: str
+    flash_origin: int
+    flash_size: int
+    ram_origin: int
+    ram_size: int
+    stack_size: int = 16 * 1024
+    heap_size: int = 8 * 1024
+    float_abi: str = "hard"
+    qemu_machine: str | None = None
+
+    @property
+    def tflm_arch(self) -> str:
+        """TFLM Makefile ``TARGET_ARCH`` for this CPU and float ABI."""
+        return _CPUS[self.cpu][0 if self.float_abi == "hard" else 1]
+
+
+def resolve_board(board: str | dict | Board) -> Board:
+    """Turn a preset name, a dict or a `Board` into a validated `Board`.
+
+    Args:
+        board: a name in `BOARDS`, a dict with `Board`'s fields (``name`` optional),
+            or a `Board`.
+
+    Returns:
+        The board.
+
+    Raises:
+        EmitError: unknown preset, unknown or missing field, bad CPU, float ABI,
+            size or overlapping regions.
+
+    Example:
+        >>> resolve_board("mps2-an386").tflm_arch
+        'cortex-m4+fp'
+    """
+    if isinstance(board, Board):
+        fields = dict(board.__dict__)
+    elif isinstance(board, str):
+        if board not in BOARDS:
+            raise EmitError(
+                f"expected a board preset in {sorted(BOARDS)} or a dict memory map. "
+                f"Received board={board!r}. Pass e.g. board={{'cpu': 'cortex-m4', 'flash_origin': "
+                "0x08000000, 'flash_size': 1048576, 'ram_origin': 0x20000000, 'ram_size': 196608}."
+            )
+        fields = {"name": board, **BOARDS[board]}
+    elif isinstance(board, dict):
+        fields = {"name": "custom-board", **board}
+    else:
+        raise EmitError(f"expected board as a str, dict or Board. Received {type(board).__name__}.")
+    known = set(Board.__dataclass_fields__)
+    if set(fields) - known:
+        raise EmitError(f"unknown board fields {sorted(set(fields) - known)}; expected among {sorted(known)}.")
+    try:
+        result = Board(**fields)
+    except TypeError as e:
+        raise EmitError(f"the board dict misses fields: {e}. Required: cpu, flash_origin, "
+                        "flash_size, ram_origin, ram_size.") from e
+    if result.cpu not in _CPUS:
+        raise EmitError(f"expected cpu in {sorted(_CPUS)}. Received cpu={result.cpu!r}.")
+    if result.float_abi not in ("hard", "soft"):
+        raise EmitError(f"expected float_abi 'hard' or 'soft'. Received {result.float_abi!r}.")
+    for key in ("flash_origin", "flash_size", "ram_origin", "ram_size", "stack_size", "heap_size"):
+        value = getattr(result, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 32 or (
+            key.endswith("size") and value == 0
+        ):
+            raise EmitError(f"expected board {key} as an int in [0, 2**32) (sizes > 0). Received {value!r}.")
+    f0, f1 = result.flash_origin, result.flash_origin + result.flash_size
+    r0, r1 = result.ram_origin, result.ram_origin + result.ram_size
+    if max(f1, r1) > 1 << 32 or (f0 < r1 and r0 < f1):
+        raise EmitError(
+            f"expected FLASH and RAM regions inside 32-bit space and not overlapping. Received "
+            f"FLASH [{f0:#x}, {f1:#x}), RAM [{r0:#x}, {r1:#x})."
+        )
+    return result
+
+
+def _rows(values: np.ndarray, dtype: str) -> list[str]:
+    flat = values.reshape(-1)
+    if dtype == "float32":
+        items = [_float_literal(float(v)) for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    return [", ".join(items[i : i + BYTES_PER_LINE]) + "," for i in range(0, len(items), BYTES_PER_LINE)]
+
+
+def _as_list(x) -> list[np.ndarray]:
+    return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
+
+
+def _golden(model: bytes, golden_input, golden_output) -> tuple[list, list]:
+    from tflite_export.runtime import run_tflm
+
+    ins, outs = input_details(model), output_details(model)
+    xs = _as_list(golden_input)
+    if len(xs) != len(ins):
+        raise EmitError(f"expected {len(ins)} golden input array(s), one per model input. Received {len(xs)}.")
+    for i, (x, t) in enumerate(zip(xs, ins)):
+        if x.dtype != np.dtype(t.dtype) or x.size != int(np.prod(t.shape)):
+            raise EmitError(
+                f"expected golden input {i} as {t.dtype} with {int(np.prod(t.shape))} values (shape "
+                f"{t.shape}). Received {x.dtype} with {x.size}. Quantize float samples with "
+                "tflite_export.quantize(x, model)."
+            )
+    host = run_tflm(model, [x.reshape((1, *t.shape[1:]) if t.shape else (1,)) for x, t in zip(xs, ins)])
+    host = _as_list(host)
+    if golden_output is not None:
+        given = _as_list(golden_output)
+        if len(given) != len(host) or any(
+            g.size != h.size or not np.array_equal(g.reshape(-1), h.reshape(-1)) for g, h in zip(given, host)
+        ):
+            raise EmitError(
+                "expected golden_output equal to the host TFLM output for golden_input. Received "
+                "different values. Pass golden_output=None to have it computed."
+            )
+    return xs, [h.reshape(-1) for h in host]
+
+
+def _model_is_compressed(model: bytes) -> bool:
+    m = fb.unpack(model)
+    names = {(x.name.decode() if isinstance(x.name, bytes) else x.name) for x in (m.metadata or [])}
+    return "COMPRESSION_METADATA" in names or any(c == "TFLM_DECODE" for _, c, _ in used_operators(model))
+
+
+def _check_out_dir(out_dir: Path) -> Path:
+    out = Path(os.path.abspath(out_dir))
+    guarded = [Path(firmware_templates.__file__).parent, Path(__file__).parent]
+    spec = importlib.util.find_spec("tinycompress")
+    if spec is not None and spec.origin:
+        guarded.append(Path(spec.origin).parent)
+    for pkg in guarded:
+        pkg = Path(os.path.abspath(pkg))
+        if out == pkg or pkg in out.parents:
+            raise EmitError(
+                f"expected an output directory outside the installed packages. Received {out_dir}, "
+                f"inside {pkg.name}/. Write the project elsewhere, e.g. ./firmware."
+            )
+    return out
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda path: firmware_templates.read_template(path)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_project(
+    model_bytes: bytes,
+    target: str,
+    *,
+    name: str = "model",
+    golden_input,
+    golden_output=None,
+    arena_size: int,
+    board: str | dict | Board = "mps2-an386",
+    compressed: bool = False,
+) -> dict[str, str]:
+    """Render every file of a firmware project, in memory; see `write_firmware_project`.
+
+    Returns:
+        Relative path (``/`` separators) -> file text, sorted by path.
+    """
+    if target not in TARGETS:
+        raise EmitError(f"expected target in {TARGETS}. Received target={target!r}.")
+    model = bytes(model_bytes)
+    ident = c_identifier(name)
+    the_board = resolve_board(board)
+    compressed = bool(compressed) or _model_is_compressed(model)
+    lacking = sorted(
+        {c for _, c, _ in used_operators(model) if c is not None} & _TARGET_LACKS.get(target, set())
+    )
+    if lacking or (compressed and target not in _COMPRESSION_TARGETS):
+        raise EmitError(
+            f"the {target} TFLM package lacks what this model needs "
+            f"({', '.join(lacking) or 'LUT compression (USE_TFLM_COMPRESSION)'}). Use target "
+            f"{' or '.join(_COMPRESSION_TARGETS)} with a recent TFLM checkout, or export without "
+            "LUT compression."
+        )
+    src_dir, language, layout = _LAYOUT[target]
+    src_dir = src_dir.format(ident=ident)
+    xs, ys = _golden(model, golden_input, golden_output)
+    ins, outs = input_details(model), output_details(model)
+    with tempfile.TemporaryDirectory(prefix="tinycompress-c-") as tmp:
+        files = {
+            f"{src_dir}/{p.name}": p.read_text()
+            for p in emit_c_sources(model, tmp, name=name, arena_size=arena_size, language=language)
+        }
+    context = {
+        "name_comment": _comment(name),
+        "ident": ident,
+        "MACRO": ident.upper(),
+        "inputs": [{"dtype": t.dtype, "golden_rows": _rows(x, t.dtype)} for t, x in zip(ins, xs)],
+        "outputs": [{"dtype": t.dtype, "golden_rows": _rows(y, t.dtype)} for t, y in zip(outs, ys)],
+        "arena_size": int(arena_size),
+        "model_size": len(model),
+        "compressed": compressed,
+        "board": the_board,
+        "tflm_commit": TFLM_COMMIT,
+    }
+    env = _environment()
+    templates = {
+        "common/golden.h.j2": f"{src_dir}/{ident}_golden.h",
+        "common/golden.c.j2": f"{src_dir}/{ident}_golden.c",
+        **{k: v.format(ident=ident) for k, v in layout.items()},
+    }
+    for template, path in templates.items():
+        files[path] = env.get_template(template).render(context)
+    return dict(sorted(files.items()))
+
+
+def write_firmware_project(
+    model_bytes: bytes,
+    out_dir: str | os.PathLike,
+    target: str,
+    *,
+    name: str = "model",
+    golden_input,
+    golden_output=None,
+    arena_size: int,
+    board: str | dict | Board = "mps2-an386",
+    compressed: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a firmware project whose ``main`` proves on the device that the model runs as on the host.
+
+    Everything is rendered and checked before anything is written; the project
+    appears at ``out_dir`` in one ``os.replace`` of a sibling temporary folder.
+
+    Args:
+        model_bytes: `.tflite` flatbuffer bytes (full-integer, TFLM ops only).
+        out_dir: project folder to create (must not exist unless ``overwrite``, and
+            must lie outside the installed packages).
+        target: one of `TARGETS`.
+        name: model name, used for file and symbol names (see
+            `tflite_export.emit_c.c_identifier`). Default ``"model"``.
+        golden_input: one sample per model input, in the input dtype (e.g. int8
+            from `tflite_export.quantize`), with or without the batch axis; an
+            array, or a list of arrays for several inputs.
+        golden_output: the expected outputs; default None computes them on the
+            host TFLM interpreter. When given they must equal that run.
+        arena_size: tensor arena bytes (``measure_arena(model).emitted_bytes``).
+        board: memory map for ``cortex-m`` / ``cmake``: a `BOARDS` preset name, a
+            dict of `Board` fields, or a `Board`. Default ``"mps2-an386"`` (Cortex-M4).
+        compressed: build TFLM with ``USE_TFLM_COMPRESSION``. Default False; set
+            anyway when the model holds LUT-compressed tensors.
+        overwrite: replace an existing ``out_dir``. Default False.
+
+    Returns:
+        The project folder.
+
+    Raises:
+        EmitError: unknown target, bad board, bad golden arrays, output folder
+            inside a package or already present, or a model the target's TFLM
+            cannot run (custom ops, compression).
+        UnsupportedModelError: an operator without a TFLM kernel.
+        ModelFormatError: the bytes are not a valid model.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from tflite_export.testing import tiny_model
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     p = write_firmware_project(tiny_model(), f"{d}/fw", "cortex-m",
+        ...                                golden_input=np.zeros(4, np.int8), arena_size=2048)
+        ...     sorted(f.name for f in p.iterdir())
+        ['Makefile', 'README.md', 'linker.ld', 'src']
+    """
+    out = _check_out_dir(Path(out_dir))
+    if out.exists() and not overwrite:
+        raise EmitError(f"expected a new output folder. Received {out_dir}, which exists; "
+                        "pass overwrite=True or choose another folder.")
+    files = render_project(
+        model_bytes, target, name=name, golden_input=golden_input, golden_output=golden_output,
+        arena_size=arena_size, board=board, compressed=compressed,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "project")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
