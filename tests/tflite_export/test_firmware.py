@@ -1,0 +1,244 @@
+"""Firmware projects: rendering, golden data, compile/link checks, and (with TFLM_DIR) real builds."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.elf.elffile import ELFFile
+
+import firmware_templates
+from tflite_export.errors import EmitError
+from tflite_export.firmware import (
+    BOARDS,
+    TARGETS,
+    _LAYOUT,
+    render_project,
+    resolve_board,
+    write_firmware_project,
+)
+from tflite_export.io_details import quantize
+from tflite_export.runtime import run_tflm
+from tflite_export.testing import tiny_model
+
+WARN = ["-Wall", "-Wextra", "-Werror"]
+ARM = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2"]
+GOLDEN_IN = np.array([10, -20, 30, 5], np.int8)
+
+
+def _sh(*cmd, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is required (apt-get install gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    return path
+
+
+def _golden_values(text: str, array: str) -> list[int]:
+    body = re.search(re.escape(array) + r"\[[^]]*\] = \{(.*?)\};", text, re.S).group(1)
+    return [int(v) for v in re.findall(r"-?\d+", body)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_renders_completely_and_deterministically(tmp_path, target):
+    a = render_project(tiny_model(), target, name="kws", golden_input=GOLDEN_IN, arena_size=2048)
+    b = render_project(tiny_model(), target, name="kws", golden_input=GOLDEN_IN, arena_size=2048)
+    assert a == b
+    used = set(_LAYOUT[target][2]) | {"common/golden.h.j2", "common/golden.c.j2"}
+    assert {f"{target}/{t}" for t in firmware_templates.template_files(target)} <= used
+    for path, text in a.items():
+        assert not re.search(r"\{\{|\{%|\{#|%\}", text), f"unrendered placeholder in {path}"
+        assert "/tmp" not in text and "/work" not in text and str(Path.home()) not in text
+    assert any(p.endswith("README.md") for p in a)
+    sources = "\n".join(t for p, t in a.items() if p.endswith((".cc", ".ino")))
+    assert "USER CODE: sensor input" in sources and "USER CODE: output handling" in sources
+    assert "tinycompress self-test: PASS" in sources and "arena_used_bytes()" in sources
+    out = write_firmware_project(tiny_model(), tmp_path / "fw", target, name="kws",
+                                 golden_input=GOLDEN_IN, arena_size=2048)
+    written = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert written == a
+    assert [p.name for p in tmp_path.iterdir()] == ["fw"]  # no temporary folder left
+
+
+def test_arduino_sketch_folder_matches_ino_name():
+    files = render_project(tiny_model(), "arduino", name="kws", golden_input=GOLDEN_IN, arena_size=2048)
+    assert "kws_selftest/kws_selftest.ino" in files and "kws_selftest/kws_data.c" in files
+    assert "tflite-micro-arduino-examples" in files["README.md"]
+
+
+def test_golden_arrays_match_host_tflm(converted):
+    model = converted("cnn")
+    x = quantize(np.random.default_rng(1).random((1, 12, 12, 1), dtype=np.float32), model)
+    files = render_project(model, "cortex-m", golden_input=x[0], arena_size=8192)
+    golden = files["src/model_golden.c"]
+    assert _golden_values(golden, "g_model_golden_input0") == x.reshape(-1).tolist()
+    expected = np.asarray(run_tflm(model, x)).reshape(-1).tolist()
+    assert _golden_values(golden, "g_model_golden_output0") == expected
+    # a wrong expected output is refused
+    with pytest.raises(EmitError, match="host TFLM output"):
+        render_project(model, "cortex-m", golden_input=x[0], golden_output=np.zeros(10, np.int8) + 99,
+                       arena_size=8192)
+
+
+@pytest.mark.parametrize("compiler, flags", [("gcc", ["-O2"]), ("arm-none-eabi-gcc", ARM)])
+def test_sources_without_tflm_compile(tmp_path, compiler, flags):
+    cc = _need(compiler)
+    out = write_firmware_project(tiny_model(), tmp_path / "fw", "arduino", name="kws",
+                                 golden_input=GOLDEN_IN, arena_size=2048)
+    src = out / "kws_selftest"
+    for c in ("kws_data.c", "kws_golden.c"):
+        _sh(cc, *WARN, *flags, "-std=c11", "-I", src, "-c", src / c, "-o", tmp_path / (c + ".o"))
+    if compiler.startswith("arm"):
+        cm = write_firmware_project(tiny_model(), tmp_path / "cm", "cortex-m", name="kws",
+                                    golden_input=GOLDEN_IN, arena_size=2048)
+        for c in ("startup.c", "semihost.c"):
+            _sh(cc, *WARN, *flags, "-std=c11", "-I", cm / "src", "-c", cm / "src" / c, "-o", tmp_path / (c + ".o"))
+
+
+_BOARDS = [
+    "mps2-an386",
+    {"name": "stm32f746", "cpu": "cortex-m7", "flash_origin": 0x08000000, "flash_size": 1 << 20,
+     "ram_origin": 0x20000000, "ram_size": 320 * 1024, "stack_size": 8192},
+]
+
+
+@pytest.mark.parametrize("board", _BOARDS, ids=["mps2-an386", "custom-m7"])
+def test_startup_and_linker_script_link_to_the_board_memory_map(tmp_path, board):
+    cc = _need("arm-none-eabi-gcc")
+    b = resolve_board(board)
+    out = write_firmware_project(tiny_model(), tmp_path / "fw", "cortex-m", golden_input=GOLDEN_IN,
+                                 arena_size=2048, board=board)
+    (tmp_path / "hello.c").write_text(
+        '#include "semihost.h"\nint main(void);\nint main(void) { semihost_write("hello from startup\\n"); return 0; }\n'
+    )
+    arch = ["-mcpu=" + b.cpu, "-mthumb", "-mfloat-abi=hard", "-mfpu=auto", "-O2"]
+    elf = tmp_path / "hello.elf"
+    _sh(cc, *WARN, *arch, "-std=c11", "-I", out / "src", out / "src/startup.c", out / "src/semihost.c",
+        tmp_path / "hello.c", "-T", out / "linker.ld", "-nostartfiles", "-Wl,--gc-sections",
+        "--specs=nano.specs", "--specs=nosys.specs", "-o", elf)
+    flash = range(b.flash_origin, b.flash_origin + b.flash_size)
+    ram = range(b.ram_origin, b.ram_origin + b.ram_size)
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        vectors = e.get_section_by_name(".isr_vector")
+        assert vectors["sh_addr"] == b.flash_origin
+        initial_sp, reset = np.frombuffer(vectors.data()[:8], "<u4")
+        assert initial_sp == b.ram_origin + b.ram_size and reset - 1 in flash
+        for s in e.iter_sections():
+            if s["sh_flags"] & 2 and s["sh_size"]:  # SHF_ALLOC
+                region = ram if s.name in (".data", ".bss", ".heap") else flash
+                assert s["sh_addr"] in region and s["sh_addr"] + s["sh_size"] - 1 in region, s.name
+        for seg in e.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                assert seg["p_paddr"] in flash  # everything loaded lies in flash
+    qemu = shutil.which("qemu-system-arm")
+    if qemu and b.qemu_machine:
+        run = _sh(qemu, "-M", b.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
+                  "-semihosting", "-kernel", elf, timeout=60)
+        assert "hello from startup" in run.stdout + run.stderr  # QEMU's semihosting console is stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"target": "stm32cube"}, "expected target"),
+     ({"board": "nucleo"}, "board preset"),
+     ({"board": {"cpu": "cortex-m4", "flash_origin": 0, "flash_size": 1024}}, "misses fields"),
+     ({"board": {"cpu": "cortex-m0", "flash_origin": 0, "flash_size": 1024, "ram_origin": 4096,
+                 "ram_size": 1024}}, "cpu"),
+     ({"board": {"cpu": "cortex-m4", "flash_origin": 0, "flash_size": 8192, "ram_origin": 4096,
+                 "ram_size": 1024}}, "overlapping"),
+     ({"golden_input": np.zeros(4, np.float32)}, "quantize"),
+     ({"golden_input": np.zeros(5, np.int8)}, "5"),
+     ({"arena_size": 0}, "arena_size")],
+)
+def test_bad_arguments_write_nothing(tmp_path, kwargs, match):
+    args = {"target": "cortex-m", "golden_input": GOLDEN_IN, "arena_size": 2048, **kwargs}
+    target = args.pop("target")
+    with pytest.raises(EmitError, match=match):
+        write_firmware_project(tiny_model(), tmp_path / "fw", target, **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_inside_a_package_is_refused():
+    inside = Path(firmware_templates.__file__).parent / "fw"
+    with pytest.raises(EmitError, match="outside the installed packages"):
+        write_firmware_project(tiny_model(), inside, "cmake", golden_input=GOLDEN_IN, arena_size=2048)
+    assert not inside.exists()
+
+
+def test_existing_folder_needs_overwrite(tmp_path):
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "fw" / "old.txt").write_text("x")
+    with pytest.raises(EmitError, match="overwrite=True"):
+        write_firmware_project(tiny_model(), tmp_path / "fw", "zephyr", golden_input=GOLDEN_IN, arena_size=2048)
+    out = write_firmware_project(tiny_model(), tmp_path / "fw", "zephyr", golden_input=GOLDEN_IN,
+                                 arena_size=2048, overwrite=True)
+    assert not (out / "old.txt").exists() and (out / "prj.conf").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw"]
+
+
+def test_compressed_model_sets_flag_or_is_refused(tmp_path):
+    cm = render_project(tiny_model(), "cortex-m", golden_input=GOLDEN_IN, arena_size=2048, compressed=True)
+    assert "ADDITIONAL_DEFINES=-DUSE_TFLM_COMPRESSION" in cm["Makefile"]
+    assert "-DUSE_TFLM_COMPRESSION" in cm["Makefile"].split("DEFINES :=")[1].splitlines()[0]
+    cmake = render_project(tiny_model(), "cmake", golden_input=GOLDEN_IN, arena_size=2048, compressed=True)
+    assert "USE_TFLM_COMPRESSION" in cmake["cmake/tflm.cmake"]
+    plain = render_project(tiny_model(), "cortex-m", golden_input=GOLDEN_IN, arena_size=2048)
+    assert "USE_TFLM_COMPRESSION" not in plain["Makefile"]
+    for target in ("arduino", "zephyr", "esp-idf"):
+        with pytest.raises(EmitError, match="lacks.*compression"):
+            write_firmware_project(tiny_model(), tmp_path / target, target, golden_input=GOLDEN_IN,
+                                   arena_size=2048, compressed=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- real builds against a TFLM source tree ---------------------------------------------
+
+TFLM_DIR = os.environ.get("TFLM_DIR")
+needs_tflm = pytest.mark.skipif(
+    not TFLM_DIR, reason="TFLM_DIR is unset: set it to a tensorflow/tflite-micro checkout (with its "
+    "third-party downloads) to build and run the cmake and cortex-m projects"
+)
+
+
+def _cnn_project(converted, tmp_path, target):
+    model = converted("cnn")
+    x = quantize(np.random.default_rng(2).random((1, 12, 12, 1), dtype=np.float32), model)
+    from tflite_export.arena import measure_arena
+
+    arena = measure_arena(model).emitted_bytes
+    return write_firmware_project(model, tmp_path / target, target, name="cnn", golden_input=x[0],
+                                  arena_size=arena)
+
+
+@pytest.mark.tflm_source
+@needs_tflm
+def test_cmake_host_project_passes(tmp_path, converted):
+    out = _cnn_project(converted, tmp_path, "cmake")
+    _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}")
+    _sh("cmake", "--build", out / "build", "-j2", timeout=1800)
+    run = _sh(out / "build" / "cnn_selftest", timeout=60)
+    log = run.stdout + run.stderr
+    assert "tinycompress self-test: PASS" in log, log
+
+
+@pytest.mark.tflm_source
+@needs_tflm
+def test_cortex_m_project_passes_under_qemu(tmp_path, converted):
+    _need("qemu-system-arm")
+    out = _cnn_project(converted, tmp_path, "cortex-m")
+    build = _sh("make", "-C", out, f"TFLM_DIR={TFLM_DIR}", "-j2", timeout=1800)
+    assert re.search(r"text\s+data\s+bss", build.stdout)
+    run = _sh("make", "-s", "-C", out, f"TFLM_DIR={TFLM_DIR}", "run", timeout=120)
+    log = run.stdout + run.stderr
+    assert "tinycompress self-test: PASS" in log, log
