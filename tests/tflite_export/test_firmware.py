@@ -223,6 +223,21 @@ def _cnn_project(converted, tmp_path, target):
 
 @pytest.mark.tflm_source
 @needs_tflm
+@pytest.mark.parametrize("target, compiler, flags", [
+    ("cmake", "g++", []),
+    ("cortex-m", "arm-none-eabi-g++", ARM + ["-fno-threadsafe-statics"]),
+])
+def test_main_compiles_against_tflm_headers(tmp_path, target, compiler, flags):
+    cxx = _need(compiler)
+    out = write_firmware_project(tiny_model(), tmp_path / target, target, golden_input=GOLDEN_IN, arena_size=2048)
+    dl = Path(TFLM_DIR) / "tensorflow/lite/micro/tools/make/downloads"
+    system = [f"-isystem{d}" for d in (TFLM_DIR, dl / "flatbuffers/include", dl / "gemmlowp", dl / "ruy")]
+    _sh(cxx, *WARN, *flags, "-std=c++17", "-fno-rtti", "-fno-exceptions", "-DTF_LITE_STATIC_MEMORY",
+        *system, "-I", out / "src", "-c", out / "src/main.cc", "-o", tmp_path / "main.o")
+
+
+@pytest.mark.tflm_source
+@needs_tflm
 def test_cmake_host_project_passes(tmp_path, converted):
     out = _cnn_project(converted, tmp_path, "cmake")
     _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}")
