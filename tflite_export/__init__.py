@@ -8,6 +8,7 @@ projects, and report what the device pays (flash, arena, MACs).
 
 from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
 from tflite_export.checks import check_deployable, find_problems
+from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
 from tflite_export.errors import (
     EmitError,
     ModelFormatError,
@@ -35,6 +36,9 @@ __all__ = [
     "print_report",
     "emit_c_sources",
     "c_identifier",
+    "write_firmware_project",
+    "BOARDS",
+    "TARGETS",
     "check_deployable",
     "find_problems",
     "run_tflm",

@@ -86,14 +86,45 @@ def _run_litert(model: bytes, inputs: list[np.ndarray]) -> dict:
 
 
 def _arena_ok(model: bytes, inputs: list[np.ndarray], arena_size: int) -> bool:
-    try:
-        interp = _tflm(model, arena_size)
-        for i, x in enumerate(inputs):
-            interp.set_input(x[0:1], i)
-        interp.invoke()
-    except RuntimeError:
-        return False
-    return True
+    """Whether TFLM sets up and runs the model with this arena.
+
+    Each try runs in a forked process: some TFLM kernels crash instead of
+    failing cleanly when an allocation does not fit, and such a crash means
+    the arena is too small.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            interp = _tflm(model, arena_size)
+            for i, x in enumerate(inputs):
+                interp.set_input(x[0:1], i)
+            interp.invoke()
+            code = 0
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int) -> int:
+    """Smallest arena (bytes) with which TFLM sets up and runs the model.
+
+    The recording allocator reports the final head and tail, but planning
+    needs temporary head space too, so the requirement is found by bisection.
+    """
+    lo, hi = 0, upper
+    if not _arena_ok(model, inputs, hi):
+        raise SystemExit(f"TFLM cannot run the model even with {upper} arena bytes")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _arena_ok(model, inputs, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def main(job_dir: str) -> int:
@@ -121,6 +152,7 @@ def main(job_dir: str) -> int:
         interp.invoke()
         sys.stderr.flush()
         interp.print_allocations()
+        meta["required"] = _smallest_arena(model, inputs, request["arena_size"])
     elif kind == "tflm_arena_ok":
         meta["ok"] = [_arena_ok(model, inputs, int(n)) for n in request["sizes"]]
     else:

@@ -1,14 +1,17 @@
 """Measure the tensor arena TFLM really allocates, and size it for a device.
 
-TFLM's recording allocator reports every byte it takes from the arena while the
-model is set up and run once. That figure comes from the host build of TFLM
+TFLM's recording allocator reports the head (planned tensor buffers) and tail
+(persistent data) it holds after the model is set up and run once; planning
+also needs temporary head space, so the arena TFLM really requires is found by
+bisection: the smallest size with which the interpreter sets up and runs the
+model, exact to the byte. That figure comes from the host build of TFLM
 (64-bit pointers), whose bookkeeping structs are larger than on a 32-bit MCU, so
 it is an upper bound for the reference kernels on a 32-bit target. Optimized
 kernels (CMSIS-NN on Cortex-M) additionally ask for scratch buffers that the
 host's reference kernels do not; `kernel_scratch_bound` adds a conservative bound
 for those. The emitted ``kTensorArenaSize`` is
 
-    align16(measured host bytes + kernel scratch bound + margin)
+    align16(required host bytes + kernel scratch bound + margin)
 
 where margin is `ARENA_MARGIN_BYTES`.
 """
@@ -47,8 +50,10 @@ class ArenaMeasurement:
     """Arena bytes of one model.
 
     Attributes:
-        host_bytes: total arena TFLM allocated on this host (head + tail).
-        head_bytes: non-persistent part (tensor buffers planned by TFLM).
+        host_bytes: smallest arena with which TFLM sets up and runs the model
+            on this host (found by bisection).
+        head_bytes: non-persistent part after setup (tensor buffers planned by
+            TFLM), as TFLM's recording allocator reports it.
         tail_bytes: persistent part (bookkeeping, kernel data, quantization).
         scratch_bound_bytes: upper bound of optimized-kernel scratch buffers.
         margin_bytes: fixed safety margin.
@@ -136,7 +141,7 @@ def measure_arena(model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Aren
         >>> a.host_bytes > 0 and a.emitted_bytes % 16 == 0 and a.emitted_bytes > a.host_bytes
         True
     """
-    _, _, stderr = call_worker(
+    _, meta, stderr = call_worker(
         model,
         "tflm_arena",
         _zero_inputs(model),
@@ -149,11 +154,12 @@ def measure_arena(model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Aren
             "TFLM's recording allocator printed no arena totals; the tflite-micro "
             "package may be too old. Upgrade tflite-micro. Its output was:\n" + stderr[-2000:]
         )
-    total, head, tail = (int(f.group(1)) for f in found)
+    _, head, tail = (int(f.group(1)) for f in found)
+    required = int(meta["required"])
     scratch = kernel_scratch_bound(model)
-    emitted = (total + scratch + ARENA_MARGIN_BYTES + 15) // 16 * 16
+    emitted = (required + scratch + ARENA_MARGIN_BYTES + 15) // 16 * 16
     return ArenaMeasurement(
-        host_bytes=total,
+        host_bytes=required,
         head_bytes=head,
         tail_bytes=tail,
         scratch_bound_bytes=scratch,

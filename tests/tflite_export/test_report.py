@@ -80,9 +80,20 @@ def test_markdown_names_unsupported_ops(conv_model):
 def test_rich_table(report):
     table = render_table(report)
     assert table.row_count == len(report.layers) + 1
-    assert len(table.columns) == 9
+    assert len(table.columns) == 8
     assert f"flash: {report.flash_bytes} B" in table.caption
-    assert list(table.columns[6].cells) == ["3888", "1296", "144", "0", "180", "5508"]
+    assert list(table.columns[5].cells) == ["3888", "1296", "144", "0", "180", "5508"]
+
+
+def test_table_fits_an_80_column_terminal(report):
+    from rich.console import Console
+
+    out = io.StringIO()
+    print_report(report, Console(file=out, width=80))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for fragment in ("DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "5508"):
+        assert fragment in out.getvalue()
 
 
 def test_print_report(report):

@@ -1,0 +1,55 @@
+"""Native interpreters run in a child process: results, crashes, timeouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tflite_export
+from tflite_export.errors import ModelFormatError, RuntimeCheckError
+from tflite_export.runtime import call_worker
+from tflite_export.testing import tiny_model
+
+
+def test_tflm_and_litert_agree_bit_exactly_on_the_tiny_model():
+    m = tiny_model()
+    x = tflite_export.quantize(np.random.default_rng(0).normal(size=(16, 4)), m)
+    a, b = tflite_export.run_tflm(m, x), tflite_export.run_litert(m, x)
+    assert a.shape == (16, 3) and a.dtype == np.int8
+    assert np.array_equal(a, b)
+
+
+def test_a_native_crash_is_an_error_not_the_end_of_the_caller():
+    # An interpreter that is handed a non-model without validation dies in C++;
+    # the caller gets an exception naming what happened.
+    with pytest.raises(RuntimeCheckError, match="native interpreter"):
+        call_worker(b"\x00" * 4096, "tflm_run", [np.zeros((1, 4), np.int8)],
+                    arena_size=4096, validate=False)
+
+
+def test_invalid_models_never_reach_native_code():
+    bad = bytearray(tiny_model())
+    bad[4:8] = b"XXXX"
+    with pytest.raises(ModelFormatError):
+        tflite_export.run_tflm(bytes(bad), np.zeros((1, 4), np.int8))
+
+
+def test_timeout_kills_the_child():
+    with pytest.raises(RuntimeCheckError, match="did not finish within"):
+        tflite_export.run_tflm(tiny_model(), np.zeros((20000, 4), np.int8), timeout_s=0.5)
+
+
+def test_bad_batches_are_named():
+    with pytest.raises(ValueError, match="samples on the first axis"):
+        tflite_export.run_tflm(tiny_model(), np.zeros((0, 4), np.int8))
+
+
+def test_quantize_dequantize_follow_the_model_parameters():
+    m = tiny_model()
+    d = tflite_export.input_details(m)[0]
+    x = np.array([[0.0, d.scale, -1e9, 1e9]], np.float32)
+    q = tflite_export.quantize(x, m)
+    assert q.dtype == np.int8
+    assert q.tolist() == [[d.zero_point, d.zero_point + 1, -128, 127]]
+    o = tflite_export.output_details(m)[0]
+    assert tflite_export.dequantize(np.array([o.zero_point + 2], np.int8), m)[0] == pytest.approx(2 * o.scale)

@@ -1,0 +1,84 @@
+"""export(): files, report figures, atomic writes, per-layer error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tflite_export
+from tinycompress.errors import ExportError
+from tinycompress.export import export
+from tflite_export.errors import UnsupportedModelError
+
+
+@pytest.fixture(scope="module")
+def exported(keras_models, tmp_path_factory):
+    model, x = keras_models("cnn")
+    out = tmp_path_factory.mktemp("exp") / "cnn"
+    return export(model, x, out, name="cnn", layer_errors=True), model, x
+
+
+def test_files_and_report_are_the_measured_figures(exported):
+    result, model, x = exported
+    out = result.out_dir
+    assert sorted(result.files) == sorted(
+        ["cnn_data.cc", "cnn_data.h", "cnn_io.h", "cnn_ops.h", "model.tflite", "report.json", "report.md"]
+    )
+    tflite = (out / "model.tflite").read_bytes()
+    assert tflite == result.model
+    report = json.loads((out / "report.json").read_text())
+    assert report["flash_bytes"] == len(tflite)
+    assert report["arena"]["emitted_bytes"] == result.arena.emitted_bytes
+    assert f"#define CNN_TENSOR_ARENA_SIZE {result.arena.emitted_bytes}" in (out / "cnn_io.h").read_text()
+    assert report["slim"]["slim_bytes"] < report["slim"]["unslimmed_bytes"]
+    assert report["verification"]["max_lsb_diff"] <= 1
+    assert report["verification"]["argmax_agreement"] >= 0.9
+    assert "64-bit" in (out / "report.md").read_text()
+
+
+def test_emitted_arena_is_real(exported):
+    result, _, _ = exported
+    a = result.arena
+    fits = tflite_export.arena_fits(result.model, [a.emitted_bytes, a.host_bytes, a.host_bytes - 1,
+                                                   int(a.host_bytes * 0.8)])
+    assert fits == [True, True, False, False]
+
+
+def test_layer_errors_cover_the_layers_and_are_small(exported):
+    result, _, _ = exported
+    names = [e.layer for e in result.layer_errors]
+    assert {"conv_a", "conv_b", "head"} <= set(names)
+    assert all(e.relative_rms < 0.1 for e in result.layer_errors)
+    errs = [e.relative_rms for e in result.layer_errors]
+    assert errs == sorted(errs, reverse=True)
+
+
+def test_existing_directory_is_not_clobbered(exported, keras_models):
+    result, model, x = exported
+    before = (result.out_dir / "model.tflite").read_bytes()
+    with pytest.raises(ExportError, match="already exists.*overwrite=True"):
+        export(model, x, result.out_dir)
+    assert (result.out_dir / "model.tflite").read_bytes() == before
+
+
+def test_failed_export_leaves_nothing(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
+                              keras.layers.Activation("gelu"), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).normal(size=(100, 8)).astype("float32")
+    with pytest.raises(UnsupportedModelError):
+        export(model, x, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_atomically(keras_models, tmp_path):
+    model, x = keras_models("mlp")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "stale.txt").write_text("old")
+    result = export(model, x, tmp_path / "out", overwrite=True, slim=False, verify_samples=4)
+    assert not (tmp_path / "out" / "stale.txt").exists()
+    assert result.unslimmed_bytes == len(result.model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
