@@ -8,6 +8,7 @@ projects, and report what the device pays (flash, arena, MACs).
 
 from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
 from tflite_export.checks import check_deployable, find_problems
+from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, compress_luts, lut_candidates
 from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
 from tflite_export.errors import (
     EmitError,
@@ -37,6 +38,12 @@ __all__ = [
     "emit_c_sources",
     "c_identifier",
     "write_firmware_project",
+    "compress_luts",
+    "lut_candidates",
+    "LutResult",
+    "LutTensor",
+    "LutCandidate",
+    "LutError",
     "BOARDS",
     "TARGETS",
     "check_deployable",

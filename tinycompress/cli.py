@@ -51,6 +51,10 @@ def cli() -> None:
               help="Remove bytes TFLM never reads (verified bit-exact).")
 @click.option("--verify-samples", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--layer-errors", is_flag=True, help="List the layers with the worst int8 error.")
+@click.option("--lut", is_flag=True,
+              help="LUT-compress clustered tensors (TFLM DECODE): less flash, more arena.")
+@click.option("--lut-min-bytes", type=click.IntRange(min=1), default=None,
+              help="With --lut: only compress tensors of at least this many bytes.")
 @click.option("--language", type=click.Choice(["c++", "c"]), default="c++", show_default=True)
 @click.option("--target", type=click.Choice(["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]),
               default=None, help="Also write a firmware project for this target.")
@@ -58,17 +62,21 @@ def cli() -> None:
 @click.option("--allow-unsafe", is_flag=True,
               help="Load models with Lambda/foreign layers (runs saved code: trusted files only).")
 def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense, slim,
-               verify_samples, layer_errors, language, target, overwrite, allow_unsafe) -> None:
+               verify_samples, layer_errors, lut, lut_min_bytes, language, target, overwrite,
+               allow_unsafe) -> None:
     """Export MODEL (.keras, .h5 or SavedModel dir) as a verified int8 TFLM model."""
     from tinycompress.data import load_calibration
     from tinycompress.export import export
 
+    lut_arg = False
+    if lut:
+        lut_arg = True if lut_min_bytes is None else (lambda c: c.nbytes >= lut_min_bytes)
     status, update = _progress()
     with status:
         result = export(
             model, load_calibration(calibration), out, name=name, io_dtype=io_dtype, mode=mode,
             per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
-            layer_errors=layer_errors, language=language, target=target, overwrite=overwrite,
+            layer_errors=layer_errors, lut=lut_arg, language=language, target=target, overwrite=overwrite,
             allow_unsafe=allow_unsafe, progress=update,
         )
     _print_export(result)

@@ -47,6 +47,7 @@ class ExportResult:
         verification: `tflite_export.VerifyReport` (TFLM vs LiteRT vs float).
         unslimmed_bytes: size of the converter's output before slimming.
         layer_errors: per-layer int8 error rows (worst first) when requested.
+        lut: `tflite_export.LutResult` when LUT compression was requested.
     """
 
     out_dir: Path
@@ -57,6 +58,7 @@ class ExportResult:
     verification: object
     unslimmed_bytes: int
     layer_errors: list = field(default_factory=list)
+    lut: object | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary: the model report plus export-specific figures."""
@@ -69,6 +71,7 @@ class ExportResult:
             "saved_bytes": self.unslimmed_bytes - len(self.model),
         }
         d["layer_errors"] = [e.to_dict() for e in self.layer_errors]
+        d["lut"] = None if self.lut is None else self.lut.to_dict()
         return d
 
     def to_markdown(self) -> str:
@@ -103,6 +106,8 @@ class ExportResult:
             f"- converter output {self.unslimmed_bytes} B -> {len(self.model)} B "
             f"(saved {self.unslimmed_bytes - len(self.model)} B, verified bit-exact on TFLM)",
         ]
+        if self.lut is not None:
+            lines += ["", self.lut.to_markdown().rstrip()]
         if self.layer_errors:
             lines += ["", "## Per-layer int8 error (worst first)", "",
                       "| layer | op | tensor | rel. RMS error | max abs error |",
@@ -146,6 +151,7 @@ def export(
     slim: bool = True,
     verify_samples: int = DEFAULT_VERIFY_SAMPLES,
     layer_errors: bool = False,
+    lut: bool | str | list[int] | Callable = False,
     language: str = "c++",
     target: str | None = None,
     overwrite: bool = False,
@@ -167,6 +173,13 @@ def export(
         verify_samples: samples compared on TFLM/LiteRT/float. Default 32.
         layer_errors: compare every intermediate tensor with the float model
             and list the worst layers. Default False.
+        lut: LUT-compress constant tensors with few distinct values (clustered
+            weights) with TFLM's compression module: True or ``"auto"`` for every
+            tensor that shrinks, or the ``tensors`` argument of
+            `tflite_export.compress_luts` (indices or a predicate). The result is
+            verified bit-identical on TFLM; the report lists flash saved and
+            arena added per tensor (DECODE expands tensors into the arena).
+            Default False.
         language: ``"c++"`` (``model_data.cc``) or ``"c"``. Default "c++".
         target: also write a firmware project (``cmake``, ``cortex-m``,
             ``arduino``, ``zephyr``, ``esp-idf``) under ``firmware/``. Default None.
@@ -203,9 +216,21 @@ def export(
         step("slimming and checking bit-exactness on TFLM")
         final = tflite_export.slim(converted).model
         tflite_export.verify_identical(converted, final, x_verify, what="slimmed")
+    lut_result = None
+    uncompressed = final
+    if lut is not False and lut is not None:
+        step("LUT-compressing clustered tensors and checking bit-exactness on TFLM")
+        lut_result = tflite_export.compress_luts(
+            final,
+            tensors="auto" if lut is True else lut,
+            verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
+        )
+        final = lut_result.model_bytes
     step("verifying on TFLM and LiteRT")
     float_out = loaded.predict(x_verify)
-    verification = tflite_export.verify(final, x_verify, float_outputs=float_out)
+    verification = tflite_export.verify(
+        final, x_verify, float_outputs=float_out, litert_model=uncompressed
+    )
     step("measuring the tensor arena")
     arena = tflite_export.measure_arena(final)
     report = dataclasses.replace(
@@ -250,6 +275,7 @@ def export(
             verification=verification,
             unslimmed_bytes=len(converted),
             layer_errors=errors,
+            lut=lut_result,
         )
         (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         (tmp / "report.md").write_text(result.to_markdown())

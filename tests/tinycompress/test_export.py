@@ -82,3 +82,25 @@ def test_overwrite_replaces_atomically(keras_models, tmp_path):
     assert not (tmp_path / "out" / "stale.txt").exists()
     assert result.unslimmed_bytes == len(result.model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_lut_export_of_a_clustered_model(tmp_path):
+    import keras
+
+    from tinycompress.clustering import cluster_weights, strip_clustering
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(8)])
+    x = np.random.default_rng(0).random((100, 64)).astype("float32")
+    plain = strip_clustering(cluster_weights(model, bits=4))
+    base = export(plain, x, tmp_path / "plain")
+    packed = export(plain, x, tmp_path / "lut", lut=True)
+    assert "TFLM_DECODE" in " ".join(packed.report.ops) or "CUSTOM" in packed.report.ops
+    assert "AddDecode" in (tmp_path / "lut" / "model_ops.h").read_text()
+    saved = len(base.model) - len(packed.model)
+    assert saved == packed.lut.flash_saved > 64 * 64 // 2 - 256
+    assert packed.arena.host_bytes > base.arena.host_bytes
+    assert packed.verification.max_lsb_diff <= 1
+    report = (tmp_path / "lut" / "report.json").read_text()
+    assert '"lut"' in report and str(packed.lut.flash_saved) in report
