@@ -6,19 +6,13 @@ import keras
 
 from tinycompress.quantization.errors import QuantizationError
 from tinycompress.quantization.quantizers import ActivationQuantizer
-from tinycompress.quantization.wrapper import QuantizeWrapper
 
 __all__ = ["QATCallback", "activation_quantizers"]
 
 
 def activation_quantizers(model: keras.Model) -> list[ActivationQuantizer]:
-    """Every `ActivationQuantizer` of a QAT model (wrapper outputs included)."""
-    found = []
-    for layer in model.layers:
-        q = layer.output_quantizer if isinstance(layer, QuantizeWrapper) else layer
-        if isinstance(q, ActivationQuantizer):
-            found.append(q)
-    return found
+    """Every `ActivationQuantizer` layer of a QAT model."""
+    return [layer for layer in model.layers if isinstance(layer, ActivationQuantizer)]
 
 
 class QATCallback(keras.callbacks.Callback):

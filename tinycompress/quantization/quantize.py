@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 
 from tinycompress.quantization._graph import Call, Graph
+from tinycompress.quantization.callbacks import activation_quantizers
 from tinycompress.quantization.config import QATConfig
 from tinycompress.quantization.errors import UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm, foldable_pairs
@@ -81,7 +82,7 @@ def _problems(graph: Graph) -> list[str]:
                 problems.append(f"{where}: activation '{act}' / data_format "
                                 f"'{layer.data_format}' not supported")
         elif isinstance(layer, _WEIGHTED):
-            problems += [f"{where}: {p}" for p in wrap_problems(layer)]
+            problems += [f"{where}: {p}" for p in wrap_problems(layer, allow_softmax=True)]
         kind = _activation_kind(layer) if isinstance(layer, _ACTIVATIONS) else None
         softmax = kind == "softmax" or (
             isinstance(layer, _WEIGHTED) and activation_name(layer) == "softmax")
@@ -128,21 +129,27 @@ class _Builder:
             isinstance(call.layer, _WEIGHTED) and activation_name(call.layer) == "linear")
         return not (fusable and _activation_kind(nxt.layer) in ("relu", "relu6"))
 
+    def add_quantizer(self, y, name: str):
+        q = self.quantizer(name)
+        z = q(y)
+        self.quantizer_of[id(z)] = q
+        return z
+
     def wrap(self, layer, x, *, per_channel: bool, keep: bool, weights: list):
-        inner = layer.__class__.from_config(layer.get_config())
-        wrapper = QuantizeWrapper(inner, per_channel=per_channel, quantize_output=keep,
-                                  ema_decay=self.config.ema_decay, name=f"quant_{layer.name}")
+        config = layer.get_config()
+        softmax = activation_name(layer) == "softmax"
+        if softmax:
+            config["activation"] = "linear"
+        inner = layer.__class__.from_config(config)
+        wrapper = QuantizeWrapper(inner, per_channel=per_channel, name=f"quant_{layer.name}")
         y = wrapper(x)
         inner.set_weights(weights)
-        if wrapper.output_quantizer is not None:
-            self.quantizer_of[id(y)] = wrapper.output_quantizer
-        return y
+        if keep or softmax:
+            y = self.add_quantizer(y, f"{layer.name}_quant")
+        return L.Softmax(name=f"{layer.name}_softmax")(y) if softmax else y
 
     def quantize_input(self, x):
-        q = self.quantizer(f"{x._keras_history.operation.name}_quant")  # noqa: SLF001
-        y = q(x)
-        self.quantizer_of[id(y)] = q
-        return y
+        return self.add_quantizer(x, f"{x._keras_history.operation.name}_quant")  # noqa: SLF001
 
     def __call__(self, call: Call, args: tuple, kwargs: dict):
         layer, keep = call.layer, self.keeps_range(call)
@@ -170,12 +177,7 @@ class _Builder:
             z = source(y, update=False)
             self.quantizer_of[id(z)] = source
             return z
-        if not keep:
-            return y
-        q = self.quantizer(f"{layer.name}_quant")
-        z = q(y)
-        self.quantizer_of[id(z)] = q
-        return z
+        return self.add_quantizer(y, f"{layer.name}_quant") if keep else y
 
 
 def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras.Model:
@@ -195,8 +197,9 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
 
     Returns:
         A new Functional model (the input model is unchanged) with
-        `QuantizeWrapper` and `ActivationQuantizer` layers; it saves and
-        reloads as ``.keras`` with its ranges.
+        `QuantizeWrapper` and `ActivationQuantizer` layers (a Dense/Conv with a
+        softmax activation becomes wrapper, quantizer, Softmax layer); it
+        saves and reloads as ``.keras`` with its ranges.
 
     Raises:
         UnsupportedLayerError: listing every layer that cannot be simulated,
@@ -208,8 +211,9 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
         >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
         ...                       keras.layers.Dense(2), keras.layers.Softmax()])
         >>> q = quantize_model(m)
-        >>> [type(l).__name__ for l in q.layers]
-        ['InputLayer', 'ActivationQuantizer', 'QuantizeWrapper', 'QuantizeWrapper', 'Softmax']
+        >>> [type(l).__name__ for l in q.layers]  # doctest: +NORMALIZE_WHITESPACE
+        ['InputLayer', 'ActivationQuantizer', 'QuantizeWrapper', 'ActivationQuantizer',
+         'QuantizeWrapper', 'ActivationQuantizer', 'Softmax']
     """
     config = config or QATConfig()
     problems = _problems(Graph(model))
@@ -285,9 +289,4 @@ def quantization_ranges(model: keras.Model) -> dict[str, tuple[float, float]]:
         >>> sorted(quantization_ranges(q).values())
         [(-6.0, 6.0), (-6.0, 6.0)]
     """
-    ranges = {}
-    for layer in model.layers:
-        q = layer.output_quantizer if isinstance(layer, QuantizeWrapper) else layer
-        if isinstance(q, ActivationQuantizer):
-            ranges[q.name] = q.range
-    return ranges
+    return {q.name: q.range for q in activation_quantizers(model)}

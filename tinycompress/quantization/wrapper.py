@@ -1,10 +1,10 @@
 """`QuantizeWrapper`: run a Conv/Depthwise/Dense layer with an int8 kernel.
 
 The wrapper owns the float layer (whose kernel keeps training), fake-quantizes
-its kernel on every call, computes the layer with that kernel, applies the
-layer's activation and, when TFLite will store the result as its own tensor,
-fake-quantizes the output with an `ActivationQuantizer`. Pruning and clustering
-reach the float kernel through `get_prunable_weights`.
+its kernel on every call, computes the layer with that kernel and applies the
+layer's activation. Output ranges are separate `ActivationQuantizer` layers in
+the graph (placed by `quantize_model`). Pruning and clustering reach the float
+kernel through `get_prunable_weights`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from tinycompress.quantization.errors import UnsupportedLayerError
-from tinycompress.quantization.quantizers import ActivationQuantizer, fake_quant_kernel
+from tinycompress.quantization.quantizers import fake_quant_kernel
 
 __all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "QuantizeWrapper"]
 
@@ -34,8 +34,17 @@ def activation_name(layer: keras.layers.Layer) -> str:
     return name if isinstance(name, str) else str(name)
 
 
-def wrap_problems(layer: keras.layers.Layer) -> list[str]:
-    """Reasons `layer` cannot be wrapped (empty when it can)."""
+def wrap_problems(layer: keras.layers.Layer, *, allow_softmax: bool = False) -> list[str]:
+    """Reasons `layer` cannot be wrapped (empty when it can).
+
+    Args:
+        layer: the layer to check.
+        allow_softmax: accept a softmax activation (`quantize_model` splits it
+            off into a Softmax layer). Default False.
+
+    Returns:
+        One line per problem.
+    """
     problems = []
     if not isinstance(layer, WRAPPABLE_LAYERS) or isinstance(
         layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
@@ -43,8 +52,8 @@ def wrap_problems(layer: keras.layers.Layer) -> list[str]:
         problems.append(f"{type(layer).__name__} has no int8 QAT kernel here")
         return problems
     act = activation_name(layer)
-    if act not in FUSED_ACTIVATIONS + ("softmax",):
-        problems.append(f"activation '{act}' (use linear, relu, relu6, or softmax at the output)")
+    if act not in FUSED_ACTIVATIONS and not (allow_softmax and act == "softmax"):
+        problems.append(f"activation '{act}' (use linear, relu or relu6)")
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         problems.append("data_format='channels_first' (TFLite runs channels_last)")
     if getattr(layer, "groups", 1) != 1:
@@ -60,11 +69,6 @@ class QuantizeWrapper(keras.layers.Wrapper):
         layer: the float layer to wrap (see `WRAPPABLE_LAYERS`).
         per_channel: quantize the kernel per output channel. Default True
             (TFLite does so for convolutions; pass False for per-tensor Dense).
-        quantize_output: add an `ActivationQuantizer` on the output (after a
-            fused ReLU/ReLU6, before a softmax). Default True; False when the
-            next layer's range covers this tensor (a following ReLU or
-            Concatenate).
-        ema_decay: `ActivationQuantizer` moving-average decay. Default 0.99.
         **kwargs: `keras.layers.Layer` arguments (``name``...).
 
     Raises:
@@ -74,7 +78,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
     Example:
         >>> import keras, numpy as np
         >>> w = QuantizeWrapper(keras.layers.Dense(2), per_channel=False)
-        >>> y = w(np.ones((1, 3), "float32"), training=True)
+        >>> y = w(np.ones((1, 3), "float32"))
         >>> [v.name for v in w.get_prunable_weights()]
         ['kernel']
     """
@@ -83,8 +87,6 @@ class QuantizeWrapper(keras.layers.Wrapper):
         self,
         layer: keras.layers.Layer,
         per_channel: bool = True,
-        quantize_output: bool = True,
-        ema_decay: float = 0.99,
         **kwargs,
     ) -> None:
         super().__init__(layer, **kwargs)
@@ -95,18 +97,6 @@ class QuantizeWrapper(keras.layers.Wrapper):
                 "Change the layer or keep it out of quantize_model."
             )
         self.per_channel = bool(per_channel)
-        self.quantize_output = bool(quantize_output) or activation_name(layer) == "softmax"
-        self.ema_decay = float(ema_decay)
-        self.output_quantizer = (
-            ActivationQuantizer(ema_decay=ema_decay, name=f"{self.name}_output")
-            if self.quantize_output else None
-        )
-
-    def build(self, input_shape) -> None:
-        super().build(input_shape)
-        if self.output_quantizer is not None and not self.output_quantizer.built:
-            self.output_quantizer.build(self.layer.compute_output_shape(input_shape))
-        self.built = True
 
     def get_prunable_weights(self) -> list:
         """The float kernel, for pruning and clustering callbacks."""
@@ -146,14 +136,8 @@ class QuantizeWrapper(keras.layers.Wrapper):
                          dilation_rate=layer.dilation_rate)
         return y + layer.bias if layer.use_bias else y
 
-    def call(self, inputs, training=None):
-        y = self._linear(inputs, self._kernel())
-        if activation_name(self.layer) == "softmax":
-            return ops.softmax(self.output_quantizer(y, training=training), axis=-1)
-        y = self.layer.activation(y)
-        if self.output_quantizer is not None:
-            y = self.output_quantizer(y, training=training)
-        return y
+    def call(self, inputs):
+        return self.layer.activation(self._linear(inputs, self._kernel()))
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -162,6 +146,4 @@ class QuantizeWrapper(keras.layers.Wrapper):
         return {
             **super().get_config(),
             "per_channel": self.per_channel,
-            "quantize_output": self.quantize_output,
-            "ema_decay": self.ema_decay,
         }
