@@ -44,6 +44,13 @@ class _Masked:
         return (w if self.inner is None else self.inner(w)) * self.mask
 
 
+def _unmasked(constraint):
+    """The user's own constraint under any mask left by an interrupted `fit`."""
+    while isinstance(constraint, _Masked):
+        constraint = constraint.inner
+    return constraint
+
+
 @keras.saving.register_keras_serializable(package="tinycompress")
 class PruningCallback(keras.callbacks.Callback):
     """Prune a model during `fit` following a schedule; pruned weights stay zero.
@@ -226,9 +233,9 @@ class PruningCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None) -> None:
         if not self._targets or self._model_id != id(self.model):
             self._resolve()
-        self._saved_constraints = [(v, v.constraint) for v, _ in self._targets]
+        self._saved_constraints = [(v, _unmasked(v.constraint)) for v, _ in self._targets]
         for v, mv in self._targets:
-            v.constraint = _Masked(mv, v.constraint)
+            v.constraint = _Masked(mv, _unmasked(v.constraint))
         if self.slimming_l1:
             bns = [l for l in self._graph.layers.values() if isinstance(l, keras.layers.BatchNormalization)
                    and l.scale] if self._graph else []

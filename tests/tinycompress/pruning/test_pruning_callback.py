@@ -136,6 +136,7 @@ def test_backup_and_restore_resumes_same_step_and_masks(tmp_path):
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     with pytest.raises(RuntimeError, match="interrupted"):
         m.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[cb, backup, _Interrupt()])
+    assert all(v.constraint is None for v in strip_pruning(m).trainable_variables)
     masks_at_interrupt = [mk.copy() for mk in cb.masks]
     step_at_interrupt = cb.step
     assert step_at_interrupt == 8
@@ -155,6 +156,7 @@ def test_backup_and_restore_resumes_same_step_and_masks(tmp_path):
     for a, b in zip(seen["masks"], masks_at_interrupt):
         np.testing.assert_array_equal(a, b)
     assert cb2.step == int(m2.optimizer.iterations.numpy()) == 20
+    assert all(v.constraint is None for v in m2.trainable_variables)
 
 
 def test_keras_save_reload_mid_schedule(tmp_path):
