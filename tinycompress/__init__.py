@@ -16,11 +16,18 @@ from tinycompress.errors import (
     LoadError,
     UnsafeModelError,
 )
-from tinycompress.loading import load_model
+from tinycompress.export import ExportResult, export
+from tinycompress.layer_error import LayerError, layer_errors
+from tinycompress.loading import LoadedModel, load_model
 from tflite_export.errors import TinyCompressError
 
 __all__ = [
+    "export",
+    "ExportResult",
     "convert",
+    "LoadedModel",
+    "layer_errors",
+    "LayerError",
     "load_model",
     "load_calibration",
     "TinyCompressError",

@@ -49,7 +49,7 @@ def load_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     Example:
         >>> x_train, y_train, x_test, y_test = load_digits()
         >>> x_train.shape, x_test.shape
-        ((1437, 8, 8, 1), (360, 8, 8, 1))
+        ((1438, 8, 8, 1), (359, 8, 8, 1))
     """
     from sklearn.datasets import load_digits as _sk_digits
 

@@ -1,0 +1,101 @@
+"""Export benchmark: LeNet-5 on MNIST, float vs TFLM int8 (plain and slimmed).
+
+Trains a LeNet-5-size CNN on the first 8,000 images of ../shared/data/mnist-t10k,
+evaluates on the last 2,000, exports with `tinycompress.export`, and prints one
+JSON line. ``float_bytes`` is the float32 TFLite model at batch 1 (what a float
+deployment stores); ``int8_bytes`` is the converter's int8 output and
+``slim_bytes`` what `export` writes; accuracies are measured on TFLM. The
+per-channel Dense variant is measured in the same run (keys ``pcd_*``), as the
+figure behind the per-tensor Dense default.
+
+Run: python bench/export.py [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from _data import load_mnist  # noqa: E402
+
+
+def lenet5():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(6, 5, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(16, 5, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(120, activation="relu"),
+        keras.layers.Dense(84, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ], name="lenet5")
+
+
+def float_tflite_bytes(model) -> int:
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    fn = tf.function(lambda x: model(x, training=False))
+    cf = fn.get_concrete_function(tf.TensorSpec([1, 28, 28, 1], tf.float32))
+    return len(tf.lite.TFLiteConverter.from_concrete_functions(
+        [convert_variables_to_constants_v2(cf)]).convert())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    args = parser.parse_args()
+    import keras
+
+    import tflite_export
+    from tinycompress import export
+
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    keras.utils.set_random_seed(0)
+    model = lenet5()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    float_acc = float(np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        result = export(model, x_train[:500], os.path.join(d, "out"))
+        export_s = time.perf_counter() - t0
+        pcd = export(model, x_train[:500], os.path.join(d, "pcd"), per_channel_dense=True)
+    int8_acc = tflite_export.evaluate_accuracy(result.model, x_test, y_test)
+    pcd_acc = tflite_export.evaluate_accuracy(pcd.model, x_test, y_test)
+    float_bytes = float_tflite_bytes(model)
+    line = {
+        "float_bytes": float_bytes,
+        "int8_bytes": result.unslimmed_bytes,
+        "slim_bytes": len(result.model),
+        "overhead_bytes": result.report.overhead_bytes,
+        "ratio": round(len(result.model) / float_bytes, 4),
+        "arena_bytes": result.arena.emitted_bytes,
+        "arena_host_bytes": result.arena.host_bytes,
+        "macs": result.report.macs,
+        "params": result.report.params,
+        "float_acc": round(float_acc, 4),
+        "int8_acc": round(int8_acc, 4),
+        "export_s": round(export_s, 2),
+        "pcd_slim_bytes": len(pcd.model),
+        "pcd_arena_host_bytes": pcd.arena.host_bytes,
+        "pcd_int8_acc": round(pcd_acc, 4),
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
