@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 
 from tflite_export.checks import check_deployable
@@ -105,7 +106,15 @@ def convert(
     import tensorflow as tf
 
     concrete = _concrete_function(loaded, samples)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    absl_logger = logging.getLogger("absl")
+    absl_level = absl_logger.level
+    # The frozen function has no variables, so the converter's advice to pass a
+    # trackable object (and its note on input statistics) does not apply.
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    finally:
+        absl_logger.setLevel(absl_level)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
     def representative() -> Iterable:
@@ -126,7 +135,10 @@ def convert(
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        tflite = bytes(converter.convert())
+        absl_logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            tflite = bytes(converter.convert())
     except Exception as e:  # the converter raises ConverterError, RuntimeError, ...
         detail = "\n".join(
             line for line in str(e).splitlines() if "error" in line.lower() or "op" in line.lower()
@@ -136,6 +148,8 @@ def convert(
             "Layers whose ops have no integer TFLite kernel must be replaced "
             "(tflite_export.tflm_ops lists what TFLM runs)."
         ) from e
+    finally:
+        absl_logger.setLevel(absl_level)
     check_deployable(tflite, float_io=io_dtype == "float32")
     logger.info("converted to %d bytes (%s, io %s)", len(tflite), mode, io_dtype)
     return tflite
