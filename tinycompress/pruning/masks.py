@@ -32,6 +32,13 @@ def prune_count(n_groups: int, sparsity: float) -> int:
     return min(int(round(n_groups * sparsity)), max(n_groups - 1, 0))
 
 
+def _smallest(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` smallest scores (linear time; ties broken deterministically)."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argpartition(scores, k - 1)[:k]
+
+
 def _to_groups(w: np.ndarray, size: int) -> np.ndarray:
     """Move axis -2 last and split it into groups of `size`: shape (..., n_groups, size).
 
@@ -121,14 +128,14 @@ def magnitude_masks(
         flat = np.concatenate([s.ravel() for s in scores])
         k = prune_count(flat.size, sparsity)
         keep_flat = np.ones(flat.size, dtype=bool)
-        keep_flat[np.argsort(flat, kind="stable")[:k]] = False
+        keep_flat[_smallest(flat, k)] = False
         splits = np.cumsum([s.size for s in scores])[:-1]
         keeps = [part.reshape(s.shape) for part, s in zip(np.split(keep_flat, splits), scores)]
     else:
         keeps = []
         for s in scores:
             keep = np.ones(s.size, dtype=bool)
-            keep[np.argsort(s.ravel(), kind="stable")[: prune_count(s.size, sparsity)]] = False
+            keep[_smallest(s.ravel(), prune_count(s.size, sparsity))] = False
             keeps.append(keep.reshape(s.shape))
     return [
         _expand(keep, np.shape(w), granularity, block_size).astype(np.float32)
