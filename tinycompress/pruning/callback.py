@@ -16,6 +16,7 @@ and the masks are re-read from the zeros of the restored weights.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -187,12 +188,12 @@ class PruningCallback(keras.callbacks.Callback):
             self._graph = build_channel_graph(self.model)
             selected = {l.name for l in select_layers(self.model, self.layers)}
             for name in set(self._graph.producers) - selected:
-                self._graph._freeze(self._graph.producers[name])
+                self._graph.freeze(self._graph.producers[name])
             variables = [v for v, _ in self._graph.masks(set())[0]]
         else:
             variables = [v for l in select_layers(self.model, self.layers) for v in prunable_weights(l)]
         strategy = getattr(self.model, "distribute_strategy", None)
-        scope = strategy.scope() if strategy is not None else _null_scope()
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
             self._targets = [
                 (v, keras.Variable(np.ones(tuple(v.shape), dtype="float32"), dtype=v.dtype,
@@ -286,11 +287,3 @@ class PruningCallback(keras.callbacks.Callback):
             v.regularizer = r
         self._saved_constraints, self._saved_regularizers = [], []
         self.model.make_train_function(force=True)
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

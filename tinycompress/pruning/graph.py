@@ -83,7 +83,8 @@ class ChannelGraph:
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
-    def _freeze(self, m: np.ndarray) -> None:
+    def freeze(self, m: np.ndarray) -> None:
+        """Mark every slot of map `m` as one that must be kept."""
         self.frozen_slots.update(int(s) for s in m if s >= 0)
 
     # -- queries ------------------------------------------------------------------
@@ -248,12 +249,12 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
         slots = graph._new_slots(name, int(_out_kernel(layer).shape[-1]))
         graph.producers[name] = slots
         if not _zero_preserving(layer.activation):
-            graph._freeze(slots)
+            graph.freeze(slots)
         return slots
     if isinstance(layer, _DEPTHWISE):
         graph.in_maps[name] = ins[0]
         if not _zero_preserving(layer.activation):
-            graph._freeze(ins[0])
+            graph.freeze(ins[0])
         return np.repeat(ins[0], layer.depth_multiplier)
     if isinstance(layer, L.BatchNormalization):
         rank = len(node.input_tensors[0].shape)
@@ -266,7 +267,7 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
         return ins[0]
     if isinstance(layer, PASS_THROUGH_TYPES):
         if isinstance(layer, _ACTIVATIONS) and not _zero_preserving(layer):
-            graph._freeze(ins[0])
+            graph.freeze(ins[0])
         return ins[0]
     if isinstance(layer, L.Flatten):
         spatial = int(np.prod(node.input_tensors[0].shape[1:-1], dtype=np.int64))
@@ -284,7 +285,7 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
         for pos in range(stacked.shape[1]):
             col = stacked[:, pos]
             if np.any(col < 0):
-                graph._freeze(col)
+                graph.freeze(col)
             live = [int(s) for s in col if s >= 0]
             for s in live[1:]:
                 graph._union(live[0], s)
@@ -336,5 +337,5 @@ def build_channel_graph(model: keras.Model) -> ChannelGraph:
             for t in node.output_tensors:
                 maps[id(t)] = out
     for t in fn.outputs:
-        graph._freeze(maps[id(t)])
+        graph.freeze(maps[id(t)])
     return graph
