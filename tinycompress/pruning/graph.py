@@ -154,9 +154,11 @@ class ChannelGraph:
         pruned: set[int] = set()
         if scope == "global":
             ranked = sorted((group_score[g], g, i) for i, f in enumerate(fams) for g in f)
-            left = [len(f) for f in fams]
-            for _, g, i in ranked[: prune_count(len(ranked), sparsity)]:
-                if left[i] > 1:
+            left, k = [len(f) for f in fams], prune_count(len(ranked), sparsity)
+            for _, g, i in ranked:
+                if len(pruned) == k:
+                    break
+                if left[i] > 1:  # never empty a family
                     pruned.add(g)
                     left[i] -= 1
             return pruned

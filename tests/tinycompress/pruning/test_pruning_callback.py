@@ -214,3 +214,27 @@ def test_mirrored_strategy_two_logical_cpus():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["step"] == 16 and result["zeros_kept"]
     assert result["sparsity"] == pytest.approx([0.75, 0.75], abs=0.01)
+
+
+class _Custom(keras.layers.Layer):
+    """A user layer exposing its kernel through the prunable-layer protocol."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 10), initializer="glorot_uniform")
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w)
+
+    def get_prunable_weights(self):
+        return [self.w]
+
+
+def test_layers_defining_get_prunable_weights_are_pruned():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((12,)), _Custom(name="custom"), keras.layers.Dense(2, name="d")])
+    m.compile(optimizer="adam", loss="mse")
+    cb = PruningCallback(ConstantSparsity(0.6, frequency=1), layers=["custom"])
+    m.fit(np.random.rand(32, 12), np.random.rand(32, 2), epochs=2, batch_size=8, verbose=0,
+          callbacks=[cb])
+    assert int((m.get_layer("custom").w.numpy() == 0).sum()) == 72
+    assert np.all(m.get_layer("d").kernel.numpy() != 0)

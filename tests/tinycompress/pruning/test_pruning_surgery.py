@@ -179,3 +179,16 @@ def test_subclassed_and_shared_layers_are_refused():
     model = keras.Model(inp, shared(shared(inp)))
     with pytest.raises(UnsupportedLayerError, match="shared"):
         shrink(model)
+
+
+def test_global_channel_scope_prunes_the_overall_fraction():
+    keras.utils.set_random_seed(0)
+    model = _sequential_cnn()
+    x, cb = _prune(model, scope="global")
+    graph = cb._graph
+    total = sum(len(f) for f in graph.families())  # 8 + 12 + 16 prunable channel groups
+    assert total == 36 and len(graph.pruned_from_weights()) == 18
+    small = shrink(model)
+    assert sum(small.get_layer(n).filters for n in ("c1", "c2")) + small.get_layer("fc").units == 18
+    np.testing.assert_allclose(small.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
