@@ -33,10 +33,19 @@ def prune_count(n_groups: int, sparsity: float) -> int:
 
 
 def _smallest(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the `k` smallest scores (linear time; ties broken deterministically)."""
+    """Boolean selection of the `k` smallest of 1-D `scores` (ties: lowest index first).
+
+    A sort-based threshold: unlike introselect it stays fast when most scores tie
+    at zero, as they do once a layer is pruned.
+    """
+    chosen = np.zeros(scores.size, dtype=bool)
     if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.argpartition(scores, k - 1)[:k]
+        return chosen
+    threshold = np.sort(scores)[k - 1]
+    chosen[scores < threshold] = True
+    ties = np.flatnonzero(scores == threshold)[: k - int(chosen.sum())]
+    chosen[ties] = True
+    return chosen
 
 
 def _to_groups(w: np.ndarray, size: int) -> np.ndarray:
@@ -67,7 +76,7 @@ def _from_groups(groups: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _scores(w: np.ndarray, granularity: str, block_size: int, criterion: str) -> np.ndarray:
     if granularity == "weight":
-        return np.abs(w.astype(np.float64))
+        return np.abs(w)
     groups = _to_groups(w, block_size)
     if criterion == "l2":
         return np.sqrt(np.nanmean(groups**2, axis=-1))
