@@ -43,8 +43,8 @@ _SUPPORTED = [t.__name__ for t in PRODUCER_TYPES + _DEPTHWISE + PASS_THROUGH_TYP
 def _unsupported(layer: keras.layers.Layer, why: str) -> UnsupportedLayerError:
     return UnsupportedLayerError(
         f"Structured pruning cannot handle layer {layer.name!r} ({type(layer).__name__}): {why}. "
-        f"Supported layers on pruned channels: {sorted(set(_SUPPORTED))}. Exclude the producing "
-        "layers with `layers=` or restructure the model."
+        f"Supported layers on pruned channels: {sorted(set(_SUPPORTED))}. Replace it with a "
+        "supported layer, or prune this model with granularity='weight', 'block' or 'n_of_m'."
     )
 
 
