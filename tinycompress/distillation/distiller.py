@@ -192,7 +192,8 @@ def distill(
     """Distill `teacher` into `student` (trained in place) and return the history.
 
     Args:
-        teacher: trained logits model; it is not modified.
+        teacher: trained logits model; its weights and ``trainable`` flags
+            are left as they were (the Keras distiller alone would freeze it).
         student: logits model to train; its weights are updated in place.
         x: training inputs (array, or a `tf.data.Dataset` yielding ``(x, y)``).
         y: integer labels, or None when `x` is a dataset. Default None.
@@ -228,7 +229,38 @@ def distill(
         >>> len(history.history["distillation_loss"])
         2
     """
-    distiller = build_distiller(teacher, student, **distiller_kwargs)
+    flags = [(layer, layer.trainable) for layer in _all_layers(teacher)]
+    try:
+        distiller = build_distiller(teacher, student, **distiller_kwargs)
+        return _fit(distiller, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                    loss=loss, callbacks=callbacks, validation_data=validation_data, verbose=verbose)
+    finally:
+        # keras.distillation.Distiller freezes the teacher for good; give it back as it came.
+        for layer, trainable in flags:
+            layer.trainable = trainable
+
+
+def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """`layer` and every layer nested in it, parents before children."""
+    found = [layer]
+    for child in getattr(layer, "layers", ()):
+        found += _all_layers(child)
+    return found
+
+
+def _fit(
+    distiller: keras.distillation.Distiller,
+    x: Any,
+    y: Any,
+    *,
+    epochs: int,
+    batch_size: int | None,
+    optimizer: OptimizerSpec,
+    loss: Any,
+    callbacks: Sequence[keras.callbacks.Callback],
+    validation_data: Any,
+    verbose: int,
+) -> keras.callbacks.History:
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     distiller.compile(

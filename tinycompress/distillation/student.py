@@ -46,6 +46,8 @@ def _check_multiplier(name: str, value: object) -> float:
 
 def _scaled(layer: keras.layers.Layer, width: float, keep: bool) -> keras.layers.Layer:
     config = layer.get_config()
+    # A frozen teacher (keras.distillation.Distiller freezes it) must not give a frozen student.
+    config["trainable"] = True
     key = _width_key(layer)
     if key is not None and not keep:
         config[key] = max(1, round(config[key] * width))
@@ -97,7 +99,8 @@ def derive_student(
         name: name of the new model; default ``teacher.name + "_student"``.
 
     Returns:
-        A new, uncompiled model with the same input and output shapes.
+        A new, uncompiled, trainable model with the same input and output
+        shapes (even when the teacher is frozen).
 
     Raises:
         DistillationConfigError: a multiplier outside (0, 1], a subclassed
@@ -135,6 +138,7 @@ def derive_student(
             teacher, clone_function=lambda layer: _scaled(layer, width, layer is last)
         )
         student.name = name
+        student.trainable = True
         return student
 
     if not isinstance(teacher, keras.Sequential):

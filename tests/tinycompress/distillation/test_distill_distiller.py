@@ -141,3 +141,13 @@ def test_logits_term_is_softened_kl_times_t_squared():
     p, q = softmax(t_logits / temperature), softmax(s_logits / temperature)
     expected = (p * np.log(p / q)).sum(1).mean() * temperature**2
     np.testing.assert_allclose(float(loss.compute_loss(t_logits, s_logits)), expected, rtol=1e-5)
+
+
+def test_distill_gives_the_teacher_back_with_its_trainable_flags():
+    x, y = blobs(32)
+    teacher = mlp(8, "t")
+    teacher.get_layer("t_h").trainable = False  # user froze one layer on purpose
+    distill(teacher, mlp(4, "s"), x, y, epochs=1)
+    assert teacher.trainable is True
+    assert teacher.get_layer("t_h").trainable is False
+    assert teacher.get_layer("t_out").trainable is True

@@ -74,3 +74,10 @@ def test_depth_needs_sequential_and_scalable_layers():
     no_weights = keras.Sequential([keras.Input((4,)), keras.layers.ReLU()], name="plain")
     with pytest.raises(DistillationConfigError, match="'plain' has no layer"):
         derive_student(no_weights)
+
+
+def test_student_of_a_frozen_teacher_is_trainable():
+    teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="h"), keras.layers.Dense(2, name="o")])
+    teacher.trainable = False
+    student = derive_student(teacher, 0.5)
+    assert len(student.trainable_weights) == 4
