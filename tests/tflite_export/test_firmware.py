@@ -204,11 +204,20 @@ def test_compressed_model_sets_flag_or_is_refused(tmp_path):
 
 # --- real builds against a TFLM source tree ---------------------------------------------
 
+# TFLM_DIR: a tensorflow/tflite-micro checkout with its third-party downloads in place.
+# TFLM_GEN_CACHE (optional): a folder where TFLM's objects and library are kept between runs,
+# one subfolder per build flavour; without it every run builds TFLM from scratch in tmp_path.
 TFLM_DIR = os.environ.get("TFLM_DIR")
+TFLM_GEN_CACHE = os.environ.get("TFLM_GEN_CACHE")
 needs_tflm = pytest.mark.skipif(
     not TFLM_DIR, reason="TFLM_DIR is unset: set it to a tensorflow/tflite-micro checkout (with its "
     "third-party downloads) to build and run the cmake and cortex-m projects"
 )
+
+
+def _gen_dir(tmp_path: Path, flavour: str) -> Path:
+    """Where TFLM's build of `flavour` goes: under TFLM_GEN_CACHE when set, else in tmp_path."""
+    return Path(TFLM_GEN_CACHE or tmp_path / "tflm-gen") / flavour
 
 
 def _cnn_project(converted, tmp_path, target):
@@ -240,7 +249,8 @@ def test_main_compiles_against_tflm_headers(tmp_path, target, compiler, flags):
 @needs_tflm
 def test_cmake_host_project_passes(tmp_path, converted):
     out = _cnn_project(converted, tmp_path, "cmake")
-    _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}")
+    _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}", "-DTFLM_JOBS=2",
+        f"-DTFLM_GEN_DIR={_gen_dir(tmp_path, 'host')}")
     _sh("cmake", "--build", out / "build", "-j2", timeout=1800)
     run = _sh(out / "build" / "cnn_selftest", timeout=60)
     log = run.stdout + run.stderr
@@ -252,8 +262,9 @@ def test_cmake_host_project_passes(tmp_path, converted):
 def test_cortex_m_project_passes_under_qemu(tmp_path, converted):
     _need("qemu-system-arm")
     out = _cnn_project(converted, tmp_path, "cortex-m")
-    build = _sh("make", "-C", out, f"TFLM_DIR={TFLM_DIR}", "-j2", timeout=1800)
+    make = ["make", "-C", out, f"TFLM_DIR={TFLM_DIR}", f"TFLM_GEN={_gen_dir(tmp_path, 'cortex-m4+fp')}/"]
+    build = _sh(*make, "-j2", timeout=1800)
     assert re.search(r"text\s+data\s+bss", build.stdout)
-    run = _sh("make", "-s", "-C", out, f"TFLM_DIR={TFLM_DIR}", "run", timeout=120)
+    run = _sh(*make, "-s", "run", timeout=120)
     log = run.stdout + run.stderr
     assert "tinycompress self-test: PASS" in log, log
