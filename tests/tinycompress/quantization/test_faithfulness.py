@@ -80,3 +80,26 @@ def test_tflm_model_agrees_with_qat_model(name, trained_float):
         assert match, f"{name}: tensor {tensor} ({op}) scale {scale} zp {zero} is no trained range"
         used.update(match)
     assert used == set(expected), f"{name}: ranges without a tensor: {set(expected) - used}"
+
+
+@pytest.mark.slow
+def test_distilled_student_quantizes_and_converts(trained_float):
+    from qat_topologies import TOPOLOGIES, blobs
+
+    from tinycompress.distillation import distill
+
+    teacher, (x_test, y_test) = trained_float("conv1d")
+    keras.utils.set_random_seed(2)
+    student = TOPOLOGIES["conv1d"]()
+    x, y = blobs((20, 3), 4, 600, seed=1)
+    distill(teacher, student, x, y, epochs=3)
+    qat = quantize_model(student)
+    qat.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    tflite = convert(qat, x[:100])
+    assert find_problems(tflite) == []
+    y_keras = np.asarray(qat.predict(x_test, verbose=0)).argmax(-1)
+    y_tflm = run_tflm(tflite, quantize(x_test, tflite)).argmax(-1)
+    assert float(np.mean(y_keras == y_tflm)) >= MIN_AGREEMENT
+    assert float(np.mean(y_tflm == y_test)) >= 0.5          # 4 classes: chance is 0.25
