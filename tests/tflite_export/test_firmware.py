@@ -189,10 +189,15 @@ def test_existing_folder_needs_overwrite(tmp_path):
 
 def test_compressed_model_sets_flag_or_is_refused(tmp_path):
     cm = render_project(tiny_model(), "cortex-m", golden_input=GOLDEN_IN, arena_size=2048, compressed=True)
-    assert "ADDITIONAL_DEFINES=-DUSE_TFLM_COMPRESSION" in cm["Makefile"]
-    assert "-DUSE_TFLM_COMPRESSION" in cm["Makefile"].split("DEFINES :=")[1].splitlines()[0]
+    # TFLM's own flags (CMSIS_NN, ...) are kept: ADDITIONAL_DEFINES replaces them in TFLM's make
+    tflm_defines = "-DCMSIS_NN -DKERNELS_OPTIMIZED_FOR_SPEED -DUSE_TFLM_COMPRESSION"
+    assert f"TFLM_DEFINES := {tflm_defines}\n" in cm["Makefile"]
+    assert 'ADDITIONAL_DEFINES="$(TFLM_DEFINES)"' in cm["Makefile"]
+    assert "DEFINES := -DTF_LITE_STATIC_MEMORY $(TFLM_DEFINES)\n" in cm["Makefile"]
     cmake = render_project(tiny_model(), "cmake", golden_input=GOLDEN_IN, arena_size=2048, compressed=True)
-    assert "USE_TFLM_COMPRESSION" in cmake["cmake/tflm.cmake"]
+    tflm_cmake = cmake["cmake/tflm.cmake"]
+    assert f'"ADDITIONAL_DEFINES={tflm_defines}"' in tflm_cmake and "USE_TFLM_COMPRESSION=1" in tflm_cmake
+    assert "list(APPEND TFLM_DEFINES USE_TFLM_COMPRESSION)" in tflm_cmake
     plain = render_project(tiny_model(), "cortex-m", golden_input=GOLDEN_IN, arena_size=2048)
     assert "USE_TFLM_COMPRESSION" not in plain["Makefile"]
     for target in ("arduino", "zephyr", "esp-idf"):
@@ -265,6 +270,50 @@ def test_cortex_m_project_passes_under_qemu(tmp_path, converted):
     make = ["make", "-C", out, f"TFLM_DIR={TFLM_DIR}", f"TFLM_GEN={_gen_dir(tmp_path, 'cortex-m4+fp')}/"]
     build = _sh(*make, "-j2", timeout=1800)
     assert re.search(r"text\s+data\s+bss", build.stdout)
+    run = _sh(*make, "-s", "run", timeout=120)
+    log = run.stdout + run.stderr
+    assert "tinycompress self-test: PASS" in log, log
+
+
+@pytest.fixture(scope="module")
+def lut_model():
+    """(compressed model bytes, golden int8 input): a 3-bit clustered CNN whose dense kernel is
+    LUT-compressed (TFLM DECODE op)."""
+    import keras
+
+    import tinycompress
+    from tflite_export.lut import compress_luts
+    from tinycompress.clustering import cluster_weights, strip_clustering
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(24, activation="relu", name="fc"),
+        keras.layers.Dense(4),
+    ])
+    x = np.random.default_rng(1).normal(size=(100, 8, 8, 1)).astype("float32")
+    plain = tinycompress.convert(strip_clustering(cluster_weights(model, bits=3)), x)
+    packed = compress_luts(plain, measure_each=False)
+    assert packed.tensors and packed.verified_samples > 0
+    return packed.model_bytes, quantize(x[:1], packed.model_bytes)[0]
+
+
+@pytest.mark.tflm_source
+@needs_tflm
+def test_lut_compressed_cortex_m_project_passes_under_qemu(tmp_path, lut_model):
+    _need("qemu-system-arm")
+    from tflite_export.arena import measure_arena
+
+    model, x = lut_model
+    out = write_firmware_project(model, tmp_path / "lut", "cortex-m", name="lut", golden_input=x,
+                                 arena_size=measure_arena(model).emitted_bytes)
+    assert "AddDecode" in (out / "src/lut_ops.h").read_text()
+    assert "ADDITIONAL_DEFINES=-DUSE_TFLM_COMPRESSION" in (out / "Makefile").read_text()
+    make = ["make", "-C", out, f"TFLM_DIR={TFLM_DIR}",
+            f"TFLM_GEN={_gen_dir(tmp_path, 'cortex-m4+fp-compression')}/"]
+    _sh(*make, "-j2", timeout=1800)
     run = _sh(*make, "-s", "run", timeout=120)
     log = run.stdout + run.stderr
     assert "tinycompress self-test: PASS" in log, log
