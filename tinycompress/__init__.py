@@ -21,7 +21,28 @@ from tinycompress.layer_error import LayerError, layer_errors
 from tinycompress.loading import LoadedModel, load_model
 from tflite_export.errors import TinyCompressError
 
+# Train-time compression, one subpackage per technique (imported after the
+# pipeline modules above, which they build on).
+from tinycompress import clustering, distillation, pruning, quantization  # noqa: E402
+from tinycompress.clustering import cluster_weights, strip_clustering  # noqa: E402
+from tinycompress.distillation import distill  # noqa: E402
+from tinycompress.pruning import PruningCallback, shrink, strip_pruning  # noqa: E402
+from tinycompress.quantization import fold_batchnorm, quantize_model, strip_qat  # noqa: E402
+
 __all__ = [
+    "pruning",
+    "quantization",
+    "clustering",
+    "distillation",
+    "PruningCallback",
+    "strip_pruning",
+    "shrink",
+    "quantize_model",
+    "strip_qat",
+    "fold_batchnorm",
+    "cluster_weights",
+    "strip_clustering",
+    "distill",
     "export",
     "ExportResult",
     "convert",

@@ -53,3 +53,12 @@ def test_quantize_dequantize_follow_the_model_parameters():
     assert q.tolist() == [[d.zero_point, d.zero_point + 1, -128, 127]]
     o = tflite_export.output_details(m)[0]
     assert tflite_export.dequantize(np.array([o.zero_point + 2], np.int8), m)[0] == pytest.approx(2 * o.scale)
+
+
+def test_the_bytes_side_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tflite_export; "
+            "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras', 'tinycompress')))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
