@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_mnist  # noqa: E402
+from _models import caffe_lenet5 as lenet5  # noqa: E402
 from tinycompress.pruning import (  # noqa: E402
     PolynomialDecay,
     PruningCallback,
@@ -51,20 +52,6 @@ from tinycompress.pruning import (  # noqa: E402
 )
 
 BATCH = 64
-
-
-def lenet5() -> keras.Model:
-    """Caffe's LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, ip 500 + ReLU, ip 10."""
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(20, 5, name="conv1"),
-        keras.layers.MaxPooling2D(2, name="pool1"),
-        keras.layers.Conv2D(50, 5, name="conv2"),
-        keras.layers.MaxPooling2D(2, name="pool2"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(500, activation="relu", name="fc1"),
-        keras.layers.Dense(10, name="fc2"),
-    ], name="lenet5")
 
 
 def compiled(model: keras.Model, lr: float) -> keras.Model:
