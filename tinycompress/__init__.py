@@ -9,6 +9,7 @@ TFLite model -> verify on TFLM, emit C and firmware, report (`tflite_export`).
 
 from tinycompress.convert import convert
 from tinycompress.data import load_calibration
+from tinycompress.datasets import DigitImages, load_digit_images
 from tinycompress.errors import (
     ConversionError,
     DataError,
@@ -51,6 +52,8 @@ __all__ = [
     "LayerError",
     "load_model",
     "load_calibration",
+    "load_digit_images",
+    "DigitImages",
     "TinyCompressError",
     "ConversionError",
     "DataError",

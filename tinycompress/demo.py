@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tinycompress.datasets import load_digits
 from tinycompress.export import ExportResult, export
 
-__all__ = ["DemoSummary", "load_digits", "build_demo_model", "run_demo"]
+__all__ = ["DemoSummary", "build_demo_model", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -35,31 +36,6 @@ class DemoSummary:
     int8_acc: float
     float_bytes: int
     test_samples: int
-
-
-def load_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's digits as float images in [0, 1], split 80/20.
-
-    Args:
-        seed: shuffling seed. Default 0.
-
-    Returns:
-        ``(x_train, y_train, x_test, y_test)``; images have shape (8, 8, 1).
-
-    Example:
-        >>> x_train, y_train, x_test, y_test = load_digits()
-        >>> x_train.shape, x_test.shape
-        ((1438, 8, 8, 1), (359, 8, 8, 1))
-    """
-    from sklearn.datasets import load_digits as _sk_digits
-
-    d = _sk_digits()
-    x = (d.images / 16.0).astype(np.float32)[..., None]
-    y = d.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = x[order], y[order]
-    n = int(round(0.8 * len(x)))
-    return x[:n], y[:n], x[n:], y[n:]
 
 
 def build_demo_model():
