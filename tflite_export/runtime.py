@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tflite_export.errors import RuntimeCheckError
+from tflite_export.io_details import input_details
 
 __all__ = ["DEFAULT_TIMEOUT_S", "run_tflm", "run_litert", "tflm_tensors", "evaluate_accuracy"]
 
@@ -36,7 +37,7 @@ def _default_arena(model: bytes) -> int:
     return 8 * 1024 * 1024 + 4 * len(model)
 
 
-def _as_inputs(x) -> list[np.ndarray]:
+def _as_inputs(model: bytes, x) -> list[np.ndarray]:
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     arrays = [np.ascontiguousarray(a) for a in xs]
     if not arrays or any(a.ndim == 0 or a.shape[0] == 0 for a in arrays):
@@ -49,6 +50,24 @@ def _as_inputs(x) -> list[np.ndarray]:
             "every model input needs the same number of samples. "
             f"Received {[a.shape[0] for a in arrays]}."
         )
+    details = input_details(model)
+    if len(arrays) != len(details):
+        raise ValueError(
+            f"the model has {len(details)} input(s); received {len(arrays)} array(s). "
+            "Pass one array per input, a list when there are several."
+        )
+    for d, a in zip(details, arrays):
+        if a.shape[1:] != tuple(d.shape[1:]):
+            raise ValueError(
+                f"input {d.index} takes samples of shape {tuple(d.shape[1:])}, batch first: "
+                f"(n, {', '.join(map(str, d.shape[1:]))}); received shape {a.shape}. "
+                "For one sample add the batch axis, e.g. x[None]."
+            )
+        if a.dtype != np.dtype(d.dtype):
+            raise ValueError(
+                f"input {d.index} is {d.dtype}; received {a.dtype}. Quantize float samples "
+                "with tflite_export.quantize(x, model)."
+            )
     return arrays
 
 
@@ -144,7 +163,7 @@ def run_tflm(
         >>> y.shape, y.dtype
         ((2, 3), dtype('int8'))
     """
-    inputs = _as_inputs(x)
+    inputs = _as_inputs(model, x)
     arrays, _, _ = call_worker(
         model,
         "tflm_run",
@@ -157,7 +176,7 @@ def run_tflm(
 
 def run_litert(model: bytes, x, *, timeout_s: float = DEFAULT_TIMEOUT_S):
     """Run a model on LiteRT's reference kernels; arguments as `run_tflm`."""
-    inputs = _as_inputs(x)
+    inputs = _as_inputs(model, x)
     arrays, _, _ = call_worker(model, "litert_run", inputs, timeout_s=timeout_s)
     return _outputs(arrays)
 
@@ -176,7 +195,7 @@ def tflm_tensors(
     Returns:
         Tensor index -> flat array of the tensor's raw values.
     """
-    inputs = _as_inputs(x)
+    inputs = _as_inputs(model, x)
     arrays, _, _ = call_worker(
         model,
         "tflm_tensors",

@@ -44,6 +44,22 @@ def test_bad_batches_are_named():
         tflite_export.run_tflm(tiny_model(), np.zeros((0, 4), np.int8))
 
 
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (np.zeros(4, np.int8), r"samples of shape \(4,\).*x\[None\]"),
+        (np.zeros((2, 5), np.int8), r"received shape \(2, 5\)"),
+        (np.zeros((2, 4), np.float32), "tflite_export.quantize"),
+        ([np.zeros((1, 4), np.int8)] * 2, "1 input"),
+    ],
+)
+def test_inputs_that_do_not_fit_the_model_are_named_before_native_code(x, match):
+    with pytest.raises(ValueError, match=match):
+        tflite_export.run_tflm(tiny_model(), x)
+    with pytest.raises(ValueError, match=match):
+        tflite_export.run_litert(tiny_model(), x)
+
+
 def test_quantize_dequantize_follow_the_model_parameters():
     m = tiny_model()
     d = tflite_export.input_details(m)[0]
