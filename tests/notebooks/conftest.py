@@ -69,12 +69,13 @@ class NotebookRun:
         )
 
     def text(self) -> str:
-        """All stream and text/plain output of the notebook, concatenated."""
+        """All stream, text/plain and text/markdown output of the notebook, concatenated."""
         parts = []
         for cell in self.notebook.cells:
             for out in cell.get("outputs", []):
                 parts.append(out.get("text", ""))
-                parts.append(out.get("data", {}).get("text/plain", ""))
+                data = out.get("data", {})
+                parts.append(data.get("text/markdown", "") or data.get("text/plain", ""))
         return "".join(parts)
 
     def assert_figures_labelled(self, minimum: int) -> None:
