@@ -69,8 +69,10 @@ class LutCandidate:
         bits: index width needed (1..7), or None when ``distinct`` exceeds 128.
         encoded_bytes: bytes of the packed indices (0 when ``bits`` is None).
         table_bytes: bytes of the decode header and value tables.
-        flash_saved: ``nbytes - encoded_bytes - table_bytes`` (before the few
-            dozen bytes of flatbuffer bookkeeping per DECODE operator).
+        flash_saved: ``nbytes - encoded_bytes - table_bytes``, an estimate: the
+            flatbuffer also pays for the DECODE operators and their metadata
+            (measured on TFLM's compressor: about 700 B for the first DECODE,
+            about 100 B for each further one). `LutResult.flash_saved` is measured.
         decoded_bytes: arena bytes the DECODE output takes at run time.
     """
 
@@ -343,7 +345,9 @@ def compress_luts(
         model_bytes: full-integer `.tflite` flatbuffer bytes.
         tensors: which tensors to compress. ``"auto"`` (default): every int8
             constant tensor of at least ``min_bytes`` that fits a table of
-            ``2**max_bits`` values and shrinks. A list of tensor indices:
+            ``2**max_bits`` values and shrinks; when the compressed model as a
+            whole is not smaller (DECODE bookkeeping outweighs small tensors'
+            savings), the model is returned unchanged. A list of tensor indices:
             exactly those (an error if one does not fit). A callable taking a
             `LutCandidate` and returning True to compress it (e.g.
             ``lambda c: c.nbytes >= 4096`` for large tensors only).
@@ -387,6 +391,13 @@ def compress_luts(
         return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
                          arena_before, arena_before, 0)
     compressed = _compress(model_bytes, chosen)
+    if tensors == "auto" and len(compressed) >= len(model_bytes):
+        logger.info(
+            "LUT compression of %d small tensor(s) would grow the model from %d to %d bytes "
+            "(DECODE bookkeeping); the model is unchanged", len(chosen), len(model_bytes),
+            len(compressed))
+        return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
+                         arena_before, arena_before, 0)
     x = verify_data if verify_data is not None else _seeded_inputs(model_bytes, verify_samples, seed)
     if isinstance(x, list) and len(x) == 1:
         x = x[0]

@@ -67,6 +67,30 @@ def test_auto_compresses_large_clustered_tensor_bit_exactly(clustered_int8):
     assert f"| {r.flash_saved} | {r.decoded_bytes} | {r.arena_added} |" in r.to_markdown()
 
 
+def test_auto_never_grows_a_model_of_small_tensors():
+    """Each tensor's estimate says it shrinks; the DECODE ops would make the model bigger."""
+    import keras
+
+    import tinycompress
+    from tinycompress.clustering import cluster_weights, strip_clustering
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(8, name="out"),
+    ])
+    x = np.random.default_rng(1).normal(size=(100, 8, 8, 1)).astype("float32")
+    model_bytes = tinycompress.convert(strip_clustering(cluster_weights(model, bits=2)), x)
+    small = [c for c in lut_candidates(model_bytes) if c.dtype == "INT8" and c.flash_saved > 0]
+    assert small, "the estimates promise a saving"
+    grown = compress_luts(model_bytes, tensors=[c.index for c in small], verify_data=x[:4])
+    assert len(grown.model_bytes) > len(model_bytes)  # what the estimate leaves out
+    r = compress_luts(model_bytes, min_bytes=1, verify_data=x[:4])
+    assert r.model_bytes == model_bytes and r.tensors == [] and r.flash_saved == 0
+
+
 def test_chosen_tensors_use_per_channel_tables(clustered_int8):
     model_bytes, x = clustered_int8
     conv, fc = _by_name(model_bytes, "conv"), _by_name(model_bytes, "fc")
