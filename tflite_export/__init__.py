@@ -25,7 +25,7 @@ from tflite_export.io_details import TensorIO, dequantize, input_details, output
 from tflite_export.runtime import evaluate_accuracy, run_litert, run_tflm, tflm_tensors
 from tflite_export.slim import SlimResult, slim
 from tflite_export.validate import validate
-from tflite_export.verify import VerifyReport, verify, verify_identical
+from tflite_export.verify import VerifyReport, output_tolerances, verify, verify_identical
 from tflite_export import testing
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "SlimResult",
     "verify",
     "verify_identical",
+    "output_tolerances",
     "VerifyReport",
     "testing",
     "TinyCompressError",

@@ -50,6 +50,8 @@ def cli() -> None:
 @click.option("--slim/--no-slim", default=True, show_default=True,
               help="Remove bytes TFLM never reads (verified bit-exact).")
 @click.option("--verify-samples", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--verify-max-lsb", default=1, show_default=True, type=click.IntRange(min=0),
+              help="TFLM/LiteRT difference tolerated per requantized tensor, in LSBs.")
 @click.option("--layer-errors", is_flag=True, help="List the layers with the worst int8 error.")
 @click.option("--lut", is_flag=True,
               help="LUT-compress clustered tensors (TFLM DECODE): less flash, more arena.")
@@ -62,7 +64,7 @@ def cli() -> None:
 @click.option("--allow-unsafe", is_flag=True,
               help="Load models with Lambda/foreign layers (runs saved code: trusted files only).")
 def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense, slim,
-               verify_samples, layer_errors, lut, lut_min_bytes, language, target, overwrite,
+               verify_samples, verify_max_lsb, layer_errors, lut, lut_min_bytes, language, target, overwrite,
                allow_unsafe) -> None:
     """Export MODEL (.keras, .h5 or SavedModel dir) as a verified int8 TFLM model."""
     from tinycompress.data import load_calibration
@@ -76,6 +78,7 @@ def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense,
         result = export(
             model, load_calibration(calibration), out, name=name, io_dtype=io_dtype, mode=mode,
             per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
+            verify_max_lsb=verify_max_lsb,
             layer_errors=layer_errors, lut=lut_arg, language=language, target=target, overwrite=overwrite,
             allow_unsafe=allow_unsafe, progress=update,
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import tflite_export
+from tflite_export.verify import DEFAULT_MAX_LSB
 from tinycompress.convert import convert
 from tinycompress.data import prepare_samples
 from tinycompress.errors import ExportError
@@ -150,6 +151,7 @@ def export(
     per_channel_dense: bool = False,
     slim: bool = True,
     verify_samples: int = DEFAULT_VERIFY_SAMPLES,
+    verify_max_lsb: int = DEFAULT_MAX_LSB,
     layer_errors: bool = False,
     lut: bool | str | list[int] | Callable = False,
     language: str = "c++",
@@ -171,6 +173,9 @@ def export(
         per_channel_dense: per-channel Dense weights. Default False.
         slim: remove bytes TFLM does not read (verified bit-exact). Default True.
         verify_samples: samples compared on TFLM/LiteRT/float. Default 32.
+        verify_max_lsb: TFLM/LiteRT difference tolerated per requantized tensor,
+            in LSBs (the runtimes round differently; see `tflite_export.verify`).
+            Default 1.
         layer_errors: compare every intermediate tensor with the float model
             and list the worst layers. Default False.
         lut: LUT-compress constant tensors with few distinct values (clustered
@@ -229,7 +234,8 @@ def export(
     step("verifying on TFLM and LiteRT")
     float_out = loaded.predict(x_verify)
     verification = tflite_export.verify(
-        final, x_verify, float_outputs=float_out, litert_model=uncompressed
+        final, x_verify, float_outputs=float_out, litert_model=uncompressed,
+        max_lsb=verify_max_lsb,
     )
     step("measuring the tensor arena")
     arena = tflite_export.measure_arena(final)
