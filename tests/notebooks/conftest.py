@@ -134,7 +134,9 @@ def run_notebook(kernel_env, tmp_path, monkeypatch):
         probe = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
         assert PROBE_MARK in probe, f"probe printed no results: {probe[-2000:]}"
         payload = json.loads(probe.split(PROBE_MARK, 1)[1])
-        return NotebookRun(executed, payload["results"], payload["figures"], out_dir, seconds)
+        run = NotebookRun(executed, payload["results"], payload["figures"], out_dir, seconds)
+        assert "Data: scikit-learn's bundled digits" in run.text(), "say which data set ran"
+        return run
 
     return run
 
