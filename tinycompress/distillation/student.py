@@ -72,6 +72,23 @@ def _removable_blocks(model: keras.Sequential, last_width_layer: keras.layers.La
     return blocks
 
 
+def _uncompiled(model: keras.Model) -> keras.Model:
+    """`model`'s layers in a model that was never compiled.
+
+    `keras.models.clone_model` compiles the clone when the original is compiled
+    (a trained teacher usually is). A student must start uncompiled: inside a
+    `Distiller` its own optimizer never steps, yet callbacks read it (e.g.
+    `PruningCallback` takes its schedule step from ``optimizer.iterations``).
+    """
+    if not model.compiled:
+        return model
+    if isinstance(model, keras.Sequential):
+        spec = model.inputs[0]
+        return keras.Sequential([keras.Input(batch_shape=spec.shape, dtype=spec.dtype), *model.layers],
+                                name=model.name)
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 def derive_student(
     teacher: keras.Model,
     width_multiplier: float = 0.5,
@@ -134,9 +151,9 @@ def derive_student(
     name = name or f"{teacher.name}_student"
 
     if depth == 1.0:
-        student = keras.models.clone_model(
+        student = _uncompiled(keras.models.clone_model(
             teacher, clone_function=lambda layer: _scaled(layer, width, layer is last)
-        )
+        ))
         student.name = name
         student.trainable = True
         return student

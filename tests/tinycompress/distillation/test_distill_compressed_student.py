@@ -90,3 +90,22 @@ def test_export_is_int8_tflm_with_student_weights_and_sparsity(distilled):
     tflm_acc = tflite_export.evaluate_accuracy(model_bytes, x_test, y_test)
     assert tflm_acc >= 0.85
     assert abs(tflm_acc - keras_acc) <= 0.03
+
+
+def test_channel_pruning_schedule_advances_across_epochs_inside_distill():
+    # derive_student of a compiled teacher once returned a compiled student; its idle
+    # optimizer reset PruningCallback's step every epoch, so sparsity stalled at epoch 1's.
+    from tinycompress.pruning import PolynomialDecay, shrink
+
+    keras.utils.set_random_seed(0)
+    x, y = _quadrants(256, seed=0)  # 8 batches of 32 per epoch
+    teacher = _teacher()
+    teacher.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    student = derive_student(teacher, width_multiplier=0.25, name="student")
+    pruning = PruningCallback(PolynomialDecay(0.0, 0.5, begin_step=0, end_step=24, frequency=4),
+                              layers=["conv1", "conv2"], granularity="channel", log_summary=False)
+    distill(teacher, student, x, y, epochs=4, batch_size=32, callbacks=[StudentCallback(pruning)])
+    assert pruning.step == 32
+    small = shrink(student)
+    assert [small.get_layer(n).filters for n in ("conv1", "conv2")] == [4, 8]

@@ -81,3 +81,15 @@ def test_student_of_a_frozen_teacher_is_trainable():
     teacher.trainable = False
     student = derive_student(teacher, 0.5)
     assert len(student.trainable_weights) == 4
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_student_of_a_compiled_teacher_is_uncompiled(functional):
+    teacher = _residual_teacher() if functional else keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, name="h"), keras.layers.Dense(2, name="o")], name="t")
+    teacher.compile(optimizer="adam", loss="mse")
+    student = derive_student(teacher, 0.5)
+    assert not student.compiled and getattr(student, "optimizer", None) is None
+    assert isinstance(student, keras.Sequential) is not functional
+    assert [l.name for l in student.layers if l.weights] == [l.name for l in teacher.layers if l.weights]
+    assert student.input_shape == teacher.input_shape and student.output_shape == teacher.output_shape
