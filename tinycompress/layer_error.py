@@ -5,7 +5,8 @@ The converter names each output tensor after the Keras layers that produced it
 execution order whose name mentions the layer and whose size matches the
 layer's output is read back from TFLM (the interpreter keeps every tensor),
 dequantized, and compared with the float activation for the same input. Model
-outputs are matched to the graph's output tensors.
+outputs are matched to the graph's output tensors. A fused op's tensor (conv +
+batchnorm + relu) counts for the last of its layers only.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def layer_errors(loaded: LoadedModel, model: bytes, x, *, top: int | None = None
         probe = tf_keras.Model(kmodel.inputs, outputs_keras)
     else:
         probe = keras.Model(kmodel.inputs, outputs_keras)
-    acts = probe(xs if len(xs) > 1 else xs[0], training=False)
+    acts = probe(xs, training=False)
     acts = [np.asarray(a) for a in (acts if isinstance(acts, (list, tuple)) else [acts])]
     model_outputs = {id(o) for o in (kmodel.outputs or [])}
     matches = []
@@ -112,6 +113,10 @@ def layer_errors(loaded: LoadedModel, model: bytes, x, *, top: int | None = None
             pick = [r for r in rows if scope.search(f"/{r[2]}/".replace(";", "/")) and r[3] == size]
         if pick:
             matches.append((lyr.name, act[0], pick[-1]))
+    # A fused op (conv + batchnorm + relu) writes one tensor named after all its
+    # layers; it is the output of the last of them only.
+    last = {m[2][0]: k for k, m in enumerate(matches)}
+    matches = [m for k, m in enumerate(matches) if last[m[2][0]] == k]
     if not matches:
         return []
     xq = [quantize(a, model, i) for i, a in enumerate(xs)]

@@ -104,3 +104,22 @@ def test_lut_export_of_a_clustered_model(tmp_path):
     assert packed.verification.max_lsb_diff <= 1
     report = (tmp_path / "lut" / "report.json").read_text()
     assert '"lut"' in report and str(packed.lut.flash_saved) in report
+
+
+def test_layer_errors_count_a_fused_tensor_for_its_last_layer_only(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((8, 8, 1))
+    y = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(x_in)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.ReLU(6.0, name="relu6")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    model = keras.Model(x_in, keras.layers.Dense(3, name="head")(y))
+    x = np.random.default_rng(0).random((100, 8, 8, 1)).astype("float32")
+    result = export(model, x, tmp_path / "fused", layer_errors=True)
+    rows = {e.layer: e for e in result.layer_errors}
+    # CONV_2D computes conv, batchnorm and relu6 at once: its tensor is relu6's output.
+    assert "relu6" in rows and not {"conv", "bn"} & set(rows)
+    assert len({e.tensor for e in result.layer_errors}) == len(result.layer_errors)
+    assert all(e.relative_rms < 0.1 for e in result.layer_errors)
