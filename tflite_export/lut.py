@@ -328,6 +328,10 @@ def _seeded_inputs(model_bytes: bytes, samples: int, seed: int) -> list[np.ndarr
     return xs
 
 
+def _unchanged(model_bytes: bytes, arena: int) -> LutResult:
+    return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes), arena, arena, 0)
+
+
 def compress_luts(
     model_bytes: bytes,
     *,
@@ -388,16 +392,14 @@ def compress_luts(
     arena_before = measure_arena(model_bytes).host_bytes
     if not chosen:
         logger.info("no tensor qualifies for LUT compression; the model is unchanged")
-        return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
-                         arena_before, arena_before, 0)
+        return _unchanged(model_bytes, arena_before)
     compressed = _compress(model_bytes, chosen)
     if tensors == "auto" and len(compressed) >= len(model_bytes):
         logger.info(
             "LUT compression of %d small tensor(s) would grow the model from %d to %d bytes "
             "(DECODE bookkeeping); the model is unchanged", len(chosen), len(model_bytes),
             len(compressed))
-        return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
-                         arena_before, arena_before, 0)
+        return _unchanged(model_bytes, arena_before)
     x = verify_data if verify_data is not None else _seeded_inputs(model_bytes, verify_samples, seed)
     if isinstance(x, list) and len(x) == 1:
         x = x[0]

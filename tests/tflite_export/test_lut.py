@@ -10,25 +10,30 @@ from tflite_export.errors import VerificationError
 from tflite_export.lut import LutError, compress_luts, lut_candidates
 
 
-@pytest.fixture(scope="module")
-def clustered_int8():
-    """A 3-bit clustered conv + dense model, int8 (conv per channel, dense per tensor)."""
+def _clustered_int8(layers, bits: int):
+    """Int8 bytes of an (8, 8, 1)-input model whose kernels are clustered to ``bits``, and its data."""
     import keras
 
     import tinycompress
     from tinycompress.clustering import cluster_weights, strip_clustering
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
+    model = keras.Sequential([keras.Input((8, 8, 1)), *layers])
+    x = np.random.default_rng(1).normal(size=(100, 8, 8, 1)).astype("float32")
+    return tinycompress.convert(strip_clustering(cluster_weights(model, bits=bits)), x), x
+
+
+@pytest.fixture(scope="module")
+def clustered_int8():
+    """A 3-bit clustered conv + dense model, int8 (conv per channel, dense per tensor)."""
+    import keras
+
+    return _clustered_int8([
         keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
         keras.layers.Flatten(),
         keras.layers.Dense(24, activation="relu", name="fc"),
         keras.layers.Dense(4, name="out"),
-    ])
-    stripped = strip_clustering(cluster_weights(model, bits=3))
-    x = np.random.default_rng(1).normal(size=(100, 8, 8, 1)).astype("float32")
-    return tinycompress.convert(stripped, x), x
+    ], bits=3)
 
 
 def _by_name(model_bytes: bytes, part: str):
@@ -71,18 +76,11 @@ def test_auto_never_grows_a_model_of_small_tensors():
     """Each tensor's estimate says it shrinks; the DECODE ops would make the model bigger."""
     import keras
 
-    import tinycompress
-    from tinycompress.clustering import cluster_weights, strip_clustering
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
+    model_bytes, x = _clustered_int8([
         keras.layers.Conv2D(16, 3, activation="relu", name="conv"),
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(8, name="out"),
-    ])
-    x = np.random.default_rng(1).normal(size=(100, 8, 8, 1)).astype("float32")
-    model_bytes = tinycompress.convert(strip_clustering(cluster_weights(model, bits=2)), x)
+    ], bits=2)
     small = [c for c in lut_candidates(model_bytes) if c.dtype == "INT8" and c.flash_saved > 0]
     assert small, "the estimates promise a saving"
     grown = compress_luts(model_bytes, tensors=[c.index for c in small], verify_data=x[:4])
