@@ -1,7 +1,9 @@
-"""Jinja2 templates of the firmware projects `tflite_export.write_firmware_project` writes.
+"""Jinja2 templates of the C sources and firmware projects `tflite_export` writes.
 
 One folder per target (``cmake``, ``cortex-m``, ``arduino``, ``zephyr``,
-``esp-idf``) plus ``common`` (the self-test shared by every ``main``). A file
+``esp-idf``), ``common`` (the self-test shared by every ``main``) and
+``c_sources`` (the model's ``_data``, ``_ops`` and ``_io`` files that
+`tflite_export.emit_c_sources` writes). A file
 ``a/b.txt.j2`` renders to ``a/b.txt`` in the project; names may contain
 ``{{ident}}``, replaced by the model's C identifier. Templates are read with
 `importlib.resources`, so they work from a wheel or a zip too.
@@ -13,13 +15,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-__all__ = ["TARGETS", "template_root", "template_files", "read_template"]
+import jinja2
+
+from tflite_export.errors import EmitError
+
+__all__ = ["TARGETS", "FOLDERS", "template_root", "template_files", "read_template", "environment"]
 
 #: Project kinds, one template folder each.
 TARGETS = ("cmake", "cortex-m", "arduino", "zephyr", "esp-idf")
+#: Every template folder.
+FOLDERS = TARGETS + ("common", "c_sources")
 
 
 def template_root() -> Traversable:
@@ -37,11 +46,11 @@ def template_files(folder: str) -> list[str]:
         Paths relative to the folder, with ``/`` separators.
 
     Raises:
-        KeyError: no such folder.
+        EmitError: no such folder.
     """
     root = template_root().joinpath(folder)
-    if not root.is_dir():
-        raise KeyError(f"no template folder {folder!r}; expected one of {TARGETS + ('common',)}")
+    if folder not in FOLDERS or not root.is_dir():
+        raise EmitError(f"expected a template folder in {FOLDERS}. Received folder={folder!r}.")
     found: list[str] = []
 
     def walk(node: Traversable, prefix: str) -> None:
@@ -57,5 +66,36 @@ def template_files(folder: str) -> list[str]:
 
 
 def read_template(path: str) -> str:
-    """Text of one template, by its path relative to this package (``"cmake/CMakeLists.txt.j2"``)."""
-    return template_root().joinpath(*path.split("/")).read_text(encoding="utf-8")
+    """Text of one template, by its path relative to this package.
+
+    Args:
+        path: e.g. ``"cmake/CMakeLists.txt.j2"``.
+
+    Returns:
+        The template text.
+
+    Raises:
+        EmitError: no such template.
+    """
+    node = template_root().joinpath(*path.split("/"))
+    if not path.endswith(".j2") or not node.is_file():
+        raise EmitError(f"expected the path of a .j2 template under {FOLDERS}. Received path={path!r}.")
+    return node.read_text(encoding="utf-8")
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment every template is rendered with (strict, no escaping).
+
+    Undefined variables raise, block tags take their line's newline and leading
+    blanks, and a file's final newline is kept, so templates read like the
+    files they produce.
+    """
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(read_template),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )

@@ -23,23 +23,34 @@ when it starts with a digit. A result that is a C or C++ keyword (``int``,
 ``class``...) is rejected with `EmitError` rather than silently renamed, since the
 name also names the files. The same bytes and arguments always give the same text:
 no dates, no paths, only the model's size and SHA-256.
+
+The texts come from the Jinja2 templates in ``firmware_templates/c_sources``
+(rendered like the firmware projects). Each function parses the model once
+into a `ModelView` and hands it on; `render_c_sources` returns every file in
+memory and `emit_c_sources` writes them with `tflite_export.atomic`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+import firmware_templates
 from tflite_export import _flatbuffer as fb
+from tflite_export._c_text import (
+    RESERVED_WORDS,
+    _c_string,
+    _comment,
+    _float_literal,
+    _header_comment,
+    c_identifier,
+)
+from tflite_export.atomic import write_files
 from tflite_export.errors import EmitError, UnsupportedModelError
 from tflite_export.io_details import TensorIO, input_details, output_details
 from tflite_export.tflm_ops import BUILTIN_RESOLVER_METHODS, CUSTOM_RESOLVER_METHODS
-from tflite_export.validate import validate
 
 __all__ = [
     "LANGUAGES",
@@ -51,6 +62,7 @@ __all__ = [
     "model_data_source",
     "model_ops_header",
     "model_io_header",
+    "render_c_sources",
     "emit_c_sources",
 ]
 
@@ -58,23 +70,6 @@ __all__ = [
 LANGUAGES = ("c++", "c")
 #: Bytes of the model array per line of the source file.
 BYTES_PER_LINE = 12
-
-_C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto "
-    "if inline int long register restrict return short signed sizeof static struct switch "
-    "typedef union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex "
-    "_Generic _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool "
-    "constexpr false nullptr static_assert thread_local true typeof typeof_unqual".split()
-)
-_CXX_KEYWORDS = frozenset(
-    "and and_eq asm bitand bitor catch char8_t char16_t char32_t class compl concept "
-    "const_cast consteval constinit co_await co_return co_yield decltype delete "
-    "dynamic_cast explicit export friend mutable namespace new noexcept not not_eq "
-    "operator or or_eq private protected public reinterpret_cast requires static_cast "
-    "template this throw try typeid typename using virtual wchar_t xor xor_eq".split()
-)
-#: Words rejected as model names: keywords of C23 and C++20.
-RESERVED_WORDS = _C_KEYWORDS | _CXX_KEYWORDS
 
 _HEX = [f"0x{b:02x}" for b in range(256)]
 _C_TYPES = {
@@ -86,93 +81,37 @@ _C_TYPES = {
 }
 
 
-def c_identifier(name: str) -> str:
-    """Turn a model name into the C identifier used in file and symbol names.
+def _render(template: str, **context) -> str:
+    return firmware_templates.environment().get_template(f"c_sources/{template}").render(context)
 
-    Args:
-        name: any model name, e.g. ``"kws-v2"``.
 
-    Returns:
-        The identifier: runs of non-alphanumeric ASCII characters become ``_``,
-        leading/trailing ``_`` are stripped, a leading digit gets an ``m_`` prefix.
-
-    Raises:
-        EmitError: ``name`` is not a string, has no letter or digit, or is a C/C++
-            keyword.
-
-    Example:
-        >>> c_identifier("kws-v2.1"), c_identifier("3d net")
-        ('kws_v2_1', 'm_3d_net')
-    """
-    if not isinstance(name, str):
-        raise EmitError(f"expected the model name as a str. Received name={name!r}.")
-    ident = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-    if not ident:
-        raise EmitError(
-            "expected a model name with at least one ASCII letter or digit. "
-            f"Received name={name!r}. Pass e.g. name='model'."
+def _used(view: fb.ModelView) -> list[tuple[str, str | None, str | None]]:
+    result, seen, missing = [], set(), []
+    for op in sorted(view.operators, key=lambda o: o.opcode_index):
+        if op.name == "CUSTOM":
+            method = CUSTOM_RESOLVER_METHODS.get(op.custom_code)
+        else:
+            method = BUILTIN_RESOLVER_METHODS.get(op.name)
+            if method is None:
+                missing.append(op.name)
+                continue
+        key = (op.name, op.custom_code)
+        if key not in seen:
+            seen.add(key)
+            result.append((op.name, op.custom_code, method))
+    if missing:
+        raise UnsupportedModelError(
+            f"expected operators that TFLM has kernels for; the model uses {sorted(set(missing))}, "
+            "which TFLM lacks. Replace those layers (see tflite_export.tflm_ops) and re-convert."
         )
-    if ident[0].isdigit():
-        ident = "m_" + ident
-    if ident in RESERVED_WORDS:
-        raise EmitError(
-            f"the model name {name!r} gives the C identifier {ident!r}, a C/C++ keyword. "
-            f"Pass another name, e.g. name='{ident}_model'."
-        )
-    return ident
+    return result
 
 
-def _comment(text: str) -> str:
-    """Make arbitrary text safe inside a C comment (no ``*/``, printable ASCII)."""
-    return re.sub(r"[^A-Za-z0-9 _.:;,=+\-\[\]()/#@]", "?", text)
-
-
-def _c_string(text: str) -> str:
-    out = []
-    for ch in text.encode():
-        c = chr(ch)
-        out.append(c if (32 <= ch < 127 and c not in '"\\?') else f"\\{ch:03o}")
-    return '"' + "".join(out) + '"'
-
-
-def _float_literal(x: float) -> str:
-    """Shortest literal that parses back to the same float32, with an ``f`` suffix."""
-    text = np.format_float_scientific(np.float32(x), unique=True, exp_digits=2)
-    mantissa, exponent = text.split("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    elif mantissa.endswith("."):
-        mantissa += "0"
-    return f"{mantissa}e{exponent}f"
-
-
-def _checked_model(model_bytes: bytes) -> bytes:
-    if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
-        raise EmitError(
-            f"expected the model as .tflite bytes. Received {type(model_bytes).__name__}. "
-            "Read the file with Path(...).read_bytes()."
-        )
-    data = bytes(model_bytes)
-    validate(data)
-    return data
-
-
-def _header_comment(data: bytes, name: str, what: str, style: str) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    lines = [
-        f"{what} of model {_comment(name)!r}, generated by tinycompress. Do not edit.",
-        f"Model: {len(data)} bytes, sha256 {digest}.",
-    ]
-    if style == "//":
-        return "\n".join("// " + line for line in lines) + "\n"
-    return "/* " + "\n * ".join(lines) + " */\n"
-
-
-def used_operators(model_bytes: bytes) -> list[tuple[str, str | None, str | None]]:
+def used_operators(model_bytes: "bytes | fb.ModelView") -> list[tuple[str, str | None, str | None]]:
     """The distinct operators the model's subgraphs use, in operator-code order.
 
     Args:
-        model_bytes: `.tflite` flatbuffer bytes.
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`).
 
     Returns:
         ``(op_name, custom_code, resolver_method)`` per distinct operator;
@@ -188,41 +127,14 @@ def used_operators(model_bytes: bytes) -> list[tuple[str, str | None, str | None
         >>> used_operators(tiny_model())
         [('FULLY_CONNECTED', None, 'AddFullyConnected')]
     """
-    model = fb.unpack(_checked_model(model_bytes))
-    used = sorted(
-        {int(op.opcodeIndex) for sg in model.subgraphs for op in (sg.operators or [])}
-    )
-    result, seen, missing = [], set(), []
-    for index in used:
-        opcode = model.operatorCodes[index]
-        op = fb.op_name(opcode)
-        custom = None
-        if op == "CUSTOM":
-            raw = opcode.customCode or b""
-            custom = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-            method = CUSTOM_RESOLVER_METHODS.get(custom)
-        else:
-            method = BUILTIN_RESOLVER_METHODS.get(op)
-            if method is None:
-                missing.append(op)
-                continue
-        key = (op, custom)
-        if key not in seen:
-            seen.add(key)
-            result.append((op, custom, method))
-    if missing:
-        raise UnsupportedModelError(
-            f"expected operators that TFLM has kernels for; the model uses {sorted(set(missing))}, "
-            "which TFLM lacks. Replace those layers (see tflite_export.tflm_ops) and re-convert."
-        )
-    return result
+    return _used(fb.checked_view(model_bytes))
 
 
-def model_data_header(model_bytes: bytes, *, name: str = "model") -> str:
+def model_data_header(model_bytes: "bytes | fb.ModelView", *, name: str = "model") -> str:
     """Text of ``<name>_data.h``: declarations of the array and its length.
 
     Args:
-        model_bytes: `.tflite` flatbuffer bytes.
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`).
         name: model name (see `c_identifier`). Default ``"model"``.
 
     Returns:
@@ -237,26 +149,19 @@ def model_data_header(model_bytes: bytes, *, name: str = "model") -> str:
         >>> [l for l in model_data_header(tiny_model(), name="kws").splitlines() if "extern c" in l]
         ['extern const unsigned char g_kws_data[];', 'extern const unsigned int g_kws_data_len;']
     """
-    data = _checked_model(model_bytes)
+    data = fb.checked_view(model_bytes).data
     ident = c_identifier(name)
-    guard = f"TINYCOMPRESS_{ident.upper()}_DATA_H_"
-    return (
-        _header_comment(data, name, "Flatbuffer", "/*")
-        + f"#ifndef {guard}\n#define {guard}\n\n"
-        + "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-        + "/* 16-byte aligned in the source file, as TFLM requires. */\n"
-        + f"extern const unsigned char g_{ident}_data[];\n"
-        + f"extern const unsigned int g_{ident}_data_len;\n\n"
-        + "#ifdef __cplusplus\n}  /* extern \"C\" */\n#endif\n\n"
-        + f"#endif  /* {guard} */\n"
-    )
+    return _render("model_data.h.j2", header=_header_comment(data, name, "Flatbuffer", "/*"),
+                   guard=f"TINYCOMPRESS_{ident.upper()}_DATA_H_", ident=ident)
 
 
-def model_data_source(model_bytes: bytes, *, name: str = "model", language: str = "c++") -> str:
+def model_data_source(
+    model_bytes: "bytes | fb.ModelView", *, name: str = "model", language: str = "c++"
+) -> str:
     """Text of ``<name>_data.cc`` (or ``.c``): the aligned byte array and its length.
 
     Args:
-        model_bytes: `.tflite` flatbuffer bytes.
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`).
         name: model name (see `c_identifier`). Default ``"model"``.
         language: ``"c++"`` (default) or ``"c"`` (adds ``#include <stdalign.h>``).
 
@@ -274,31 +179,34 @@ def model_data_source(model_bytes: bytes, *, name: str = "model", language: str 
         'alignas(16) const unsigned char g_kws_data[] = {'
     """
     _check_language(language)
-    data = _checked_model(model_bytes)
-    ident = c_identifier(name)
-    rows = [
+    data = fb.checked_view(model_bytes).data
+    rows = "\n".join(
         "    " + ", ".join(map(_HEX.__getitem__, data[i : i + BYTES_PER_LINE])) + ","
         for i in range(0, len(data), BYTES_PER_LINE)
-    ]
-    include_align = "#include <stdalign.h>\n\n" if language == "c" else ""
-    return (
-        _header_comment(data, name, "Flatbuffer", "/*")
-        + f"#include \"{ident}_data.h\"\n\n"
-        + include_align
-        + f"alignas(16) const unsigned char g_{ident}_data[] = {{\n"
-        + "\n".join(rows)
-        + "\n};\n"
-        + f"const unsigned int g_{ident}_data_len = {len(data)}u;\n"
     )
+    return _render("model_data.c.j2", header=_header_comment(data, name, "Flatbuffer", "/*"),
+                   ident=c_identifier(name), language=language, rows=rows, size=len(data))
+
+
+def _resolver_entries(ops: list, ident: str) -> list[dict]:
+    entries, k = [], 0
+    for op, custom, method in ops:
+        entry = {"label": op if custom is None else f"CUSTOM {_comment(custom)!r}", "method": method}
+        if method is None:
+            entry.update(fn=f"{ident}_custom_op{k}", custom_comment=repr(_comment(custom)),
+                         c_string=_c_string(custom))
+            k += 1
+        entries.append(entry)
+    return entries
 
 
 def model_ops_header(
-    model_bytes: bytes, *, name: str = "model", allow_unresolved_custom: bool = False
+    model_bytes: "bytes | fb.ModelView", *, name: str = "model", allow_unresolved_custom: bool = False
 ) -> str:
     """Text of ``<name>_ops.h``: an op resolver sized to, and filled with, the model's ops.
 
     Args:
-        model_bytes: `.tflite` flatbuffer bytes.
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`).
         name: model name (see `c_identifier`). Default ``"model"``.
         allow_unresolved_custom: for a custom operator TFLM does not ship, declare
             ``const TFLMRegistration* <name>_custom_op<k>();`` (marked TODO, for the
@@ -319,10 +227,9 @@ def model_ops_header(
         >>> "MicroMutableOpResolver<MODEL_OP_COUNT>" in text, "#define MODEL_OP_COUNT 1" in text
         (True, True)
     """
-    data = _checked_model(model_bytes)
+    view = fb.checked_view(model_bytes)
     ident = c_identifier(name)
-    macro = ident.upper()
-    ops = used_operators(data)
+    ops = _used(view)
     unresolved = [custom for op, custom, method in ops if method is None]
     if unresolved and not allow_unresolved_custom:
         raise EmitError(
@@ -333,45 +240,12 @@ def model_ops_header(
         )
     if not ops:
         raise EmitError("expected a model with at least one operator. Received none; re-convert it.")
-    guard = f"TINYCOMPRESS_{macro}_OPS_H_"
-    listing, declarations, calls = [], [], []
-    k = 0
-    for op, custom, method in ops:
-        label = op if custom is None else f"CUSTOM {_comment(custom)!r}"
-        if method is not None:
-            listing.append(f"//   {label} -> {method}")
-            calls.append(f"  if (resolver.{method}() != kTfLiteOk) return kTfLiteError;")
-            continue
-        fn = f"{ident}_custom_op{k}"
-        k += 1
-        listing.append(f"//   {label} -> UNRESOLVED: TODO define {fn}()")
-        declarations.append(
-            f"// TODO(user): custom operator {_comment(custom)!r} has no TFLM kernel. Define\n"
-            f"// {fn}() in your firmware to return its registration.\n"
-            f"const TFLMRegistration* {fn}();\n"
-        )
-        calls.append(
-            f"  if (resolver.AddCustom({_c_string(custom)}, {fn}()) != kTfLiteOk) "
-            "return kTfLiteError;  // TODO(user)"
-        )
-    return (
-        _header_comment(data, name, "Op resolver", "//")
-        + f"// Registers exactly the operators the model uses ({len(ops)}):\n"
-        + "\n".join(listing)
-        + f"\n#ifndef {guard}\n#define {guard}\n\n"
-        + '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
-        + f"#define {macro}_OP_COUNT {len(ops)}\n\n"
-        + f"typedef tflite::MicroMutableOpResolver<{macro}_OP_COUNT> {ident}_op_resolver_t;\n\n"
-        + "".join(d + "\n" for d in declarations)
-        + f"inline TfLiteStatus {ident}_register_ops({ident}_op_resolver_t& resolver) {{\n"
-        + "\n".join(calls)
-        + "\n  return kTfLiteOk;\n}\n\n"
-        + f"#endif  // {guard}\n"
-    )
+    return _render("model_ops.h.j2", header=_header_comment(view.data, name, "Op resolver", "//"),
+                   guard=f"TINYCOMPRESS_{ident.upper()}_OPS_H_", ident=ident, MACRO=ident.upper(),
+                   ops=_resolver_entries(ops, ident))
 
 
-def _io_block(t: TensorIO, ident: str, kind: str, i: int) -> str:
-    macro = f"{ident.upper()}_{kind.upper()}{i}"
+def _io_entry(t: TensorIO, ident: str, kind: str, i: int) -> dict:
     if t.dtype not in _C_TYPES:
         raise EmitError(
             f"expected model {kind}s of type {sorted(_C_TYPES)}; {kind} {i} is {t.dtype}. "
@@ -380,48 +254,21 @@ def _io_block(t: TensorIO, ident: str, kind: str, i: int) -> str:
     ctype, lo, hi = _C_TYPES[t.dtype]
     elements = int(np.prod(t.shape, dtype=np.int64)) if t.shape else 1
     itemsize = 4 if ctype == "float" else np.dtype(t.dtype).itemsize
-    shape = ", ".join(str(d) for d in t.shape)
-    lines = [
-        f"/* {kind.capitalize()} {i} {_comment(t.name)!r}: {t.dtype} [{shape}]. */",
-        f"#define {macro}_RANK {len(t.shape)}",
-        f"#define {macro}_SHAPE {{{shape}}}",
-        f"#define {macro}_ELEMENTS {elements}",
-        f"#define {macro}_BYTES {elements * itemsize}",
-        f"typedef {ctype} {ident}_{kind}{i}_t;",
-    ]
-    if not t.quantized:
-        lines.append(f"/* {kind} {i} is not quantized: no scale or zero point. */")
-        return "\n".join(lines) + "\n"
-    lines += [
-        f"#define {macro}_SCALE {_float_literal(t.scale)}",
-        f"#define {macro}_ZERO_POINT {t.zero_point}",
-    ]
-    if lo is None:
-        lines.append(f"/* no helper for {t.dtype}: float cannot hold its range exactly. */")
-        return "\n".join(lines) + "\n"
-    if kind == "input":
-        lines.append(
-            f"/* round-half-to-even(x / scale) + zero_point, saturated; NaN -> {lo}. */\n"
-            f"static inline {ctype} {ident}_quantize_input{i}(float x) {{\n"
-            f"  float v = rintf(x / {macro}_SCALE) + (float){macro}_ZERO_POINT;\n"
-            f"  if (!(v >= {lo}.0f)) v = {lo}.0f;\n"
-            f"  if (v > {hi}.0f) v = {hi}.0f;\n"
-            f"  return ({ctype})v;\n}}"
-        )
-    else:
-        lines.append(
-            "/* (q - zero_point) * scale. */\n"
-            f"static inline float {ident}_dequantize_output{i}({ctype} q) {{\n"
-            f"  return ((float)q - (float){macro}_ZERO_POINT) * {macro}_SCALE;\n}}"
-        )
-    return "\n".join(lines) + "\n"
+    return {
+        "kind": kind, "i": i, "macro": f"{ident.upper()}_{kind.upper()}{i}",
+        "name_literal": repr(_comment(t.name)), "dtype": t.dtype,
+        "shape": ", ".join(str(d) for d in t.shape), "rank": len(t.shape),
+        "elements": elements, "bytes": elements * itemsize, "ctype": ctype,
+        "quantized": t.quantized, "scale": _float_literal(t.scale) if t.quantized else None,
+        "zero_point": t.zero_point, "lo": lo, "hi": hi,
+    }
 
 
-def model_io_header(model_bytes: bytes, *, name: str = "model", arena_size: int) -> str:
+def model_io_header(model_bytes: "bytes | fb.ModelView", *, name: str = "model", arena_size: int) -> str:
     """Text of ``<name>_io.h``: I/O shapes, quantization, arena size and helpers.
 
     Args:
-        model_bytes: `.tflite` flatbuffer bytes.
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`).
         name: model name (see `c_identifier`). Default ``"model"``.
         arena_size: tensor arena bytes (e.g. ``measure_arena(model).emitted_bytes``).
 
@@ -440,24 +287,16 @@ def model_io_header(model_bytes: bytes, *, name: str = "model", arena_size: int)
         True
     """
     _check_arena_size(arena_size)
-    data = _checked_model(model_bytes)
+    view = fb.checked_view(model_bytes)
     ident = c_identifier(name)
-    macro = ident.upper()
-    guard = f"TINYCOMPRESS_{macro}_IO_H_"
-    inputs, outputs = input_details(data), output_details(data)
-    blocks = [_io_block(t, ident, "input", i) for i, t in enumerate(inputs)]
-    blocks += [_io_block(t, ident, "output", i) for i, t in enumerate(outputs)]
-    return (
-        _header_comment(data, name, "Inputs, outputs and arena", "/*")
-        + f"#ifndef {guard}\n#define {guard}\n\n"
-        + "#include <math.h>\n#include <stdint.h>\n\n"
-        + "/* Bytes of tensor arena the model needs (allocate it 16-byte aligned). */\n"
-        + f"#define {macro}_TENSOR_ARENA_SIZE {int(arena_size)}\n"
-        + f"enum {{ kTensorArenaSize = {macro}_TENSOR_ARENA_SIZE }};\n\n"
-        + f"#define {macro}_INPUT_COUNT {len(inputs)}\n"
-        + f"#define {macro}_OUTPUT_COUNT {len(outputs)}\n\n"
-        + "\n".join(blocks)
-        + f"\n#endif  /* {guard} */\n"
+    inputs, outputs = input_details(view), output_details(view)
+    tensors = [_io_entry(t, ident, "input", i) for i, t in enumerate(inputs)]
+    tensors += [_io_entry(t, ident, "output", i) for i, t in enumerate(outputs)]
+    return _render(
+        "model_io.h.j2", header=_header_comment(view.data, name, "Inputs, outputs and arena", "/*"),
+        guard=f"TINYCOMPRESS_{ident.upper()}_IO_H_", ident=ident, MACRO=ident.upper(),
+        arena_size=int(arena_size), input_count=len(inputs), output_count=len(outputs),
+        tensors=tensors,
     )
 
 
@@ -477,19 +316,50 @@ def _check_arena_size(arena_size: int) -> None:
         )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def render_c_sources(
+    model_bytes: "bytes | fb.ModelView",
+    *,
+    name: str = "model",
+    arena_size: int,
+    language: str = "c++",
+    allow_unresolved_custom: bool = False,
+) -> dict[str, str]:
+    """Every file `emit_c_sources` writes, in memory: file name -> text.
+
+    Args:
+        model_bytes: `.tflite` flatbuffer bytes (or a `ModelView`), parsed once.
+        name, arena_size, language, allow_unresolved_custom: see `emit_c_sources`.
+
+    Returns:
+        ``{"<ident>_data.h", "<ident>_data.cc|.c", "<ident>_ops.h", "<ident>_io.h"}``
+        mapped to their texts, in that order.
+
+    Raises:
+        EmitError, UnsupportedModelError, ModelFormatError: see `emit_c_sources`.
+
+    Example:
+        >>> from tflite_export.testing import tiny_model
+        >>> list(render_c_sources(tiny_model(), name="kws", arena_size=2048, language="c"))
+        ['kws_data.h', 'kws_data.c', 'kws_ops.h', 'kws_io.h']
+    """
+    _check_language(language)
+    _check_arena_size(arena_size)
+    ident = c_identifier(name)
+    view = fb.checked_view(model_bytes)
+    return {
+        f"{ident}_data.h": model_data_header(view, name=name),
+        f"{ident}_data.{'cc' if language == 'c++' else 'c'}": model_data_source(
+            view, name=name, language=language
+        ),
+        f"{ident}_ops.h": model_ops_header(
+            view, name=name, allow_unresolved_custom=allow_unresolved_custom
+        ),
+        f"{ident}_io.h": model_io_header(view, name=name, arena_size=arena_size),
+    }
 
 
 def emit_c_sources(
-    model_bytes: bytes,
+    model_bytes: "bytes | fb.ModelView",
     out_dir: str | os.PathLike,
     *,
     name: str = "model",
@@ -525,24 +395,6 @@ def emit_c_sources(
         ...     [p.name for p in emit_c_sources(tiny_model(), d, name="kws", arena_size=2048)]
         ['kws_data.h', 'kws_data.cc', 'kws_ops.h', 'kws_io.h']
     """
-    _check_language(language)
-    _check_arena_size(arena_size)
-    ident = c_identifier(name)
-    texts = {
-        f"{ident}_data.h": model_data_header(model_bytes, name=name),
-        f"{ident}_data.{'cc' if language == 'c++' else 'c'}": model_data_source(
-            model_bytes, name=name, language=language
-        ),
-        f"{ident}_ops.h": model_ops_header(
-            model_bytes, name=name, allow_unresolved_custom=allow_unresolved_custom
-        ),
-        f"{ident}_io.h": model_io_header(model_bytes, name=name, arena_size=arena_size),
-    }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for filename, text in texts.items():
-        path = out / filename
-        _write_atomic(path, text)
-        paths.append(path)
-    return paths
+    texts = render_c_sources(model_bytes, name=name, arena_size=arena_size, language=language,
+                             allow_unresolved_custom=allow_unresolved_custom)
+    return write_files(Path(out_dir), texts)

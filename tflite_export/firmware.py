@@ -22,24 +22,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 import firmware_templates
 from tflite_export import _flatbuffer as fb
-from tflite_export.emit_c import (
-    BYTES_PER_LINE,
-    _comment,
-    _float_literal,
-    c_identifier,
-    emit_c_sources,
-    used_operators,
-)
+from tflite_export._c_text import _comment, _float_literal, c_identifier
+from tflite_export.atomic import check_output_dir, write_tree
+from tflite_export.emit_c import BYTES_PER_LINE, render_c_sources, used_operators
 from tflite_export.errors import EmitError
 from tflite_export.io_details import input_details, output_details
 from tflite_export.tflm_ops import CUSTOM_RESOLVER_METHODS
@@ -224,10 +216,10 @@ def _as_list(x) -> list[np.ndarray]:
     return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
 
 
-def _golden(model: bytes, golden_input, golden_output) -> tuple[list, list]:
+def _golden(view: fb.ModelView, golden_input, golden_output) -> tuple[list, list]:
     from tflite_export.runtime import run_tflm
 
-    ins, outs = input_details(model), output_details(model)
+    ins = input_details(view)
     xs = _as_list(golden_input)
     if len(xs) != len(ins):
         raise EmitError(f"expected {len(ins)} golden input array(s), one per model input. Received {len(xs)}.")
@@ -238,7 +230,7 @@ def _golden(model: bytes, golden_input, golden_output) -> tuple[list, list]:
                 f"{t.shape}). Received {x.dtype} with {x.size}. Quantize float samples with "
                 "tflite_export.quantize(x, model)."
             )
-    host = run_tflm(model, [x.reshape((1, *t.shape[1:]) if t.shape else (1,)) for x, t in zip(xs, ins)])
+    host = run_tflm(view.data, [x.reshape((1, *t.shape[1:]) if t.shape else (1,)) for x, t in zip(xs, ins)])
     host = _as_list(host)
     if golden_output is not None:
         given = _as_list(golden_output)
@@ -252,10 +244,10 @@ def _golden(model: bytes, golden_input, golden_output) -> tuple[list, list]:
     return xs, [h.reshape(-1) for h in host]
 
 
-def _model_is_compressed(model: bytes) -> bool:
-    m = fb.unpack(model)
-    names = {(x.name.decode() if isinstance(x.name, bytes) else x.name) for x in (m.metadata or [])}
-    return "COMPRESSION_METADATA" in names or any(c == "TFLM_DECODE" for _, c, _ in used_operators(model))
+def _model_is_compressed(view: fb.ModelView) -> bool:
+    return "COMPRESSION_METADATA" in view.metadata_names or any(
+        op.custom_code == "TFLM_DECODE" for op in view.operators
+    )
 
 
 def _check_out_dir(out_dir: Path) -> Path:
@@ -274,19 +266,8 @@ def _check_out_dir(out_dir: Path) -> Path:
     return out
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda path: firmware_templates.read_template(path)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-
-
 def render_project(
-    model_bytes: bytes,
+    model_bytes: "bytes | fb.ModelView",
     target: str,
     *,
     name: str = "model",
@@ -303,12 +284,12 @@ def render_project(
     """
     if target not in TARGETS:
         raise EmitError(f"expected target in {TARGETS}. Received target={target!r}.")
-    model = bytes(model_bytes)
+    view = fb.checked_view(model_bytes)
     ident = c_identifier(name)
     the_board = resolve_board(board)
-    compressed = bool(compressed) or _model_is_compressed(model)
+    compressed = bool(compressed) or _model_is_compressed(view)
     lacking = sorted(
-        {c for _, c, _ in used_operators(model) if c is not None} & _TARGET_LACKS.get(target, set())
+        {c for _, c, _ in used_operators(view) if c is not None} & _TARGET_LACKS.get(target, set())
     )
     if lacking or (compressed and target not in _COMPRESSION_TARGETS):
         raise EmitError(
@@ -319,13 +300,13 @@ def render_project(
         )
     src_dir, language, layout = _LAYOUT[target]
     src_dir = src_dir.format(ident=ident)
-    xs, ys = _golden(model, golden_input, golden_output)
-    ins, outs = input_details(model), output_details(model)
-    with tempfile.TemporaryDirectory(prefix="tinycompress-c-") as tmp:
-        files = {
-            f"{src_dir}/{p.name}": p.read_text()
-            for p in emit_c_sources(model, tmp, name=name, arena_size=arena_size, language=language)
-        }
+    xs, ys = _golden(view, golden_input, golden_output)
+    ins, outs = input_details(view), output_details(view)
+    files = {
+        f"{src_dir}/{file}": text
+        for file, text in render_c_sources(view, name=name, arena_size=arena_size,
+                                           language=language).items()
+    }
     context = {
         "name_comment": _comment(name),
         "ident": ident,
@@ -333,12 +314,12 @@ def render_project(
         "inputs": [{"dtype": t.dtype, "golden_rows": _rows(x, t.dtype)} for t, x in zip(ins, xs)],
         "outputs": [{"dtype": t.dtype, "golden_rows": _rows(y, t.dtype)} for t, y in zip(outs, ys)],
         "arena_size": int(arena_size),
-        "model_size": len(model),
+        "model_size": len(view.data),
         "compressed": compressed,
         "board": the_board,
         "tflm_commit": TFLM_COMMIT,
     }
-    env = _environment()
+    env = firmware_templates.environment()
     templates = {
         "common/golden.h.j2": f"{src_dir}/{ident}_golden.h",
         "common/golden.c.j2": f"{src_dir}/{ident}_golden.c",
@@ -365,7 +346,7 @@ def write_firmware_project(
     """Write a firmware project whose ``main`` proves on the device that the model runs as on the host.
 
     Everything is rendered and checked before anything is written; the project
-    appears at ``out_dir`` in one ``os.replace`` of a sibling temporary folder.
+    appears at ``out_dir`` at once (`tflite_export.atomic.write_tree`).
 
     Args:
         model_bytes: `.tflite` flatbuffer bytes (full-integer, TFLM ops only).
@@ -405,30 +386,9 @@ def write_firmware_project(
         ...     sorted(f.name for f in p.iterdir())
         ['Makefile', 'README.md', 'linker.ld', 'src']
     """
-    out = _check_out_dir(Path(out_dir))
-    if out.exists() and not overwrite:
-        raise EmitError(f"expected a new output folder. Received {out_dir}, which exists; "
-                        "pass overwrite=True or choose another folder.")
+    out = check_output_dir(_check_out_dir(Path(out_dir)), overwrite=overwrite)
     files = render_project(
         model_bytes, target, name=name, golden_input=golden_input, golden_output=golden_output,
         arena_size=arena_size, board=board, compressed=compressed,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "project")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return write_tree(out, files, overwrite=overwrite)

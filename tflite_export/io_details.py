@@ -46,8 +46,8 @@ class TensorIO:
         return asdict(self)
 
 
-def _details(model: bytes, which: str) -> list[TensorIO]:
-    m = fb.unpack(model)
+def _details(model: "bytes | fb.ModelView", which: str) -> list[TensorIO]:
+    m = model.model if isinstance(model, fb.ModelView) else fb.unpack(model)
     if not m.subgraphs:
         raise ModelFormatError("the model has no subgraph; re-export it.")
     sg = m.subgraphs[0]
@@ -72,11 +72,11 @@ def _details(model: bytes, which: str) -> list[TensorIO]:
     return result
 
 
-def input_details(model: bytes) -> list[TensorIO]:
+def input_details(model: "bytes | fb.ModelView") -> list[TensorIO]:
     """Describe the model's inputs (subgraph 0), in order.
 
     Args:
-        model: `.tflite` flatbuffer bytes.
+        model: `.tflite` flatbuffer bytes, or a model view a stage already parsed.
 
     Returns:
         One `TensorIO` per input.
@@ -87,7 +87,7 @@ def input_details(model: bytes) -> list[TensorIO]:
     return _details(model, "inputs")
 
 
-def output_details(model: bytes) -> list[TensorIO]:
+def output_details(model: "bytes | fb.ModelView") -> list[TensorIO]:
     """Describe the model's outputs (subgraph 0), in order; see `input_details`."""
     return _details(model, "outputs")
 
