@@ -21,8 +21,6 @@ from importlib.resources.abc import Traversable
 
 import jinja2
 
-from tflite_export.errors import EmitError
-
 __all__ = ["TARGETS", "FOLDERS", "template_root", "template_files", "read_template", "environment"]
 
 #: Project kinds, one template folder each.
@@ -48,6 +46,8 @@ def template_files(folder: str) -> list[str]:
     Raises:
         EmitError: no such folder.
     """
+    from tflite_export.errors import EmitError  # tflite_export imports this package
+
     root = template_root().joinpath(folder)
     if folder not in FOLDERS or not root.is_dir():
         raise EmitError(f"expected a template folder in {FOLDERS}. Received folder={folder!r}.")
@@ -77,6 +77,8 @@ def read_template(path: str) -> str:
     Raises:
         EmitError: no such template.
     """
+    from tflite_export.errors import EmitError  # tflite_export imports this package
+
     node = template_root().joinpath(*path.split("/"))
     if not path.endswith(".j2") or not node.is_file():
         raise EmitError(f"expected the path of a .j2 template under {FOLDERS}. Received path={path!r}.")

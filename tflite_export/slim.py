@@ -15,8 +15,9 @@ store N scales and N int64 zero points; equal vectors repeat across tensors).
   them, which flatbuffers allow and both TFLM and LiteRT read transparently;
 * constant data stays 16-byte aligned, as the converter writes it.
 
-The result is checked by `tflite_export.verify_slim` (bit-exact outputs on TFLM
-and LiteRT) when called through `tinycompress.export`.
+`tinycompress.build` (and so `tinycompress.export`) checks the result with
+`tflite_export.verify_identical` (bit-exact outputs on TFLM against the
+unslimmed model).
 """
 
 from __future__ import annotations

@@ -4,20 +4,24 @@ Data flows one way: compress at train time (`tinycompress.pruning`,
 `tinycompress.quantization`, `tinycompress.clustering`,
 `tinycompress.distillation`) -> strip/fold -> `convert` to a full-integer
 TFLite model -> verify on TFLM, emit C and firmware, report (`tflite_export`).
-`export` runs the whole second half in one call.
+`export` runs the whole second half in one call: `build` (in memory) then `write`.
 """
 
 from tinycompress.convert import convert
 from tinycompress.data import load_calibration
 from tinycompress.datasets import DigitImages, load_digit_images
 from tinycompress.errors import (
+    ArgumentError,
     ConversionError,
     DataError,
     ExportError,
     LoadError,
     UnsafeModelError,
 )
-from tinycompress.export import ExportResult, export
+from tinycompress.build import build
+from tinycompress.export import export
+from tinycompress.result import BuildResult, ExportResult
+from tinycompress.write import write
 from tinycompress.layer_error import LayerError, layer_errors
 from tinycompress.loading import LoadedModel, load_model
 from tflite_export.errors import TinyCompressError
@@ -46,6 +50,9 @@ __all__ = [
     "distill",
     "export",
     "ExportResult",
+    "build",
+    "BuildResult",
+    "write",
     "convert",
     "LoadedModel",
     "layer_errors",
@@ -55,6 +62,7 @@ __all__ = [
     "load_digit_images",
     "DigitImages",
     "TinyCompressError",
+    "ArgumentError",
     "ConversionError",
     "DataError",
     "ExportError",

@@ -7,21 +7,27 @@ int8 (per channel for convolutions; per tensor for Dense unless asked, since
 per-channel Dense costs flash and persistent arena per output channel on TFLM)
 and activations to int8 (or int16 in ``"int16x8"`` mode) from the
 representative data. The result must pass `tflite_export.check_deployable`.
+
+`convert` returns the converter's output as is. `tinycompress.export` (and
+`tinycompress.build`) go on to slim it (`tflite_export.slim`, verified
+bit-exact on TFLM), so ``inspect(convert(m))`` reports more flash than
+``export(m)`` for the same model; ``inspect(tflite_export.slim(convert(m)).model)``
+reports what ``export`` writes. The tensor names slimming drops are what
+`tinycompress.layer_errors` needs, so `convert` keeps them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterable
 
 from tflite_export.checks import check_deployable
 from tinycompress.data import prepare_samples
-from tinycompress.errors import ConversionError
+from tinycompress.errors import ArgumentError, ConversionError
 from tinycompress.loading import LoadedModel, load_model
 
-__all__ = ["MODES", "IO_DTYPES", "convert"]
+__all__ = ["MODES", "IO_DTYPES", "convert", "resolve_io_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,35 @@ logger = logging.getLogger(__name__)
 MODES = ("int8", "int16x8")
 #: Model input/output dtypes accepted per mode.
 IO_DTYPES = {"int8": ("int8", "uint8", "float32"), "int16x8": ("int16", "float32")}
+
+
+def resolve_io_dtype(mode: str, io_dtype: str | None) -> str:
+    """Check ``mode`` and ``io_dtype`` and return the I/O dtype `convert` uses.
+
+    Args:
+        mode: one of `MODES`.
+        io_dtype: one of ``IO_DTYPES[mode]``, or None for the mode's default
+            (``"int8"``, or ``"int16"`` in int16x8 mode).
+
+    Returns:
+        The I/O dtype name.
+
+    Raises:
+        ArgumentError: unknown mode, or an I/O dtype the mode does not allow.
+
+    Example:
+        >>> resolve_io_dtype("int16x8", None)
+        'int16'
+    """
+    if mode not in MODES:
+        raise ArgumentError(f"expected mode in {MODES}. Received: mode={mode!r}.")
+    io_dtype = io_dtype or ("int8" if mode == "int8" else "int16")
+    if io_dtype not in IO_DTYPES[mode]:
+        raise ArgumentError(
+            f"expected io_dtype in {IO_DTYPES[mode]} for mode={mode!r}. "
+            f"Received: io_dtype={io_dtype!r}."
+        )
+    return io_dtype
 
 
 def _concrete_function(loaded: LoadedModel, samples):
@@ -76,9 +111,10 @@ def convert(
         allow_unsafe: load saved models with Lambda/foreign layers. Default False.
 
     Returns:
-        The `.tflite` flatbuffer bytes.
+        The `.tflite` flatbuffer bytes, not slimmed (see the module docstring).
 
     Raises:
+        ArgumentError: unknown ``mode`` or an ``io_dtype`` the mode does not allow.
         DataError: the representative data does not fit the model.
         ConversionError: the converter failed (the message names the op).
         UnsupportedModelError: the result has float, hybrid, Flex or
@@ -92,14 +128,7 @@ def convert(
         >>> tflite[4:8]
         b'TFL3'
     """
-    if mode not in MODES:
-        raise ValueError(f"expected mode in {MODES}. Received: mode={mode!r}.")
-    io_dtype = io_dtype or ("int8" if mode == "int8" else "int16")
-    if io_dtype not in IO_DTYPES[mode]:
-        raise ValueError(
-            f"expected io_dtype in {IO_DTYPES[mode]} for mode={mode!r}. "
-            f"Received: io_dtype={io_dtype!r}."
-        )
+    io_dtype = resolve_io_dtype(mode, io_dtype)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, allow_unsafe=allow_unsafe)
     samples = prepare_samples(representative_data, loaded.input_shapes)
 
@@ -133,7 +162,6 @@ def convert(
     converter._experimental_disable_per_channel_quantization_for_dense_layers = (  # noqa: SLF001
         not per_channel_dense
     )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         absl_logger.setLevel(logging.ERROR)
         with warnings.catch_warnings():

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from tflite_export.errors import TinyCompressError
 
-__all__ = ["LoadError", "UnsafeModelError", "DataError", "ConversionError", "ExportError"]
+__all__ = [
+    "LoadError", "UnsafeModelError", "DataError", "ArgumentError", "ConversionError", "ExportError",
+]
 
 
 class LoadError(TinyCompressError, ValueError):
@@ -20,6 +22,10 @@ class UnsafeModelError(LoadError):
 
 class DataError(TinyCompressError, ValueError):
     """Representative or calibration data is empty, malformed or mismatched."""
+
+
+class ArgumentError(TinyCompressError, ValueError):
+    """An argument of `convert`, `build`, `write` or `export` has a value they do not accept."""
 
 
 class ConversionError(TinyCompressError, RuntimeError):

@@ -10,6 +10,7 @@ import pytest
 import tflite_export
 from tinycompress.errors import ExportError
 from tinycompress.export import export
+from tinycompress.write import MARKER
 from tflite_export.errors import UnsupportedModelError
 
 
@@ -78,6 +79,7 @@ def test_overwrite_replaces_atomically(keras_models, tmp_path):
     model, x = keras_models("mlp")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "stale.txt").write_text("old")
+    (tmp_path / "out" / MARKER).write_text("")  # a previous export (issue 13: only those)
     result = export(model, x, tmp_path / "out", overwrite=True, slim=False, verify_samples=4)
     assert not (tmp_path / "out" / "stale.txt").exists()
     assert result.unslimmed_bytes == len(result.model)

@@ -1,0 +1,228 @@
+"""Build a verified int8 TFLM model, its C sources and report, in memory.
+
+`build` runs the deployment half of the pipeline as stages, each a function of
+the previous stage's output: load -> convert (full integer) -> slim -> encode
+(LUT compression today) -> verify on TFLM and LiteRT -> measure the arena ->
+emit C sources (and a firmware project) -> report. It writes nothing and
+returns a `BuildResult`; `tinycompress.write` puts one on disk, and
+`tinycompress.export` does both.
+
+Cost of one call: see ``build_s`` in ``bench/export.py`` (the demo model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+import tflite_export
+from tflite_export.emit_c import LANGUAGES, c_identifier, render_c_sources
+from tflite_export.firmware import TARGETS, render_project
+from tflite_export.verify import DEFAULT_MAX_LSB
+from tinycompress.convert import convert, resolve_io_dtype
+from tinycompress.data import prepare_samples
+from tinycompress.errors import ArgumentError
+from tinycompress.loading import LoadedModel, load_model
+from tinycompress.result import BuildResult
+
+__all__ = ["build", "check_build_arguments", "check_target", "render_firmware", "DEFAULT_VERIFY_SAMPLES"]
+
+#: Samples run through TFLM, LiteRT and the float model by default.
+DEFAULT_VERIFY_SAMPLES = 32
+
+
+def _quiet(_message: str) -> None:
+    """The default progress callback: ignore every message."""
+
+
+def check_build_arguments(*, name: str, mode: str, io_dtype: str | None, language: str,
+                          target: str | None, verify_samples: int) -> None:
+    """Refuse bad `build` arguments before any work (seconds of conversion) starts.
+
+    Args:
+        name, mode, io_dtype, language, target, verify_samples: as in `build`.
+
+    Raises:
+        ArgumentError: a value `build` does not accept, named with the accepted ones.
+        EmitError: ``name`` gives no valid C identifier.
+    """
+    c_identifier(name)
+    resolve_io_dtype(mode, io_dtype)
+    if language not in LANGUAGES:
+        raise ArgumentError(f"expected language in {LANGUAGES}. Received: language={language!r}.")
+    check_target(target)
+    if isinstance(verify_samples, bool) or not isinstance(verify_samples, int) or verify_samples < 1:
+        raise ArgumentError(
+            f"expected verify_samples as an int >= 1. Received: verify_samples={verify_samples!r}."
+        )
+
+
+def check_target(target: str | None) -> None:
+    """Raise `ArgumentError` unless ``target`` is None or one of `tflite_export.TARGETS`."""
+    if target is not None and target not in TARGETS:
+        raise ArgumentError(f"expected target in {TARGETS} or None. Received: target={target!r}.")
+
+
+def _stack(samples, n: int) -> list[np.ndarray]:
+    chosen = samples[:n]
+    return [np.concatenate([s[i] for s in chosen]) for i in range(len(chosen[0]))]
+
+
+def _slim(converted: bytes, x_verify: list[np.ndarray]) -> bytes:
+    """Slim stage: drop what TFLM never reads, then prove TFLM's outputs unchanged."""
+    slimmed = tflite_export.slim(converted).model
+    tflite_export.verify_identical(converted, slimmed, x_verify, what="slimmed")
+    return slimmed
+
+
+def _encode(model: bytes, lut, x_verify: list[np.ndarray]):
+    """Encode stage: LUT-compress clustered tensors (verified bit-identical on TFLM).
+
+    Returns:
+        ``(final model bytes, LutResult or None)``.
+    """
+    if lut is False or lut is None:
+        return model, None
+    result = tflite_export.compress_luts(
+        model,
+        tensors="auto" if lut is True else lut,
+        verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
+    )
+    return result.model_bytes, result
+
+
+def _measure(model: bytes):
+    """Measure stage: the host TFLM arena and the model report that includes it."""
+    arena = tflite_export.measure_arena(model)
+    report = dataclasses.replace(
+        tflite_export.inspect(model, measure=False),
+        arena_bytes=arena.host_bytes,
+        arena_emitted_bytes=arena.emitted_bytes,
+    )
+    return arena, report
+
+
+def _golden_inputs(model: bytes, x_verify: list[np.ndarray]) -> list[np.ndarray]:
+    """The first verification sample of every input, in the model's input dtype."""
+    return [tflite_export.quantize(x[:1], model, index=i) for i, x in enumerate(x_verify)]
+
+
+def render_firmware(result: BuildResult, target: str) -> dict[str, bytes]:
+    """The firmware project of a built model, paths under ``firmware/`` -> bytes.
+
+    Args:
+        result: a `BuildResult`.
+        target: one of `tflite_export.TARGETS`.
+
+    Returns:
+        The project's files; the golden outputs are the host TFLM's outputs
+        for ``result.golden_inputs`` (every input and output of the model).
+
+    Raises:
+        EmitError: the target's TFLM cannot run the model (see
+            `tflite_export.write_firmware_project`).
+    """
+    files = render_project(result.model, target, name=result.name, golden_input=result.golden_inputs,
+                           arena_size=result.arena.emitted_bytes)
+    return {f"firmware/{path}": text.encode() for path, text in files.items()}
+
+
+def build(
+    model,
+    representative_data,
+    *,
+    name: str = "model",
+    io_dtype: str | None = None,
+    mode: str = "int8",
+    per_channel_dense: bool = False,
+    slim: bool = True,
+    verify_samples: int = DEFAULT_VERIFY_SAMPLES,
+    verify_max_lsb: int = DEFAULT_MAX_LSB,
+    layer_errors: bool = False,
+    lut: bool | str | list[int] | Callable = False,
+    language: str = "c++",
+    target: str | None = None,
+    allow_unsafe: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Convert, slim, encode, verify, measure and render a model for TFLM; write nothing.
+
+    Args:
+        model: a Keras 3 / tf_keras model, a `LoadedModel` or a path (see `load_model`).
+        representative_data: calibration samples (see `convert`); the first
+            ``verify_samples`` are also used for verification.
+        name: model name; C identifiers derive from it. Default "model".
+        io_dtype: input/output dtype (see `convert`). Default None (int8).
+        mode: ``"int8"`` or ``"int16x8"``. Default "int8".
+        per_channel_dense: per-channel Dense weights. Default False.
+        slim: remove bytes TFLM does not read (verified bit-exact). Default True.
+        verify_samples: samples compared on TFLM/LiteRT/float. Default 32.
+        verify_max_lsb: TFLM/LiteRT difference tolerated per requantized tensor,
+            in LSBs (see `tflite_export.verify`). Default 1.
+        layer_errors: compare every intermediate tensor with the float model
+            and list the worst layers. Default False.
+        lut: LUT-compress constant tensors with few distinct values: True or
+            ``"auto"`` for every tensor that shrinks, or the ``tensors`` argument
+            of `tflite_export.compress_luts`. Verified bit-identical on TFLM.
+            Default False.
+        language: ``"c++"`` (``<name>_data.cc``) or ``"c"``. Default "c++".
+        target: also render a firmware project (see `tflite_export.TARGETS`)
+            whose self-test runs every input and checks every output. Default None.
+        allow_unsafe: load saved models with Lambda/foreign layers. Default False.
+        progress: called with a short message before each stage. Default None.
+
+    Returns:
+        A `BuildResult`.
+
+    Raises:
+        ArgumentError: a bad argument value (checked before any work).
+        TinyCompressError: a stage refused the model or data.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+        >>> r = build(m, x, verify_samples=4)
+        >>> sorted(r.sources), r.report.flash_bytes == len(r.model)
+        (['model_data.cc', 'model_data.h', 'model_io.h', 'model_ops.h'], True)
+    """
+    check_build_arguments(name=name, mode=mode, io_dtype=io_dtype, language=language,
+                          target=target, verify_samples=verify_samples)
+    step = progress or _quiet
+    step("loading model")
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, allow_unsafe=allow_unsafe)
+    samples = prepare_samples(representative_data, loaded.input_shapes)
+    x_verify = _stack(samples, verify_samples)
+    step("converting to full-integer TFLite")
+    converted = convert(loaded, samples, io_dtype=io_dtype, mode=mode,
+                        per_channel_dense=per_channel_dense)
+    if slim:
+        step("slimming and checking bit-exactness on TFLM")
+    slimmed = _slim(converted, x_verify) if slim else converted
+    if lut is not False and lut is not None:
+        step("LUT-compressing clustered tensors and checking bit-exactness on TFLM")
+    final, lut_result = _encode(slimmed, lut, x_verify)
+    step("verifying on TFLM and LiteRT")
+    verification = tflite_export.verify(final, x_verify, float_outputs=loaded.predict(x_verify),
+                                        litert_model=slimmed, max_lsb=verify_max_lsb)
+    step("measuring the tensor arena")
+    arena, report = _measure(final)
+    errors = []
+    if layer_errors:
+        from tinycompress.layer_error import layer_errors as _layer_errors
+
+        step("comparing every layer with the float model")
+        errors = _layer_errors(loaded, converted, x_verify)
+    step("rendering C sources")
+    sources = render_c_sources(final, name=name, arena_size=arena.emitted_bytes, language=language)
+    result = BuildResult(model=final, report=report, arena=arena, verification=verification,
+                         unslimmed_bytes=len(converted), name=name,
+                         sources={k: v.encode() for k, v in sources.items()},
+                         golden_inputs=_golden_inputs(final, x_verify),
+                         layer_errors=errors, lut=lut_result)
+    if target is not None:
+        step(f"rendering the {target} firmware project")
+        result.firmware, result.target = render_firmware(result, target), target
+    return result
