@@ -8,7 +8,14 @@ deployment stores); ``int8_bytes`` is the converter's int8 output and
 per-channel Dense variant is measured in the same run (keys ``pcd_*``), as the
 figure behind the per-tensor Dense default.
 
-Run: python bench/export.py [--epochs N]
+A second line (``"config": "demo_build"``) gives the cost of one
+`tinycompress.build` call on the demo model (`tinycompress.demo`'s digits CNN,
+300 calibration samples, default options, no target): ``build_s`` is the
+median wall time of ``--build-runs`` calls, ``build_min_s``/``build_max_s``
+their spread, ``build_target_s`` one call that also renders the cortex-m
+project. The automatic budget search calls `build` in a loop.
+
+Run: python bench/export.py [--epochs N] [--build-only] [--build-runs N]
 """
 
 from __future__ import annotations
@@ -54,10 +61,49 @@ def float_tflite_bytes(model) -> int:
         [convert_variables_to_constants_v2(cf)]).convert())
 
 
+def demo_build_line(runs: int) -> dict:
+    """Time `tinycompress.build` on the trained demo CNN (median of ``runs`` calls)."""
+    import keras
+
+    from tinycompress import build
+    from tinycompress.datasets import load_digits
+    from tinycompress.demo import build_demo_model
+
+    keras.utils.set_random_seed(0)
+    x_train, y_train, _, _ = load_digits(0)
+    model = build_demo_model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    build(model, x_train[:300], name="digits")  # warm-up: first-call imports and tracing
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = build(model, x_train[:300], name="digits")
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    build(model, x_train[:300], name="digits", target="cortex-m")
+    target_s = time.perf_counter() - t0
+    return {
+        "config": "demo_build",
+        "build_s": round(float(np.median(times)), 2),
+        "build_min_s": round(min(times), 2),
+        "build_max_s": round(max(times), 2),
+        "build_runs": runs,
+        "build_target_s": round(target_s, 2),
+        "flash_bytes": result.report.flash_bytes,
+        "arena_bytes": result.arena.emitted_bytes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--build-only", action="store_true", help="only the demo_build line")
+    parser.add_argument("--build-runs", type=int, default=3)
     args = parser.parse_args()
+    if args.build_only:
+        print(json.dumps(demo_build_line(args.build_runs)))
+        return
     import keras
 
     import tflite_export
@@ -95,6 +141,7 @@ def main() -> None:
         "pcd_int8_acc": round(pcd_acc, 4),
     }
     print(json.dumps(line))
+    print(json.dumps(demo_build_line(args.build_runs)))
 
 
 if __name__ == "__main__":

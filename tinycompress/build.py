@@ -183,7 +183,7 @@ def build(
     Example:
         >>> import keras, numpy as np
         >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+        >>> x = np.random.default_rng(0).normal(size=(128, 4)).astype("float32")
         >>> r = build(m, x, verify_samples=4)
         >>> sorted(r.sources), r.report.flash_bytes == len(r.model)
         (['model_data.cc', 'model_data.h', 'model_io.h', 'model_ops.h'], True)

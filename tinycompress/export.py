@@ -70,7 +70,7 @@ def export(
     Example:
         >>> import keras, numpy as np, tempfile
         >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+        >>> x = np.random.default_rng(0).normal(size=(128, 4)).astype("float32")
         >>> with tempfile.TemporaryDirectory() as d:
         ...     r = export(m, x, f"{d}/out", verify_samples=4)
         ...     r.files[:2], (r.out_dir / "model.tflite").read_bytes() == r.model

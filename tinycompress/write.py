@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tflite_export.atomic import check_output_dir, write_tree
+from tflite_export.atomic import check_output_dir, recover_output_dir, write_tree
 from tinycompress.build import check_target, render_firmware
 from tinycompress.errors import ExportError
 from tinycompress.result import BuildResult, ExportResult
@@ -31,6 +31,9 @@ _MARKER_TEXT = (
 
 def check_out_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Refuse an unusable export directory before any conversion starts.
+
+    Leftovers of an interrupted earlier write to ``out`` are restored or removed
+    first (`tflite_export.atomic.recover_output_dir`, logged as warnings).
 
     Args:
         out: the directory `write` would create.
@@ -52,6 +55,7 @@ def check_out_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         ...
         tinycompress.errors.ExportError: cannot write the output directory ...
     """
+    recover_output_dir(out)
     return check_output_dir(out, overwrite=overwrite, marker=MARKER, error=ExportError)
 
 
