@@ -12,8 +12,9 @@ A second line (``"config": "demo_build"``) gives the cost of one
 `tinycompress.build` call on the demo model (`tinycompress.demo`'s digits CNN,
 300 calibration samples, default options, no target): ``build_s`` is the
 median wall time of ``--build-runs`` calls, ``build_min_s``/``build_max_s``
-their spread, ``build_target_s`` one call that also renders the cortex-m
-project. The automatic budget search calls `build` in a loop.
+their spread, ``build_stages_s`` the median seconds per stage (keyed by the
+first word of the progress message), ``build_target_s`` one call that also
+renders the cortex-m project. The automatic budget search calls `build` in a loop.
 
 Run: python bench/export.py [--epochs N] [--build-only] [--build-runs N]
 """
@@ -75,11 +76,15 @@ def demo_build_line(runs: int) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
     build(model, x_train[:300], name="digits")  # warm-up: first-call imports and tracing
-    times = []
+    times, stages = [], []
     for _ in range(runs):
+        marks = []
         t0 = time.perf_counter()
-        result = build(model, x_train[:300], name="digits")
-        times.append(time.perf_counter() - t0)
+        result = build(model, x_train[:300], name="digits",
+                       progress=lambda msg: marks.append((msg.split()[0], time.perf_counter())))
+        end = time.perf_counter()
+        times.append(end - t0)
+        stages.append({m: b - a for (m, a), (_, b) in zip(marks, marks[1:] + [("end", end)])})
     t0 = time.perf_counter()
     build(model, x_train[:300], name="digits", target="cortex-m")
     target_s = time.perf_counter() - t0
@@ -90,6 +95,7 @@ def demo_build_line(runs: int) -> dict:
         "build_max_s": round(max(times), 2),
         "build_runs": runs,
         "build_target_s": round(target_s, 2),
+        "build_stages_s": {k: round(float(np.median([st[k] for st in stages])), 2) for k in stages[0]},
         "flash_bytes": result.report.flash_bytes,
         "arena_bytes": result.arena.emitted_bytes,
     }

@@ -148,9 +148,13 @@ def _leftovers(out: Path) -> list[tuple[str, Path]]:
         match = pattern.match(entry.name)
         if match and entry.is_dir(follow_symlinks=False):
             pid = int(match.group(2)) if match.group(2) else None
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except OSError:  # removed meanwhile by another process
+                continue
             if not _alive(pid):
-                found.append((match.group(1), Path(entry.path)))
-    return sorted(found, key=lambda kp: kp[1].stat().st_mtime, reverse=True)
+                found.append((mtime, match.group(1), Path(entry.path)))
+    return [(kind, path) for _, kind, path in sorted(found, reverse=True)]
 
 
 def recover_output_dir(out: str | os.PathLike) -> list[str]:
