@@ -153,8 +153,9 @@ def single_op_models(model: bytes) -> list[OpModel]:
     Example:
         >>> import tflite_export
         >>> from tflite_export.op_models import single_op_models
-        >>> [(o.opcode, o.inputs, o.outputs) for o in single_op_models(tflite_export.testing.tiny_model())][:1]
-        [('FULLY_CONNECTED', (0,), (5,))]
+        >>> ops = single_op_models(tflite_export.testing.tiny_model())
+        >>> [(o.opcode, o.inputs, o.outputs) for o in ops]
+        [('FULLY_CONNECTED', (0,), (3,)), ('FULLY_CONNECTED', (3,), (4,))]
     """
     m = fb.unpack(model)
     sg = m.subgraphs[0]

@@ -104,6 +104,10 @@ def _quantize_all(x, model: bytes) -> list[np.ndarray]:
     return [quantize(a, model, i) for i, a in enumerate(xs)]
 
 
+def _elements(shape) -> int:
+    return int(np.prod([int(d) for d in shape[1:]]))
+
+
 def _tensor_label(sg, t: int) -> str:
     name = sg.tensors[t].name
     name = name.decode(errors="replace") if isinstance(name, bytes) else (name or "")
@@ -186,6 +190,15 @@ def _output_checks(model, reference, arrays, float_outputs, tasks, max_lsb):
     details = output_details(model)
     tolerances = output_tolerances(reference, max_lsb)
     ref = _as_list(float_outputs) if float_outputs is not None else [None] * len(details)
+    n = len(arrays["tflm0"]) if details else 0
+    if len(ref) != len(details) or any(
+        r is not None and r.size != n * _elements(d.shape) for r, d in zip(ref, details)
+    ):
+        raise ValueError(
+            f"float_outputs must hold one array per model output ({len(details)}), each with "
+            f"{n} samples of the output's shape {[tuple(d.shape[1:]) for d in details]}; "
+            f"received shapes {[None if r is None else r.shape for r in ref]}."
+        )
     rows, where, worst_all = [], None, 0
     for k, d in enumerate(details):
         tflm = arrays[f"tflm{k}"].reshape(len(arrays[f"tflm{k}"]), -1)

@@ -94,10 +94,7 @@ def _print_export(result) -> None:
         f"kTensorArenaSize = [bold]{a.emitted_bytes}[/] B (host TFLM measured {a.host_bytes} B; "
         "64-bit host bookkeeping, safe for 32-bit MCUs)"
     )
-    line = f"TFLM vs LiteRT: max {v.max_lsb_diff} LSB over {v.samples} samples"
-    if v.argmax_agreement is not None:
-        line += f"; argmax agreement with float {v.argmax_agreement:.1%}"
-    _console.print(line)
+    _console.print(v.summary(), markup=False)
     _console.print(f"Wrote {len(result.files)} files to [bold]{result.out_dir}[/]")
 
 

@@ -89,17 +89,8 @@ class ExportResult:
             f"- **kTensorArenaSize = {a.emitted_bytes} B**",
             f"- {a.note}",
             "",
-            "## Verification",
-            "",
-            f"- samples: {v.samples}",
-            f"- TFLM vs LiteRT: max {v.max_lsb_diff} LSB"
-            + (f" at (sample, output, element) {v.lsb_diff_at}" if v.lsb_diff_at else ""),
+            v.to_markdown().rstrip(),
         ]
-        if v.argmax_agreement is not None:
-            lines += [
-                f"- argmax agreement with the float model: {v.argmax_agreement:.2%}",
-                f"- max abs error after dequantization: {v.max_abs_error:.6g}",
-            ]
         lines += [
             "",
             "## Slimming",
@@ -222,7 +213,6 @@ def export(
         final = tflite_export.slim(converted).model
         tflite_export.verify_identical(converted, final, x_verify, what="slimmed")
     lut_result = None
-    uncompressed = final
     if lut is not False and lut is not None:
         step("LUT-compressing clustered tensors and checking bit-exactness on TFLM")
         lut_result = tflite_export.compress_luts(
@@ -234,7 +224,7 @@ def export(
     step("verifying on TFLM and LiteRT")
     float_out = loaded.predict(x_verify)
     verification = tflite_export.verify(
-        final, x_verify, float_outputs=float_out, litert_model=uncompressed,
+        final, x_verify, float_outputs=float_out, litert_model=converted,
         max_lsb=verify_max_lsb,
     )
     step("measuring the tensor arena")
