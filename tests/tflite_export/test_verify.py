@@ -238,3 +238,25 @@ def test_the_mlperf_tiny_anomaly_autoencoder_exports_with_default_options(tmp_pa
     v = _export_and_check(model, x, tmp_path, 10)
     assert v.max_lsb_diff >= 2  # what the end-to-end check refused
     assert v.max_abs_error is not None and v.mean_abs_error <= v.max_abs_error
+
+
+def test_every_test_model_passes_with_the_default_tolerance(conv_model, pruned_dense_model, mixed_model):
+    rng = np.random.default_rng(0)
+    for model, shape in [(conv_model[1], (8, 8, 3)), (pruned_dense_model[1], (10,)),
+                         (mixed_model[1], (4, 4, 2)), (tflite_export.testing.tiny_model(), (4,))]:
+        report = tflite_export.verify(model, rng.random((8, *shape)).astype(np.float32))
+        assert [o.opcode for o in report.ops] == _ops(model)
+        assert all(o.rule != "not checked" and o.max_lsb_diff <= o.tolerance for o in report.ops)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnn", "residual", "dwsep", "mlp", "conv1d"])
+def test_every_suite_model_exports_with_default_options(name, keras_models, tmp_path):
+    from tinycompress.export import export
+
+    model, x = keras_models(name)
+    v = export(model, x, tmp_path / name).verification
+    assert v.ops and all(o.rule != "not checked" and o.max_lsb_diff <= o.tolerance for o in v.ops)
+    # Untrained: near-uniform scores, so the argmax is noise; the error is not.
+    assert v.outputs[0].task == "classification" and v.argmax_agreement is not None
+    assert v.max_abs_error < 0.05 * max(1.0, float(np.ptp(v.outputs[0].float_range)))
