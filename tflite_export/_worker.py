@@ -179,11 +179,12 @@ def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tu
     """Everything `tflite_export.verify` needs from the native runtimes, in one process.
 
     ``inputs`` holds the model's quantized inputs, then uint8 arrays: the
-    single-op models (``request["ops"]``, each with the source tensors of its
-    inputs and outputs) and, when TFLM runs another model than LiteRT (a
-    LUT-compressed one), that model last. Returns end-to-end outputs
-    (``tflm{k}``, ``litert{k}``; TFLM's flattened per sample) and per-op differences (``op{j}_...``);
-    ``meta["op_errors"]`` maps an op that LiteRT could not run alone to why.
+    single-op models (``request["ops"]``, each with its op index and the source
+    tensors of its inputs and outputs) and, when TFLM runs another model than
+    LiteRT (a LUT-compressed one), that model last. Returns end-to-end outputs
+    (``tflm{k}``, ``litert{k}``; TFLM's flattened per sample) and per-op
+    differences (``op{index}_...``); ``meta["op_errors"]`` maps the index of an
+    op that LiteRT could not run alone to why.
     """
     xs = inputs[: request["n_model_inputs"]]
     blobs = inputs[request["n_model_inputs"] :]
@@ -198,15 +199,16 @@ def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tu
         arrays = {f"tflm{k}": values[t] for k, t in enumerate(outputs)}
     arrays.update({f"litert{k[3:]}": v for k, v in _run_litert(reference, xs).items()})
     errors = {}
-    for j, op in enumerate(ops):
+    for blob, op in zip(blobs, ops):
         try:
             diffs = _op_differences(
-                blobs[j], [values[t] for t in op["inputs"]], [values[t] for t in op["outputs"]]
+                blob, [values[t] for t in op["inputs"]], [values[t] for t in op["outputs"]]
             )
         except (RuntimeError, ValueError) as e:
-            errors[str(j)] = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            text = str(e).strip()
+            errors[str(op["index"])] = text.splitlines()[-1] if text else type(e).__name__
             continue
-        arrays.update({f"op{j}_{k}": v for k, v in diffs.items()})
+        arrays.update({f"op{op['index']}_{k}": v for k, v in diffs.items()})
     return arrays, {"op_errors": errors}
 
 

@@ -93,8 +93,6 @@ def _why_not_isolable(m, op, name: str) -> str:
     sg = m.subgraphs[0]
     if any(t >= 0 and sg.tensors[t].isVariable for t in op.inputs):
         return f"{name} reads a variable tensor, which keeps state between invocations"
-    if any(b.offset for b in m.buffers or []):
-        return "the model keeps constant data outside the flatbuffer"
     return ""
 
 
@@ -103,9 +101,9 @@ def _cut(m, op_index: int) -> tuple[bytes, tuple[int, ...], tuple[int, ...]]:
     sg = m.subgraphs[0]
     op = sg.operators[op_index]
     outputs = tuple(int(t) for t in op.outputs)
+    intermediates = op.intermediates if op.intermediates is not None else []
     used = list(dict.fromkeys(
-        int(t) for t in [*op.inputs, *op.outputs, *(op.intermediates if op.intermediates is not None else [])]
-        if t >= 0
+        int(t) for t in [*op.inputs, *op.outputs, *intermediates] if t >= 0
     ))
     remap = {t: k for k, t in enumerate(used)}
     buffers = [fb.schema.BufferT()]
@@ -119,7 +117,8 @@ def _cut(m, op_index: int) -> tuple[bytes, tuple[int, ...], tuple[int, ...]]:
             tensor.buffer = 0
         tensors.append(tensor)
     inputs = tuple(dict.fromkeys(
-        int(t) for t in op.inputs if t >= 0 and int(t) not in outputs and not _has_data(m, sg.tensors[t])
+        int(t) for t in op.inputs
+        if t >= 0 and int(t) not in outputs and not _has_data(m, sg.tensors[t])
     ))
     new_op = copy.copy(op)
     new_op.opcodeIndex = 0
@@ -159,10 +158,13 @@ def single_op_models(model: bytes) -> list[OpModel]:
     """
     m = fb.unpack(model)
     sg = m.subgraphs[0]
+    external = any(b.offset for b in m.buffers or [])
     result = []
     for k, op in enumerate(sg.operators or []):
         name = fb.op_name(m.operatorCodes[op.opcodeIndex])
         reason = _why_not_isolable(m, op, name)
+        if external:
+            reason = "the model keeps constant data outside the flatbuffer"
         outputs = tuple(int(t) for t in op.outputs)
         if reason:
             result.append(OpModel(k, name, None, (), outputs, reason))

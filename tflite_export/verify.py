@@ -122,7 +122,7 @@ def _in_lsb(diff: np.ndarray, unit: float, magnitude: np.ndarray) -> np.ndarray:
     return np.ceil(diff / step - 1e-6).astype(np.int64)
 
 
-def _check_op(m, op, arrays: dict, j: int, max_lsb: int, error: str | None) -> OpCheck:
+def _check_op(m, op, arrays: dict, max_lsb: int, error: str | None) -> OpCheck:
     """One `OpCheck` from the worker's per-op differences; refuse beyond tolerance."""
     sg = m.subgraphs[0]
     out0 = op.outputs[0] if op.outputs else -1
@@ -132,6 +132,7 @@ def _check_op(m, op, arrays: dict, j: int, max_lsb: int, error: str | None) -> O
         return OpCheck(op.index, op.opcode, label, out0, None, None, "not checked", None, why)
     tolerance, rule = op_tolerance(m, op.index, max_lsb)
     worst = OpCheck(op.index, op.opcode, label, out0, 0, tolerance, rule, None)
+    j = op.index
     for k, t in enumerate(op.outputs):
         if f"op{j}_d{k}" not in arrays:
             continue
@@ -145,9 +146,10 @@ def _check_op(m, op, arrays: dict, j: int, max_lsb: int, error: str | None) -> O
         if lsb[s] > tolerance:
             a, b = arrays[f"op{j}_a{k}"][s], arrays[f"op{j}_b{k}"][s]
             raise VerificationError(
-                f"op {op.index} {op.opcode} (output tensor {worst.tensor} {worst.output!r}): TFLM and LiteRT disagree "
-                f"by {int(lsb[s])} LSB (more than the {tolerance} tolerated, rule "
-                f"{rule!r}) at sample {s}, element {e}, given the same input tensors: TFLM "
+                f"op {op.index} {op.opcode} (output tensor {worst.tensor} {worst.output!r}): "
+                f"TFLM and LiteRT disagree by {int(lsb[s])} LSB (more than the {tolerance} "
+                f"tolerated, rule {rule!r}) at sample {s}, element {e}, given the same input "
+                "tensors: TFLM "
                 f"{a:g}, LiteRT {b:g}. The two kernels compute this op differently, so the "
                 "device may not compute what the model means: report the model to "
                 "tinycompress. If the accuracy on TFLM is right and you accept the "
@@ -157,9 +159,13 @@ def _check_op(m, op, arrays: dict, j: int, max_lsb: int, error: str | None) -> O
 
 
 def _run_checks(model: bytes, reference: bytes, xq, ops, timeout_s: float):
-    """One child process: TFLM intermediates, LiteRT on each op and end to end."""
-    blobs = [np.frombuffer(op.model, np.uint8) for op in ops if op.model is not None]
+    """One child process: TFLM intermediates, LiteRT on each op and end to end.
+
+    Returns the worker's arrays (per-op keys ``op{index}_...``) and op index ->
+    why LiteRT could not run that op alone.
+    """
     runnable = [op for op in ops if op.model is not None]
+    blobs = [np.frombuffer(op.model, np.uint8) for op in runnable]
     if reference != model:
         validate(model)
         blobs.append(np.frombuffer(model, np.uint8))
@@ -169,36 +175,36 @@ def _run_checks(model: bytes, reference: bytes, xq, ops, timeout_s: float):
         [*xq, *blobs],
         n_model_inputs=len(xq),
         model_outputs=[d.index for d in output_details(reference)],
-        ops=[{"inputs": list(op.inputs), "outputs": list(op.outputs)} for op in runnable],
+        ops=[{"index": op.index, "inputs": list(op.inputs), "outputs": list(op.outputs)}
+             for op in runnable],
         arena_size=8 * 1024 * 1024 + 4 * max(len(model), len(reference)),
         timeout_s=timeout_s,
     )
-    errors = {runnable[int(j)].index: msg for j, msg in meta["op_errors"].items()}
-    # Per-op keys use the position among runnable ops; re-key them by op index.
-    rekeyed = {}
-    for j, op in enumerate(runnable):
-        prefix = f"op{j}_"
-        rekeyed.update({f"op{op.index}_{k[len(prefix):]}": v for k, v in arrays.items()
-                        if k.startswith(prefix)})
-    rekeyed.update({k: v for k, v in arrays.items() if not k.startswith("op")})
-    return rekeyed, errors
+    return arrays, {int(j): msg for j, msg in meta["op_errors"].items()}
 
 
-def _output_checks(model, reference, arrays, float_outputs, tasks, max_lsb):
-    """Per-output drift (TFLM vs LiteRT) and agreement with the float model."""
-    m = fb.unpack(reference)
+def _check_float_outputs(float_outputs, model: bytes, n: int) -> list:
+    """The float outputs as one array per model output, or Nones; shapes checked."""
     details = output_details(model)
-    tolerances = output_tolerances(reference, max_lsb)
-    ref = _as_list(float_outputs) if float_outputs is not None else [None] * len(details)
-    n = len(arrays["tflm0"]) if details else 0
+    if float_outputs is None:
+        return [None] * len(details)
+    ref = _as_list(float_outputs)
     if len(ref) != len(details) or any(
-        r is not None and r.size != n * _elements(d.shape) for r, d in zip(ref, details)
+        r.size != n * _elements(d.shape) for r, d in zip(ref, details)
     ):
         raise ValueError(
             f"float_outputs must hold one array per model output ({len(details)}), each with "
             f"{n} samples of the output's shape {[tuple(d.shape[1:]) for d in details]}; "
-            f"received shapes {[None if r is None else r.shape for r in ref]}."
+            f"received shapes {[r.shape for r in ref]}."
         )
+    return ref
+
+
+def _output_checks(model, reference, arrays, ref, tasks, max_lsb):
+    """Per-output drift (TFLM vs LiteRT) and agreement with the float outputs ``ref``."""
+    m = fb.unpack(reference)
+    details = output_details(model)
+    tolerances = output_tolerances(reference, max_lsb)
     rows, where, worst_all = [], None, 0
     for k, d in enumerate(details):
         tflm = arrays[f"tflm{k}"].reshape(len(arrays[f"tflm{k}"]), -1)
@@ -270,11 +276,12 @@ def verify(
     reference = litert_model or model
     validate(reference)
     xq = _quantize_all(x_float, model)
+    ref = _check_float_outputs(float_outputs, model, len(xq[0]))
     ops = single_op_models(reference)
     arrays, errors = _run_checks(model, reference, xq, ops, timeout_s)
     m = fb.unpack(reference)
-    checks = tuple(_check_op(m, op, arrays, op.index, max_lsb, errors.get(op.index)) for op in ops)
-    outputs, where = _output_checks(model, reference, arrays, float_outputs,
+    checks = tuple(_check_op(m, op, arrays, max_lsb, errors.get(op.index)) for op in ops)
+    outputs, where = _output_checks(model, reference, arrays, ref,
                                     output_tasks(reference, task), max_lsb)
     return VerifyReport.collect(len(xq[0]), checks, outputs, float_outputs is not None, where)
 
