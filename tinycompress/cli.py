@@ -51,7 +51,8 @@ def cli() -> None:
               help="Remove bytes TFLM never reads (verified bit-exact).")
 @click.option("--verify-samples", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--verify-max-lsb", default=1, show_default=True, type=click.IntRange(min=0),
-              help="TFLM/LiteRT difference tolerated per requantized tensor, in LSBs.")
+              help="TFLM/LiteRT difference tolerated per requantizing op, given the "
+                   "same inputs, in LSBs.")
 @click.option("--layer-errors", is_flag=True, help="List the layers with the worst int8 error.")
 @click.option("--lut", is_flag=True,
               help="LUT-compress clustered tensors (TFLM DECODE): less flash, more arena.")

@@ -260,3 +260,24 @@ def test_every_suite_model_exports_with_default_options(name, keras_models, tmp_
     # Untrained: near-uniform scores, so the argmax is noise; the error is not.
     assert v.outputs[0].task == "classification" and v.argmax_agreement is not None
     assert v.max_abs_error < 0.05 * max(1.0, float(np.ptp(v.outputs[0].float_range)))
+
+
+def test_an_op_that_cannot_run_alone_says_why():
+    m = fb.unpack(tflite_export.testing.tiny_model())
+    m.operatorCodes[0].builtinCode = m.operatorCodes[0].deprecatedBuiltinCode = fb.schema.BuiltinOperator.CUSTOM
+    m.operatorCodes[0].customCode = "MY_OP"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    ops = single_op_models(bytes(builder.Output()))
+    assert all(o.model is None and "custom op MY_OP" in o.reason for o in ops)
+
+
+@pytest.mark.slow
+def test_float_outputs_are_compared_on_the_dequantized_grid(keras_models):
+    from tinycompress import convert
+
+    model, x = keras_models("cnn")
+    tflite = convert(model, x, io_dtype="float32")
+    report = tflite_export.verify(tflite, x[:16], float_outputs=model.predict(x[:16], verbose=0))
+    assert _ops(tflite)[-1] == "DEQUANTIZE" and report.ops[-1].max_lsb_diff == 0
+    assert report.max_lsb_diff <= 1 and report.outputs[0].task == "classification"
