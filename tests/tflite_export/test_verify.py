@@ -281,3 +281,41 @@ def test_float_outputs_are_compared_on_the_dequantized_grid(keras_models):
     report = tflite_export.verify(tflite, x[:16], float_outputs=model.predict(x[:16], verbose=0))
     assert _ops(tflite)[-1] == "DEQUANTIZE" and report.ops[-1].max_lsb_diff == 0
     assert report.max_lsb_diff <= 1 and report.outputs[0].task == "classification"
+
+
+def _many_ops_model():
+    """Keras model whose int8 conversion uses 16 kinds of op TFLM runs."""
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((8, 8, 3))
+    a = layers.Conv2D(8, 3, padding="same")(x_in)
+    gated = layers.Multiply()([layers.LeakyReLU(0.1)(a), layers.Activation("sigmoid")(a)])
+    b = layers.Subtract()([layers.Activation("hard_swish")(a), gated])
+    c = layers.Concatenate()([b, layers.Conv2D(4, 1)(x_in)])
+    up = layers.UpSampling2D(2, interpolation="bilinear")(c)
+    near = layers.Resizing(16, 16, interpolation="nearest")(c)
+    d = layers.Add()([layers.AveragePooling2D(2)(up), layers.MaxPooling2D(2)(near)])
+    e = layers.Conv2D(8, 3, activation="relu6")(layers.ZeroPadding2D(1)(d))
+    f = layers.ReLU()(layers.Activation("tanh")(layers.BatchNormalization()(e)))
+    g = layers.Reshape((64, 12))(layers.Conv2D(12, 1)(f))
+    out = layers.Dense(6, activation="softmax")(layers.GlobalMaxPooling1D()(g))
+    model = keras.Model(x_in, out)
+    bn = next(layer for layer in model.layers if isinstance(layer, layers.BatchNormalization))
+    bn.set_weights([np.full(8, v, np.float32) for v in (1.5, 0.2, 0.1, 2.0)])
+    return model
+
+
+@pytest.mark.slow
+def test_every_kind_of_op_agrees_within_its_default_tolerance():
+    from tinycompress import convert
+
+    model = _many_ops_model()
+    x = np.random.default_rng(0).normal(size=(200, 8, 8, 3)).astype(np.float32)
+    tflite = convert(model, x)
+    report = tflite_export.verify(tflite, x[:32], float_outputs=model.predict(x[:32], verbose=0))
+    assert {"LOGISTIC", "HARD_SWISH", "LEAKY_RELU", "MUL", "SUB", "CONCATENATION", "RESIZE_BILINEAR",
+            "RESIZE_NEAREST_NEIGHBOR", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "TANH", "RELU",
+            "REDUCE_MAX", "SOFTMAX", "RESHAPE"} <= {o.opcode for o in report.ops}
+    assert all(o.rule != "not checked" and o.max_lsb_diff <= o.tolerance for o in report.ops)
