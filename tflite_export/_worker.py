@@ -182,7 +182,8 @@ def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tu
     single-op models (``request["ops"]``, each with its op index and the source
     tensors of its inputs and outputs) and, when TFLM runs another model than
     LiteRT (a LUT-compressed one), that model last. Returns end-to-end outputs
-    (``tflm{k}``, ``litert{k}``; TFLM's flattened per sample) and per-op
+    (``tflm{k}``, ``litert{k}``; TFLM's flattened per sample; with a separate
+    TFLM model also ``reference{k}``, TFLM's outputs of the reference) and per-op
     differences (``op{index}_...``); ``meta["op_errors"]`` maps the index of an
     op that LiteRT could not run alone to why.
     """
@@ -192,11 +193,11 @@ def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tu
     outputs = request["model_outputs"]
     needed = sorted({int(t) for op in ops for t in op["inputs"] + op["outputs"]} | set(outputs))
     values = _tflm_intermediates(reference, xs, request["arena_size"], needed)
+    arrays = {f"tflm{k}": values[t] for k, t in enumerate(outputs)}
     if len(blobs) > len(ops):
+        arrays = {f"reference{k}": values[t] for k, t in enumerate(outputs)}
         tflm = _run_tflm(blobs[len(ops)].tobytes(), xs, request["arena_size"])
-        arrays = {f"tflm{k[3:]}": v.reshape(len(v), -1) for k, v in tflm.items()}
-    else:
-        arrays = {f"tflm{k}": values[t] for k, t in enumerate(outputs)}
+        arrays.update({f"tflm{k[3:]}": v.reshape(len(v), -1) for k, v in tflm.items()})
     arrays.update({f"litert{k[3:]}": v for k, v in _run_litert(reference, xs).items()})
     errors = {}
     for blob, op in zip(blobs, ops):

@@ -180,6 +180,15 @@ def _run_checks(model: bytes, reference: bytes, xq, ops, timeout_s: float):
         arena_size=8 * 1024 * 1024 + 4 * max(len(model), len(reference)),
         timeout_s=timeout_s,
     )
+    for k in range(len(output_details(model))):
+        a, b = arrays[f"tflm{k}"], arrays.get(f"reference{k}", arrays[f"tflm{k}"])
+        if a.shape != b.shape or not np.array_equal(a, b):
+            s, e = (int(v) for v in np.argwhere(a != b)[0]) if a.shape == b.shape else (0, 0)
+            raise VerificationError(
+                f"TFLM computes output {k} of the model differently from litert_model (its "
+                f"original) at sample {s}, element {e}; the model is not an exact rewrite "
+                "of it. Export without the rewrite (slim=False, lut=False) and report the model."
+            )
     return arrays, {int(j): msg for j, msg in meta["op_errors"].items()}
 
 

@@ -179,7 +179,10 @@ class VerifyReport:
 
     @classmethod
     def collect(cls, samples: int, ops, outputs, with_float: bool, where=None) -> "VerifyReport":
-        """Summarize per-op and per-output rows into one report."""
+        """Summarize per-op and per-output rows into one report.
+
+        ``where`` is the (sample, output, element) of the largest drift.
+        """
         worst = max(outputs, key=lambda o: o.drift_lsb, default=None)
         drift = worst.drift_lsb if worst is not None else 0
         scores = [o for o in outputs if o.argmax_agreement is not None]
@@ -233,7 +236,8 @@ class VerifyReport:
         for o in self.ops:
             diff = "-" if o.max_lsb_diff is None else str(o.max_lsb_diff)
             tol = o.note if o.tolerance is None else str(o.tolerance)
-            lines.append(f"| {o.index} | {o.opcode} | {o.output} | {diff} | {tol} | {o.rule} |")
+            name = o.output.replace("|", "\\|")
+            lines.append(f"| {o.index} | {o.opcode} | {name} | {diff} | {tol} | {o.rule} |")
         return "\n".join(lines) + "\n"
 
 

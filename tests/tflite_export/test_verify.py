@@ -319,3 +319,9 @@ def test_every_kind_of_op_agrees_within_its_default_tolerance():
             "RESIZE_NEAREST_NEIGHBOR", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "TANH", "RELU",
             "REDUCE_MAX", "SOFTMAX", "RESHAPE"} <= {o.opcode for o in report.ops}
     assert all(o.rule != "not checked" and o.max_lsb_diff <= o.tolerance for o in report.ops)
+
+
+def test_a_model_that_is_not_an_exact_rewrite_of_its_original_is_refused(dense_tanh):
+    model, x, _ = dense_tanh
+    with pytest.raises(VerificationError, match=r"output 0 .* differently from litert_model"):
+        tflite_export.verify(_shift_bias(model, 4, 3), x[:8], litert_model=model)
