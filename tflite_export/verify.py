@@ -22,6 +22,8 @@ output bit on TFLM.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
@@ -214,13 +216,15 @@ def _output_checks(model, reference, arrays, ref, tasks, max_lsb):
     m = fb.unpack(reference)
     details = output_details(model)
     tolerances = output_tolerances(reference, max_lsb)
+    named = output_details(reference)  # an unslimmed original keeps the names
     rows, where, worst_all = [], None, 0
     for k, d in enumerate(details):
+        d = dataclasses.replace(d, name=d.name or named[k].name)
         tflm = arrays[f"tflm{k}"].reshape(len(arrays[f"tflm{k}"]), -1)
         litert = arrays[f"litert{k}"].reshape(len(tflm), -1).astype(np.float64)
         diff = np.abs(tflm.astype(np.float64) - litert)
         mag = np.abs(litert).max(axis=1, keepdims=True) if litert.size else litert
-        lsb = _in_lsb(diff, lsb_unit(m, output_details(reference)[k].index), mag)
+        lsb = _in_lsb(diff, lsb_unit(m, named[k].index), mag)
         at = np.unravel_index(int(np.argmax(lsb)), lsb.shape) if lsb.size else (0, 0)
         worst = int(lsb[at]) if lsb.size else 0
         if worst > worst_all:

@@ -188,6 +188,7 @@ def test_a_slimmed_model_is_checked_through_its_named_original(dense_tanh):
     named = tflite_export.verify(slimmed, x[:32], litert_model=model)
     assert named.ops[0].output == tflite_export.verify(model, x[:8]).ops[0].output
     assert named.max_lsb_diff == plain.max_lsb_diff == 2
+    assert plain.outputs[0].name == "" and named.outputs[0].name == "Identity"
 
 
 def _export_and_check(model, x, tmp_path, n_ops):
