@@ -193,6 +193,12 @@ def op_tolerance(m, op_index: int, max_lsb: int) -> tuple[int, str]:
     Returns:
         (tolerance in output LSBs, rule): rule is ``"exact"``, ``"slope"`` or
         ``"requantized"`` (see the module docstring).
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export import _flatbuffer as fb
+        >>> op_tolerance(fb.unpack(tflite_export.testing.tiny_model()), 0, max_lsb=1)
+        (1, 'requantized')
     """
     sg = m.subgraphs[0]
     op = sg.operators[op_index]
@@ -218,7 +224,21 @@ def lsb_unit(m, tensor_index: int) -> float:
 
     1 for an integer tensor (its values are counted in LSBs already); for a
     float tensor made by DEQUANTIZE, the scale of the dequantized input; for
-    any other float tensor 0.0 (no quantization grid: compared relatively).
+    any other float tensor 0.0 (no quantization grid: `tflite_export.verify`
+    compares it relative to its magnitude, 1e-5 of it counting as one LSB).
+
+    Args:
+        m: the model unpacked with ``tflite_export._flatbuffer.unpack``.
+        tensor_index: tensor index in subgraph 0.
+
+    Returns:
+        The LSB size.
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export import _flatbuffer as fb
+        >>> lsb_unit(fb.unpack(tflite_export.testing.tiny_model()), 4)
+        1.0
     """
     sg = m.subgraphs[0]
     if fb.numpy_dtype(sg.tensors[tensor_index].type) not in (np.float32, np.float16, np.float64):
