@@ -25,7 +25,15 @@ from tflite_export.io_details import TensorIO, dequantize, input_details, output
 from tflite_export.runtime import evaluate_accuracy, run_litert, run_tflm, tflm_tensors
 from tflite_export.slim import SlimResult, slim
 from tflite_export.validate import validate
-from tflite_export.verify import VerifyReport, output_tolerances, verify, verify_identical
+from tflite_export.verify import (
+    OpCheck,
+    OutputCheck,
+    VerifyReport,
+    output_tasks,
+    output_tolerances,
+    verify,
+    verify_identical,
+)
 from tflite_export import testing
 
 __all__ = [
@@ -67,6 +75,9 @@ __all__ = [
     "verify_identical",
     "output_tolerances",
     "VerifyReport",
+    "OpCheck",
+    "OutputCheck",
+    "output_tasks",
     "testing",
     "TinyCompressError",
     "ModelFormatError",

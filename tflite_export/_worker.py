@@ -127,6 +127,92 @@ def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int) -> int:
     return hi
 
 
+def _tflm_intermediates(model: bytes, xs: list[np.ndarray], arena_size: int, needed) -> dict:
+    """TFLM's values of the ``needed`` tensors for every sample, stacked."""
+    interp = _tflm(model, arena_size, preserve=True)
+    values: dict[int, list[np.ndarray]] = {t: [] for t in needed}
+    for s in range(xs[0].shape[0]):
+        for i, x in enumerate(xs):
+            interp.set_input(x[s : s + 1], i)
+        interp.invoke()
+        for t in needed:
+            values[t].append(np.array(interp.GetTensor(int(t), 0)["tensor_data"]).reshape(-1))
+    return {t: np.stack(v) for t, v in values.items()}
+
+
+def _op_differences(blob: np.ndarray, feeds: list[np.ndarray], expected: list[np.ndarray]) -> dict:
+    """Run one single-op model on LiteRT and compare each output with ``expected``.
+
+    Per sample and output k: ``d{k}`` largest |TFLM - LiteRT|, ``e{k}`` its flat
+    element, ``a{k}``/``b{k}`` the TFLM/LiteRT values there, ``m{k}`` the largest
+    |LiteRT| value (for float tensors compared relatively).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_content=blob.tobytes(), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    got: list[list[np.ndarray]] = [[] for _ in outs]
+    for s in range(expected[0].shape[0]):
+        for d, feed in zip(ins, feeds):
+            interp.set_tensor(d["index"], feed[s].reshape(d["shape"]).astype(d["dtype"]))
+        interp.invoke()
+        for k, d in enumerate(outs):
+            got[k].append(interp.get_tensor(d["index"]).astype(np.float64).reshape(-1))
+    result = {}
+    for k, (a, b) in enumerate(zip(expected, got)):
+        b = np.stack(b)
+        a = a.astype(np.float64).reshape(b.shape)
+        if not b.shape[1]:
+            continue
+        diff = np.abs(a - b)
+        e = np.argmax(diff, axis=1)
+        rows = np.arange(len(b))
+        result.update({f"d{k}": diff[rows, e], f"e{k}": e, f"a{k}": a[rows, e],
+                       f"b{k}": b[rows, e], f"m{k}": np.abs(b).max(axis=1)})
+    return result
+
+
+def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tuple[dict, dict]:
+    """Everything `tflite_export.verify` needs from the native runtimes, in one process.
+
+    ``inputs`` holds the model's quantized inputs, then uint8 arrays: the
+    single-op models (``request["ops"]``, each with its op index and the source
+    tensors of its inputs and outputs) and, when TFLM runs another model than
+    LiteRT (a LUT-compressed one), that model last. Returns end-to-end outputs
+    (``tflm{k}``, ``litert{k}``; TFLM's flattened per sample; with a separate
+    TFLM model also ``reference{k}``, TFLM's outputs of the reference) and per-op
+    differences (``op{index}_...``); ``meta["op_errors"]`` maps the index of an
+    op that LiteRT could not run alone to why.
+    """
+    xs = inputs[: request["n_model_inputs"]]
+    blobs = inputs[request["n_model_inputs"] :]
+    ops = request["ops"]
+    outputs = request["model_outputs"]
+    needed = sorted({int(t) for op in ops for t in op["inputs"] + op["outputs"]} | set(outputs))
+    values = _tflm_intermediates(reference, xs, request["arena_size"], needed)
+    arrays = {f"tflm{k}": values[t] for k, t in enumerate(outputs)}
+    if len(blobs) > len(ops):
+        arrays = {f"reference{k}": values[t] for k, t in enumerate(outputs)}
+        tflm = _run_tflm(blobs[len(ops)].tobytes(), xs, request["arena_size"])
+        arrays.update({f"tflm{k[3:]}": v.reshape(len(v), -1) for k, v in tflm.items()})
+    arrays.update({f"litert{k[3:]}": v for k, v in _run_litert(reference, xs).items()})
+    errors = {}
+    for blob, op in zip(blobs, ops):
+        try:
+            diffs = _op_differences(
+                blob, [values[t] for t in op["inputs"]], [values[t] for t in op["outputs"]]
+            )
+        except (RuntimeError, ValueError) as e:
+            text = str(e).strip()
+            errors[str(op["index"])] = text.splitlines()[-1] if text else type(e).__name__
+            continue
+        arrays.update({f"op{op['index']}_{k}": v for k, v in diffs.items()})
+    return arrays, {"op_errors": errors}
+
+
 def main(job_dir: str) -> int:
     with open(os.path.join(job_dir, "request.json")) as f:
         request = json.load(f)
@@ -145,6 +231,8 @@ def main(job_dir: str) -> int:
         arrays = _tensors_tflm(model, inputs, request["arena_size"], request["tensors"])
     elif kind == "litert_run":
         arrays = _run_litert(model, inputs)
+    elif kind == "verify_ops":
+        arrays, meta = _verify_ops(model, inputs, request)
     elif kind == "tflm_arena":
         interp = _tflm(model, request["arena_size"])
         for i, x in enumerate(inputs):

@@ -206,7 +206,7 @@ def build(
     final, lut_result = _encode(slimmed, lut, x_verify)
     step("verifying on TFLM and LiteRT")
     verification = tflite_export.verify(final, x_verify, float_outputs=loaded.predict(x_verify),
-                                        litert_model=slimmed, max_lsb=verify_max_lsb)
+                                        litert_model=converted, max_lsb=verify_max_lsb)
     step("measuring the tensor arena")
     arena, report = _measure(final)
     errors = []

@@ -51,7 +51,8 @@ def cli() -> None:
               help="Remove bytes TFLM never reads (verified bit-exact).")
 @click.option("--verify-samples", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--verify-max-lsb", default=1, show_default=True, type=click.IntRange(min=0),
-              help="TFLM/LiteRT difference tolerated per requantized tensor, in LSBs.")
+              help="TFLM/LiteRT difference tolerated per requantizing op, given the "
+                   "same inputs, in LSBs.")
 @click.option("--layer-errors", is_flag=True, help="List the layers with the worst int8 error.")
 @click.option("--lut", is_flag=True,
               help="LUT-compress clustered tensors (TFLM DECODE): less flash, more arena.")
@@ -94,10 +95,7 @@ def _print_export(result) -> None:
         f"kTensorArenaSize = [bold]{a.emitted_bytes}[/] B (host TFLM measured {a.host_bytes} B; "
         "64-bit host bookkeeping, safe for 32-bit MCUs)"
     )
-    line = f"TFLM vs LiteRT: max {v.max_lsb_diff} LSB over {v.samples} samples"
-    if v.argmax_agreement is not None:
-        line += f"; argmax agreement with float {v.argmax_agreement:.1%}"
-    _console.print(line)
+    _console.print(v.summary(), markup=False)
     _console.print(f"Wrote {len(result.files)} files to [bold]{result.out_dir}[/]")
 
 

@@ -86,17 +86,8 @@ class BuildResult:
             f"- **kTensorArenaSize = {a.emitted_bytes} B**",
             f"- {a.note}",
             "",
-            "## Verification",
-            "",
-            f"- samples: {v.samples}",
-            f"- TFLM vs LiteRT: max {v.max_lsb_diff} LSB"
-            + (f" at (sample, output, element) {v.lsb_diff_at}" if v.lsb_diff_at else ""),
+            v.to_markdown().rstrip(),
         ]
-        if v.argmax_agreement is not None:
-            lines += [
-                f"- argmax agreement with the float model: {v.argmax_agreement:.2%}",
-                f"- max abs error after dequantization: {v.max_abs_error:.6g}",
-            ]
         lines += [
             "",
             "## Slimming",
