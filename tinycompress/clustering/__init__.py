@@ -14,7 +14,7 @@ Example:
 
 from tinycompress.clustering.apply import INT8_GRIDS, cluster_weights, cluster_wrappers, strip_clustering
 from tinycompress.clustering.callbacks import ReassignClusters
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.errors import ClusteringError
 from tinycompress.clustering.wrapper import (
     BITS_RANGE,
     GRANULARITIES,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import keras
 import numpy as np
 
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.errors import ClusteringError
 from tinycompress.clustering.wrapper import (
     ClusterWeights,
     _channels,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tinycompress.clustering.apply import cluster_wrappers
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.errors import ClusteringError
 
 __all__ = ["ReassignClusters"]
 

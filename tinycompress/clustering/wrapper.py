@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from tinycompress.clustering._kmeans import INITS, assign, kmeans_1d
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.errors import ClusteringError
 
 __all__ = [
     "BITS_RANGE",

@@ -11,7 +11,7 @@
 """
 
 from tinycompress.pruning.callback import PruningCallback
-from tinycompress.pruning.errors import PruningError, UnsupportedLayerError
+from tinycompress.errors import PruningError, UnsupportedLayerError
 from tinycompress.pruning.masks import magnitude_masks, n_of_m_mask
 from tinycompress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from tinycompress.pruning.selection import PRUNABLE_TYPES, is_prunable, prunable_weights, select_layers

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress.errors import PruningError
 from tinycompress.pruning.graph import ChannelGraph, build_channel_graph
 from tinycompress.pruning.masks import CRITERIA, GRANULARITIES, magnitude_masks, n_of_m_mask
 from tinycompress.pruning.schedules import PruningSchedule, schedule_from_config

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from tinycompress.pruning.errors import PruningError, UnsupportedLayerError
+from tinycompress.errors import PruningError, UnsupportedLayerError
 from tinycompress.pruning.masks import prune_count
 
 __all__ = ["ChannelGraph", "build_channel_graph", "PRODUCER_TYPES", "PASS_THROUGH_TYPES"]

@@ -13,7 +13,7 @@ from typing import Union
 
 import keras
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress.errors import PruningError
 
 __all__ = ["PRUNABLE_TYPES", "LayerSelector", "is_prunable", "prunable_weights", "select_layers"]
 

@@ -7,7 +7,7 @@ the trained ranges. `fold_batchnorm` is also usable on its own.
 
 from tinycompress.quantization.callbacks import QATCallback
 from tinycompress.quantization.config import QATConfig
-from tinycompress.quantization.errors import QuantizationError, UnsupportedLayerError
+from tinycompress.errors import QuantizationError, UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm
 from tinycompress.quantization.quantize import (
     SUPPORTED_LAYERS,

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from tinycompress.quantization.errors import QuantizationError
+from tinycompress.errors import QuantizationError
 
 __all__ = ["Call", "Graph", "clone_layer"]
 

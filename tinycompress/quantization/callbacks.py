@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tinycompress.quantization.errors import QuantizationError
+from tinycompress.errors import QuantizationError
 from tinycompress.quantization.quantizers import ActivationQuantizer
 
 __all__ = ["QATCallback", "activation_quantizers"]

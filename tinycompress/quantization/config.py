@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tinycompress.quantization.errors import QuantizationError
+from tinycompress.errors import QuantizationError
 
 __all__ = ["QATConfig"]
 

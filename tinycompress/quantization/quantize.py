@@ -26,7 +26,7 @@ import keras
 from tinycompress.quantization._graph import Call, Graph
 from tinycompress.quantization.callbacks import activation_quantizers
 from tinycompress.quantization.config import QATConfig
-from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm, foldable_pairs
 from tinycompress.quantization.quantizers import ActivationQuantizer
 from tinycompress.quantization.wrapper import QuantizeWrapper, activation_name, wrap_problems

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.quantizers import fake_quant_kernel
 
 __all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "QuantizeWrapper"]
