@@ -25,7 +25,7 @@ Private Keras APIs appear only in `graph.py` and `kernels.py` (pinned by
 ``tests/tinycompress/core/test_keras_private.py``).
 """
 
-from tinycompress.core.graph import LayerCall, LayerGraph
+from tinycompress.core.graph import LayerCall, LayerGraph, input_name
 from tinycompress.core.kernels import (
     KERNEL_TABLE,
     LINEAR_KINDS,
@@ -39,7 +39,7 @@ from tinycompress.core.kernels import (
 )
 from tinycompress.core.rewrite import Replacement, copy_layer, rewrite
 from tinycompress.core.selector import LayerSelector, select_layers, selector_config, walk_layers
-from tinycompress.core.technique import Technique, prepare_for_export, toolkit_layers
+from tinycompress.core.technique import Technique, optimizer_step, prepare_for_export, toolkit_layers
 
 __all__ = [
     "KERNEL_TABLE",
@@ -54,9 +54,11 @@ __all__ = [
     "Technique",
     "base_layer",
     "copy_layer",
+    "input_name",
     "is_compressible",
     "kernels",
     "layer_kernels",
+    "optimizer_step",
     "prepare_for_export",
     "rewrite",
     "select_layers",

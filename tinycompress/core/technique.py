@@ -17,7 +17,9 @@ later one: low-rank, layer pruning) follows the same contract, and
    through `tinycompress.core`.
 3. **``callbacks(config) -> list[keras.callbacks.Callback]``**: every callback
    is registered, has ``get_config``/``from_config``, and takes its step from
-   ``model.optimizer.iterations`` (never from a counter of its own), so a
+   ``model.optimizer.iterations`` (`optimizer_step`; it counts batches only
+   when the model has no optimizer, as a student inside a `Distiller`), or,
+   for an epoch rhythm, from the absolute epoch index Keras passes; so a
    ``.keras`` file saved mid-training resumes on the same schedule.
    Technique state lives in model variables (masks are the weights' zeros,
    ranges and freeze flags are layer weights, centroids and assignments too).
@@ -50,7 +52,7 @@ import keras
 from tinycompress.core.rewrite import rewrite
 from tinycompress.core.selector import walk_layers
 
-__all__ = ["Technique", "prepare_for_export", "toolkit_layers", "EXPORT_HOOK"]
+__all__ = ["Technique", "prepare_for_export", "toolkit_layers", "optimizer_step", "EXPORT_HOOK"]
 
 #: Name of the layer method `prepare_for_export` calls.
 EXPORT_HOOK = "export_layers"
@@ -71,6 +73,26 @@ class Technique:
     config: type
     apply: Callable[..., keras.Model]
     callbacks: Callable[[Any], list]
+
+
+def optimizer_step(model: keras.Model) -> int | None:
+    """The training step of `model`: its optimizer's ``iterations``.
+
+    Returns None when the model has no optimizer, as a student inside a
+    `keras.distillation.Distiller` (the distiller's optimizer trains it);
+    callbacks then count the batches they see.
+
+    Example:
+        >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> optimizer_step(m) is None
+        True
+        >>> m.compile(optimizer="sgd", loss="mse"); optimizer_step(m)
+        0
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
 
 def _export_replacement(layer: keras.layers.Layer):
