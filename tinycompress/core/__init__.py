@@ -22,7 +22,7 @@ Every technique reads and rewrites models through these pieces, one of each:
   and `prepare_for_export`, the one export verb. Read its module docs.
 
 Private Keras APIs appear only in `graph.py` and `kernels.py` (pinned by
-``tests/tinycompress/core/test_keras_private.py``).
+``tests/tinycompress/core/test_core_keras_private.py``).
 """
 
 from tinycompress.core.graph import LayerCall, LayerGraph, input_name

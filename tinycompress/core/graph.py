@@ -3,7 +3,7 @@
 This module and `tinycompress.core.rewrite` are the only places that read
 private Keras structure (``_nodes_by_depth``, ``_keras_history``,
 ``_outputs_struct``, ``Node.arguments``); each use is pinned by
-``tests/tinycompress/core/test_keras_private.py``.
+``tests/tinycompress/core/test_core_keras_private.py``.
 """
 
 from __future__ import annotations
