@@ -79,9 +79,9 @@ def cluster_wrappers(model: keras.Model) -> list[ClusterWeights]:
 def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> keras.Model:
     """Replace each `ClusterWeights` by its layer holding the shared values.
 
-    The wrapped layers are reused (their kernels are overwritten). With the
-    default grid this is what `tinycompress.core.prepare_for_export` does,
-    except that the latter copies the layers and leaves `model` untouched.
+    With the default grid this is what `tinycompress.core.prepare_for_export`
+    does to a clustered model. `model` is left untouched (its wrappers keep
+    their latent kernels and can train on).
 
     Args:
         model: a model returned by `cluster_weights` (after training).
@@ -94,8 +94,9 @@ def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> k
             keeps at most K values either way.
 
     Returns:
-        A new model (not compiled) with no `ClusterWeights` left; the layers
-        are the wrapped ones, whose kernels now hold the clustered values.
+        A new model (not compiled) with no `ClusterWeights` left: copies of
+        the wrapped layers whose kernels hold the clustered values, and copies
+        of the other layers.
 
     Raises:
         ClusteringError: ``int8_grid`` is not one of `INT8_GRIDS`.
@@ -110,11 +111,5 @@ def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> k
     if int8_grid not in INT8_GRIDS:
         raise ClusteringError(f"expected int8_grid in {INT8_GRIDS}. Received int8_grid={int8_grid!r}.")
 
-    def unwrap(layer: keras.layers.Layer) -> keras.layers.Layer | None:
-        if not isinstance(layer, ClusterWeights):
-            return None
-        for var, values in layer.baked_values(int8_grid):
-            var.assign(values)
-        return layer.layer
-
-    return core.rewrite(model, unwrap, copy=False)
+    return core.rewrite(
+        model, lambda layer: layer.export_layers(int8_grid) if isinstance(layer, ClusterWeights) else None)

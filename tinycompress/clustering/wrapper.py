@@ -272,9 +272,17 @@ class ClusterWeights(keras.layers.Wrapper):
             out.append((kernel.variable, values))
         return out
 
-    def export_layers(self) -> core.Replacement:
-        """For `prepare_for_export`: a copy of the wrapped layer holding the shared values."""
-        baked = {id(v): values for v, values in self.baked_values()}
+    def export_layers(self, int8_grid: str | None = "auto") -> core.Replacement:
+        """What `prepare_for_export` puts in place of this wrapper.
+
+        Args:
+            int8_grid: see `baked_values`. Default "auto".
+
+        Returns:
+            A `Replacement`: a fresh copy of the wrapped layer whose kernels
+            hold the shared values (the wrapper is left as it is).
+        """
+        baked = {id(v): values for v, values in self.baked_values(int8_grid)}
         inner = self.layer
         weights = [baked.get(id(v), keras.ops.convert_to_numpy(v)) for v in inner.weights]
         return core.Replacement((inner.__class__.from_config(inner.get_config()),), (weights,))
