@@ -84,13 +84,12 @@ class _Rewriter:
 
     def __init__(self, replace: ReplaceFn | None, copy: bool) -> None:
         self.replace, self.copy = replace, copy
-        self.plans: dict[int, tuple[Replacement, bool]] = {}
+        self.plans: dict[int, Replacement] = {}
         self.pending: dict[int, Sequence[np.ndarray]] = {}
 
-    def plan(self, layer: keras.layers.Layer) -> tuple[Replacement, bool]:
+    def plan(self, layer: keras.layers.Layer) -> Replacement:
         if id(layer) not in self.plans:
             chosen = _normalize(self.replace(layer)) if self.replace is not None else None
-            same = chosen is None
             if chosen is None and isinstance(layer, keras.Model):
                 chosen = Replacement((self.model(layer),))
             elif chosen is None:
@@ -98,11 +97,11 @@ class _Rewriter:
             for new, weights in zip(chosen.layers, chosen.weights or ()):
                 if weights is not None:
                     self.pending[id(new)] = weights
-            self.plans[id(layer)] = (chosen, same)
+            self.plans[id(layer)] = chosen
         return self.plans[id(layer)]
 
     def __call__(self, call: LayerCall, args: tuple, kwargs: dict):
-        chosen, same = self.plan(call.layer)
+        chosen = self.plan(call.layer)
         if not chosen.layers:
             tensors = keras.tree.flatten(args)
             if len(tensors) != 1:
@@ -112,6 +111,8 @@ class _Rewriter:
                     "input through. Replace it by a layer instead."
                 )
             return tensors[0]
+        # Call options (training=, mask=, ...) belong to the original layer's class.
+        same = type(chosen.layers[0]) is type(call.layer)
         y = chosen.layers[0](*args, **kwargs) if same else chosen.layers[0](*args)
         for layer in chosen.layers[1:]:
             y = layer(y)
