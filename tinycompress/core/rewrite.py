@@ -32,10 +32,14 @@ class Replacement:
             layer's inputs; empty removes the layer (its single input passes through).
         weights: None, or one entry per layer: the weights to set after the
             layer is first called (None keeps its initial weights).
+        keep_input: with no layers, which input of a multi-input layer passes
+            through (e.g. 0 for the skip connection of a residual ``Add``:
+            the branch then feeds nothing and leaves the model). Default None.
     """
 
     layers: tuple[keras.layers.Layer, ...] = ()
     weights: tuple[Sequence[np.ndarray] | None, ...] | None = None
+    keep_input: int | None = None
 
     def __post_init__(self) -> None:
         if self.weights is not None and len(self.weights) != len(self.layers):
@@ -104,11 +108,13 @@ class _Rewriter:
         chosen = self.plan(call.layer)
         if not chosen.layers:
             tensors = keras.tree.flatten(args)
+            if chosen.keep_input is not None and 0 <= chosen.keep_input < len(tensors):
+                return tensors[chosen.keep_input]
             if len(tensors) != 1:
                 raise UnsupportedLayerError(
                     f"cannot remove layer {call.layer.name!r} ({type(call.layer).__name__}): it "
-                    f"reads {len(tensors)} tensors and only a single-input layer can pass its "
-                    "input through. Replace it by a layer instead."
+                    f"reads {len(tensors)} tensors; say which passes through with "
+                    "Replacement(keep_input=i), or replace it by a layer."
                 )
             return tensors[0]
         # Call options (training=, mask=, ...) belong to the original layer's class.

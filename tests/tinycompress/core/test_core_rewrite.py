@@ -66,8 +66,21 @@ def test_zero_replacement_removes_and_multi_input_removal_is_refused():
     no_drop = rewrite(m, lambda l: [] if isinstance(l, L.Dropout) else None)
     assert "drop" not in [l.name for l in no_drop.layers]
     np.testing.assert_allclose(no_drop(X), m(X), rtol=1e-6)
-    with pytest.raises(UnsupportedLayerError, match="'add'.*2 tensors"):
+    with pytest.raises(UnsupportedLayerError, match="'add'.*2 tensors.*keep_input"):
         rewrite(m, lambda l: [] if isinstance(l, L.Add) else None)
+
+
+def test_a_residual_block_is_removed_with_its_branch():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    stem = L.Dense(6, activation="relu", name="stem")(inp)
+    branch = L.Dense(6, name="b2")(L.Dense(6, activation="relu", name="b1")(stem))
+    head = L.Dense(3, name="head")
+    m = keras.Model(inp, head(L.Add(name="add")([stem, branch])))
+    short = rewrite(m, lambda l: Replacement(keep_input=0) if l.name == "add" else None)
+    assert [l.name for l in short.layers[1:]] == ["stem", "head"]  # the branch is gone
+    expected = head(m.get_layer("stem")(X))
+    np.testing.assert_allclose(short(X), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_copy_false_shares_the_layers_and_bad_returns_are_errors():
