@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tinycompress.core import walk_layers
+from tinycompress.core import optimizer_step, walk_layers
 from tinycompress.errors import PruningError
 from tinycompress.pruning.config import PruningConfig
 from tinycompress.pruning.graph import ChannelGraph, build_channel_graph
@@ -214,8 +214,8 @@ class PruningCallback(keras.callbacks.Callback):
         self._synced = False
 
     def _sync(self) -> None:
-        opt = getattr(self.model, "optimizer", None)
-        self.step = int(keras.ops.convert_to_numpy(opt.iterations)) if opt is not None else self.step
+        step = optimizer_step(self.model)
+        self.step = self.step if step is None else step
         started = self.step > self.schedule.begin_step
         self._assign(self._masks_from_weights() if started else [np.ones(tuple(v.shape), np.float32)
                                                                  for v, _ in self._targets])
@@ -223,9 +223,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         if self._synced:
-            opt = getattr(self.model, "optimizer", None)
-            if opt is not None:
-                self.step = int(keras.ops.convert_to_numpy(opt.iterations))
+            step = optimizer_step(self.model)
+            self.step = self.step if step is None else step
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         if not self._synced:
