@@ -6,8 +6,8 @@ later one: low-rank, layer pruning) follows the same contract, and
 
 1. **A config value object** (`PruningConfig`, `QATConfig`, `ClusteringConfig`,
    `DistillationConfig`): validates in ``__init__`` (raising the technique's
-   `CompressionError` subclass), is flat, and
-   ``Config.from_config(c.get_config()) == c``. Layer choice is the shared
+   `CompressionError` subclass), is flat (a pruning schedule is one nested
+   ``{"class_name", "config"}``), and ``Config.from_config(c.get_config()) == c``. Layer choice is the shared
    `layers=` selector (`tinycompress.core.select_layers`); it serializes as names.
 2. **``apply(model, config, **context) -> keras.Model``**: the model to
    ``fit`` (the same model for pruning, a wrapped copy for QAT and
@@ -20,7 +20,8 @@ later one: low-rank, layer pruning) follows the same contract, and
    ``model.optimizer.iterations`` (`optimizer_step`; it counts batches only
    when the model has no optimizer, as a student inside a `Distiller`), or,
    for an epoch rhythm, from the absolute epoch index Keras passes; so a
-   ``.keras`` file saved mid-training resumes on the same schedule.
+   ``.keras`` file saved mid-training resumes on the same schedule (Keras
+   does not restore a `Distiller`'s compile: compile it again after loading).
    Technique state lives in model variables (masks are the weights' zeros,
    ranges and freeze flags are layer weights, centroids and assignments too).
 4. **One export verb, `prepare_for_export(model)`**, for any combination of
@@ -35,6 +36,10 @@ later one: low-rank, layer pruning) follows the same contract, and
    flatbuffer's quantization parameters (stripping them, as `strip_qat` does
    to continue float training, would drop the trained ranges).
 5. **Errors in one place**: `tinycompress.errors`.
+
+Each technique package exports ``apply``, ``callbacks`` and ``TECHNIQUE`` (a
+`Technique` bundling them with the config class), so code that runs "any
+technique" (the contract test, a later budget search) iterates over them.
 
 The older per-technique strip functions remain: `strip_pruning` and
 `strip_clustering` give the same model as `prepare_for_export` for their
