@@ -1,14 +1,30 @@
 """Exception classes of the Keras side (`tinycompress`).
 
-All derive from `tflite_export.errors.TinyCompressError`.
+All derive from `tflite_export.errors.TinyCompressError`. The train-time
+techniques share one family: `CompressionError` is the base of each
+technique's settings error (`PruningError`, `QuantizationError`,
+`ClusteringError`, `DistillationConfigError`) and of the one
+`UnsupportedLayerError`, raised by the model core and every technique for a
+layer or model structure it cannot handle.
 """
 
 from __future__ import annotations
 
-from tflite_export.errors import TinyCompressError
+from tflite_export.errors import TinyCompressError, UnsupportedModelError
 
 __all__ = [
-    "LoadError", "UnsafeModelError", "DataError", "ArgumentError", "ConversionError", "ExportError",
+    "LoadError",
+    "UnsafeModelError",
+    "DataError",
+    "ArgumentError",
+    "ConversionError",
+    "ExportError",
+    "CompressionError",
+    "UnsupportedLayerError",
+    "PruningError",
+    "QuantizationError",
+    "ClusteringError",
+    "DistillationConfigError",
 ]
 
 
@@ -34,3 +50,36 @@ class ConversionError(TinyCompressError, RuntimeError):
 
 class ExportError(TinyCompressError, RuntimeError):
     """An export could not be completed; nothing was written."""
+
+
+class CompressionError(TinyCompressError, ValueError):
+    """A train-time compression technique cannot be applied as asked.
+
+    Base of every technique's error; the message names the setting, layer or
+    model, what was expected and the fix.
+    """
+
+
+class UnsupportedLayerError(CompressionError, UnsupportedModelError):
+    """A layer or model structure that a technique (or the model core) cannot handle.
+
+    Subclassed models (no layer graph), Sequential models without an input,
+    layers outside a technique's table: the message names each layer, its
+    class and what is supported.
+    """
+
+
+class PruningError(CompressionError):
+    """A pruning setting (schedule, granularity, layer selection) is invalid."""
+
+
+class QuantizationError(CompressionError):
+    """A quantization-aware-training setting or model cannot be used."""
+
+
+class ClusteringError(CompressionError):
+    """A clustering setting (bits, granularity, init) or a layer choice is invalid."""
+
+
+class DistillationConfigError(CompressionError):
+    """A distillation setting (temperature, weight, layer, model pair) is invalid."""

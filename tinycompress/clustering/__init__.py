@@ -10,11 +10,17 @@ Example:
     >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> type(tcc.strip_clustering(tcc.cluster_weights(m, bits=3)).layers[0]).__name__
     'Dense'
+
+The technique contract (`tinycompress.core.technique`): `ClusteringConfig`,
+`apply`, `callbacks`, `TECHNIQUE`; `tinycompress.core.prepare_for_export`
+bakes the shared values like `strip_clustering` (without touching the input).
 """
 
-from tinycompress.clustering.apply import INT8_GRIDS, cluster_weights, cluster_wrappers, strip_clustering
 from tinycompress.clustering.callbacks import ReassignClusters
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.clustering.cluster import INT8_GRIDS, cluster_weights, cluster_wrappers, strip_clustering
+from tinycompress.clustering.config import ClusteringConfig
+from tinycompress.clustering.technique import TECHNIQUE, apply, callbacks
+from tinycompress.errors import ClusteringError
 from tinycompress.clustering.wrapper import (
     BITS_RANGE,
     GRANULARITIES,
@@ -26,6 +32,10 @@ from tinycompress.clustering.wrapper import (
 )
 
 __all__ = [
+    "ClusteringConfig",
+    "apply",
+    "callbacks",
+    "TECHNIQUE",
     "cluster_weights",
     "strip_clustering",
     "cluster_wrappers",

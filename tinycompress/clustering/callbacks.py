@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from tinycompress.clustering.apply import cluster_wrappers
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.clustering.cluster import cluster_wrappers
+from tinycompress.errors import ClusteringError
 
 __all__ = ["ReassignClusters"]
 
@@ -16,7 +16,10 @@ class ReassignClusters(keras.callbacks.Callback):
 
     Without this callback assignments stay fixed and only the centroids train.
     With it, each weight's latent value (trained straight through) picks its
-    nearest centroid at the end of every ``every_n_epochs``-th epoch.
+    nearest centroid at the end of every ``every_n_epochs``-th epoch. The
+    epoch is the absolute index Keras passes (``fit(initial_epoch=...)``
+    restores it after a reload), so resumed training keeps the rhythm; the
+    assignments themselves are model weights.
 
     Args:
         every_n_epochs: epochs between re-assignments, at least 1. Default 1.

@@ -18,8 +18,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from tinycompress import core
 from tinycompress.clustering._kmeans import INITS, assign, kmeans_1d
-from tinycompress.clustering.errors import ClusteringError
+from tinycompress.errors import ClusteringError
 
 __all__ = [
     "BITS_RANGE",
@@ -38,25 +39,12 @@ BITS_RANGE = range(2, 8)
 #: by `tinycompress.convert`) and per output channel for convolutions.
 GRANULARITIES = ("auto", "per_tensor", "per_channel")
 
-#: Layer classes clustered out of the box and the attributes of their kernels.
+#: Layer classes clustered out of the box and the attributes of their kernels
+#: (a view of `tinycompress.core.KERNEL_TABLE`: Dense and convolutions).
 SUPPORTED_LAYERS: dict[type, tuple[str, ...]] = {
-    keras.layers.Dense: ("kernel",),
-    keras.layers.Conv1D: ("kernel",),
-    keras.layers.Conv2D: ("kernel",),
-    keras.layers.DepthwiseConv2D: ("kernel",),
-    keras.layers.SeparableConv2D: ("depthwise_kernel", "pointwise_kernel"),
+    cls: tuple(spec.attr for spec in row.kernels)
+    for cls, row in core.KERNEL_TABLE.items() if row.kind in core.LINEAR_KINDS
 }
-
-_DEPTHWISE = {(keras.layers.DepthwiseConv2D, "kernel"), (keras.layers.SeparableConv2D, "depthwise_kernel")}
-
-
-def _base(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """The Keras layer under protocol wrappers (``.layer`` chains)."""
-    while not isinstance(layer, tuple(SUPPORTED_LAYERS)) and isinstance(
-        getattr(layer, "layer", None), keras.layers.Layer
-    ):
-        layer = layer.layer
-    return layer
 
 
 def is_clusterable(layer: keras.layers.Layer) -> bool:
@@ -67,16 +55,24 @@ def is_clusterable(layer: keras.layers.Layer) -> bool:
 
     Returns:
         True for the classes in `SUPPORTED_LAYERS` and for layers defining
-        ``get_prunable_weights()`` (the protocol shared with pruning and QAT).
+        ``get_compressible_weights()`` (the protocol shared by every technique).
 
     Example:
         >>> import keras
         >>> is_clusterable(keras.layers.Dense(2)), is_clusterable(keras.layers.Flatten())
         (True, False)
     """
-    return isinstance(layer, tuple(SUPPORTED_LAYERS)) or callable(
-        getattr(layer, "get_prunable_weights", None)
-    )
+    return core.is_compressible(layer, core.LINEAR_KINDS)
+
+
+def _kernels(layer: keras.layers.Layer) -> list[core.Kernel]:
+    if not is_clusterable(layer):
+        raise ClusteringError(
+            f"layer '{layer.name}' ({type(layer).__name__}) cannot be clustered: expected one "
+            f"of {[c.__name__ for c in SUPPORTED_LAYERS]} or a layer defining "
+            "get_compressible_weights(). Leave it out of `layers=` or add that method."
+        )
+    return core.kernels(layer)
 
 
 def clusterable_weights(layer: keras.layers.Layer) -> list[tuple[keras.Variable, bool, bool]]:
@@ -93,35 +89,7 @@ def clusterable_weights(layer: keras.layers.Layer) -> list[tuple[keras.Variable,
     Raises:
         ClusteringError: the layer is not clusterable.
     """
-    if callable(getattr(layer, "get_prunable_weights", None)):
-        variables = list(layer.get_prunable_weights())
-    elif isinstance(layer, tuple(SUPPORTED_LAYERS)):
-        variables = None
-    else:
-        raise ClusteringError(
-            f"layer '{layer.name}' ({type(layer).__name__}) cannot be clustered: expected one "
-            f"of {[c.__name__ for c in SUPPORTED_LAYERS]} or a layer defining "
-            "get_prunable_weights(). Leave it out of `layers=` or add that method."
-        )
-    base = _base(layer)
-    attrs = next((a for c, a in SUPPORTED_LAYERS.items() if isinstance(base, c)), ())
-    kinds = {id(getattr(base, a)): (type(base), a) for a in attrs if hasattr(base, a)}
-    if variables is None:
-        variables = [getattr(base, a) for a in attrs]
-    out = []
-    for v in variables:
-        cls_attr = kinds.get(id(v))
-        depthwise = cls_attr is not None and any(
-            issubclass(cls_attr[0], c) and cls_attr[1] == a for c, a in _DEPTHWISE
-        )
-        out.append((v, depthwise, isinstance(base, keras.layers.Dense)))
-    return out
-
-
-def _channels(shape: tuple[int, ...], depthwise: bool) -> int:
-    if len(shape) < 2:
-        return 1
-    return int(shape[-1] * shape[-2]) if depthwise else int(shape[-1])
+    return [(k.variable, k.depthwise, k.kind == "dense") for k in _kernels(layer)]
 
 
 def _initial_state(
@@ -159,7 +127,7 @@ def check_settings(bits: int, granularity: str, init: str) -> None:
         >>> check_settings(8, "auto", "linear")
         Traceback (most recent call last):
         ...
-        tinycompress.clustering.errors.ClusteringError: expected bits between 2 and 7 (K = 2**bits shared values; TFLM lookup tables hold at most 128). Received bits=8.
+        tinycompress.errors.ClusteringError: expected bits between 2 and 7 (K = 2**bits shared values; TFLM lookup tables hold at most 128). Received bits=8.
     """
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits not in BITS_RANGE:
         raise ClusteringError(
@@ -175,13 +143,21 @@ def check_settings(bits: int, granularity: str, init: str) -> None:
         raise ClusteringError(f"expected init in {INITS}. Received init={init!r}.")
 
 
+def _snap(w: np.ndarray, cols: int, per_channel: bool) -> np.ndarray:
+    """Round `w` to the symmetric int8 grid (scale max|w| / 127 per column or tensor)."""
+    w2d = w.reshape(-1, cols).astype(np.float64)
+    amax = np.max(np.abs(w2d), axis=0 if per_channel else None, keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    return (np.round(w2d / scale) * scale).astype(np.float32).reshape(w.shape)
+
+
 @keras.saving.register_keras_serializable(package="tinycompress")
 class ClusterWeights(keras.layers.Wrapper):
     """Wrap a layer so its kernels share ``2**bits`` trained values.
 
     Args:
         layer: a layer listed in `SUPPORTED_LAYERS` or defining
-            ``get_prunable_weights()`` (e.g. a QAT wrapper exposing its float
+            ``get_compressible_weights()`` (e.g. a QAT wrapper exposing its float
             kernel: clustering then preserves clusters through QAT).
         bits: index width, 2..7, giving K = 2**bits values per table. Default 4.
         granularity: "per_tensor", "per_channel" (one table per output
@@ -216,7 +192,7 @@ class ClusterWeights(keras.layers.Wrapper):
     ):
         check_settings(bits, granularity, init)
         if not is_clusterable(layer):
-            clusterable_weights(layer)
+            _kernels(layer)
         kwargs.setdefault("name", f"cluster_{layer.name}")
         super().__init__(layer, **kwargs)
         self.bits = int(bits)
@@ -235,10 +211,9 @@ class ClusterWeights(keras.layers.Wrapper):
         super().build(input_shape)
         k = 2**self.bits
         state = []
-        for i, (var, depthwise, dense) in enumerate(clusterable_weights(self.layer)):
-            cols = _channels(tuple(var.shape), depthwise)
-            w2d = np.asarray(ops.convert_to_numpy(var), np.float64).reshape(-1, cols)
-            per_channel = self._per_channel(dense)
+        for i, kernel in enumerate(_kernels(self.layer)):
+            w2d = np.asarray(ops.convert_to_numpy(kernel.variable), np.float64).reshape(-1, kernel.channels)
+            per_channel = self._per_channel(kernel.kind == "dense")
             centroids, indices, mask = _initial_state(
                 w2d, k, per_channel, self.preserve_sparsity, self.init, self.seed
             )
@@ -263,7 +238,7 @@ class ClusterWeights(keras.layers.Wrapper):
 
     def call(self, inputs, training=None):
         mapping = []
-        for (var, _, _), (c, idx, m) in zip(clusterable_weights(self.layer), self._state):
+        for var, (c, idx, m) in zip(self._variables(), self._state):
             latent = ops.reshape(var, m.shape)
             values = self._gathered(c, idx, m) + (latent - ops.stop_gradient(latent)) * m
             mapping.append((var, ops.reshape(values, var.shape)))
@@ -278,17 +253,51 @@ class ClusterWeights(keras.layers.Wrapper):
             self.add_loss(loss)
         return outputs
 
+    def _variables(self) -> list[keras.Variable]:
+        return [k.variable for k in _kernels(self.layer)]
+
+    def baked_values(self, int8_grid: str | None = "auto") -> list[tuple[keras.Variable, np.ndarray]]:
+        """``(kernel variable, shared values)`` pairs, optionally snapped to the int8 grid.
+
+        Args:
+            int8_grid: "auto" (default: per tensor for Dense, per channel
+                otherwise, as `tinycompress.convert` quantizes them),
+                "per_tensor", "per_channel" or None (no snapping).
+        """
+        out = []
+        for kernel, values in zip(_kernels(self.layer), self.clustered_values()):
+            if int8_grid is not None:
+                per_channel = kernel.kind != "dense" if int8_grid == "auto" else int8_grid == "per_channel"
+                values = _snap(values, kernel.channels, per_channel)
+            out.append((kernel.variable, values))
+        return out
+
+    def export_layers(self, int8_grid: str | None = "auto") -> core.Replacement:
+        """What `prepare_for_export` puts in place of this wrapper.
+
+        Args:
+            int8_grid: see `baked_values`. Default "auto".
+
+        Returns:
+            A `Replacement`: a fresh copy of the wrapped layer whose kernels
+            hold the shared values (the wrapper is left as it is).
+        """
+        baked = {id(v): values for v, values in self.baked_values(int8_grid)}
+        inner = self.layer
+        weights = [baked.get(id(v), keras.ops.convert_to_numpy(v)) for v in inner.weights]
+        return core.Replacement((inner.__class__.from_config(inner.get_config()),), (weights,))
+
     def clustered_values(self) -> list[np.ndarray]:
         """The shared-value kernels, one numpy array per clustered variable."""
         return [
             np.asarray(ops.convert_to_numpy(self._gathered(c, idx, m))).reshape(var.shape)
-            for (var, _, _), (c, idx, m) in zip(clusterable_weights(self.layer), self._state)
+            for var, (c, idx, m) in zip(self._variables(), self._state)
         ]
 
     def reassign(self) -> None:
         """Move each weight to its nearest centroid, using the latent kernels."""
         k = 2**self.bits
-        for (var, _, _), (c, idx, m) in zip(clusterable_weights(self.layer), self._state):
+        for var, (c, idx, m) in zip(self._variables(), self._state):
             w2d = np.asarray(ops.convert_to_numpy(var)).reshape(m.shape)
             cent = np.asarray(ops.convert_to_numpy(c))
             mask = np.asarray(ops.convert_to_numpy(m)) > 0

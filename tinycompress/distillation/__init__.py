@@ -7,6 +7,10 @@ with a projection adapter), teacher-assistant chains
 (`distill_with_assistants`), student derivation (`derive_student`) and
 `StudentCallback`, which points pruning/QAT callbacks at the student inside a
 distiller.
+
+The technique contract (`tinycompress.core.technique`): `DistillationConfig`,
+`apply` (needs ``teacher=``), `callbacks`, `TECHNIQUE`;
+`tinycompress.core.prepare_for_export(distiller)` returns the prepared student.
 """
 
 from tinycompress.distillation.assistant import (
@@ -21,8 +25,13 @@ from tinycompress.distillation.errors import DistillationConfigError
 from tinycompress.distillation.hint import HintDistillation
 from tinycompress.distillation.relational import RelationalDistillation
 from tinycompress.distillation.student import WIDTH_SCALED_LAYERS, derive_student
+from tinycompress.distillation.technique import TECHNIQUE, DistillationConfig, apply, callbacks
 
 __all__ = [
+    "DistillationConfig",
+    "TECHNIQUE",
+    "apply",
+    "callbacks",
     "AttentionTransfer",
     "DistillationConfigError",
     "HintDistillation",

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from tinycompress.core import walk_layers
 from tinycompress.distillation._validate import check_temperature, check_weight, check_weights
 from tinycompress.distillation.errors import DistillationConfigError
 
@@ -92,7 +93,7 @@ def build_distiller(
         >>> build_distiller(mlp(32), mlp(4), temperature=0)
         Traceback (most recent call last):
         ...
-        tinycompress.distillation.errors.DistillationConfigError: expected `temperature` ...
+        tinycompress.errors.DistillationConfigError: expected `temperature` ...
     """
     for role, model in (("teacher", teacher), ("student", student)):
         if not isinstance(model, keras.Model):
@@ -229,7 +230,7 @@ def distill(
         >>> len(history.history["distillation_loss"])
         2
     """
-    flags = [(layer, layer.trainable) for layer in _all_layers(teacher)]
+    flags = [(layer, layer.trainable) for layer in (teacher, *walk_layers(teacher))]
     try:
         distiller = build_distiller(teacher, student, **distiller_kwargs)
         return _fit(distiller, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -238,14 +239,6 @@ def distill(
         # keras.distillation.Distiller freezes the teacher for good; give it back as it came.
         for layer, trainable in flags:
             layer.trainable = trainable
-
-
-def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """`layer` and every layer nested in it, parents before children."""
-    found = [layer]
-    for child in getattr(layer, "layers", ()):
-        found += _all_layers(child)
-    return found
 
 
 def _fit(

@@ -1,14 +1,7 @@
-"""Exception classes of `tinycompress.distillation`."""
+"""Exception class of `tinycompress.distillation` (defined in `tinycompress.errors`)."""
 
 from __future__ import annotations
 
-from tflite_export.errors import TinyCompressError
+from tinycompress.errors import DistillationConfigError
 
 __all__ = ["DistillationConfigError"]
-
-
-class DistillationConfigError(TinyCompressError, ValueError):
-    """A distillation setting (temperature, weight, layer, model pair) is invalid.
-
-    The message names the setting, the value received and how to fix it.
-    """

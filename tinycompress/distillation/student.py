@@ -6,17 +6,16 @@ import math
 
 import keras
 
+from tinycompress.core import KERNEL_TABLE, layer_kernels, rewrite, walk_layers
 from tinycompress.distillation.errors import DistillationConfigError
 
 __all__ = ["derive_student", "WIDTH_SCALED_LAYERS"]
 
-#: Layer types whose width `derive_student` scales, and the config key it scales.
+_WIDTH_KINDS = ("dense", "conv", "separable")
+#: Layer types whose width `derive_student` scales, and the config key it scales
+#: (the Dense and convolution rows of `tinycompress.core.KERNEL_TABLE`).
 WIDTH_SCALED_LAYERS: dict[type, str] = {
-    keras.layers.Dense: "units",
-    keras.layers.Conv1D: "filters",
-    keras.layers.Conv2D: "filters",
-    keras.layers.SeparableConv1D: "filters",
-    keras.layers.SeparableConv2D: "filters",
+    cls: row.width for cls, row in KERNEL_TABLE.items() if row.kind in _WIDTH_KINDS
 }
 
 # Layers that keep the shape of their input; they belong to the weight layer before them.
@@ -29,10 +28,8 @@ _SHAPE_PRESERVING = (
 
 
 def _width_key(layer: keras.layers.Layer) -> str | None:
-    for cls, key in WIDTH_SCALED_LAYERS.items():
-        if type(layer) is cls:
-            return key
-    return None
+    row = layer_kernels(layer)
+    return row.width if row is not None and row.kind in _WIDTH_KINDS else None
 
 
 def _check_multiplier(name: str, value: object) -> float:
@@ -72,23 +69,6 @@ def _removable_blocks(model: keras.Sequential, last_width_layer: keras.layers.La
     return blocks
 
 
-def _uncompiled(model: keras.Model) -> keras.Model:
-    """`model`'s layers in a model that was never compiled.
-
-    `keras.models.clone_model` compiles the clone when the original is compiled
-    (a trained teacher usually is). A student must start uncompiled: inside a
-    `Distiller` its own optimizer never steps, yet callbacks read it (e.g.
-    `PruningCallback` takes its schedule step from ``optimizer.iterations``).
-    """
-    if not model.compiled:
-        return model
-    if isinstance(model, keras.Sequential):
-        spec = model.inputs[0]
-        return keras.Sequential([keras.Input(batch_shape=spec.shape, dtype=spec.dtype), *model.layers],
-                                name=model.name)
-    return keras.Model(model.inputs, model.outputs, name=model.name)
-
-
 def derive_student(
     teacher: keras.Model,
     width_multiplier: float = 0.5,
@@ -98,8 +78,8 @@ def derive_student(
 ) -> keras.Model:
     """Build a freshly initialised, narrower (and optionally shallower) copy of `teacher`.
 
-    Every `Dense`/`Conv1D`/`Conv2D`/`SeparableConv1D`/`SeparableConv2D` layer
-    (see `WIDTH_SCALED_LAYERS`) gets ``round(width * width_multiplier)`` units
+    Every Dense, Conv and SeparableConv layer (see `WIDTH_SCALED_LAYERS`;
+    nested models included) gets ``round(width * width_multiplier)`` units
     or filters (at least 1), except the last one, which produces the output
     and keeps its width. Layer names are kept, so feature losses can name the
     same layer in both models. With ``depth_multiplier < 1`` (Sequential models
@@ -141,7 +121,7 @@ def derive_student(
             "expected a built Sequential or Functional keras.Model as teacher. Received: "
             f"{type(teacher).__name__}. Build subclassed students by hand."
         )
-    width_layers = [layer for layer in teacher.layers if _width_key(layer) is not None]
+    width_layers = [layer for layer in walk_layers(teacher) if _width_key(layer) is not None]
     if not width_layers:
         raise DistillationConfigError(
             f"teacher {teacher.name!r} has no layer of the types {sorted(c.__name__ for c in WIDTH_SCALED_LAYERS)} "
@@ -150,13 +130,15 @@ def derive_student(
     last = width_layers[-1]
     name = name or f"{teacher.name}_student"
 
+    dropped: set[int] = set()
+
+    def scaled(layer: keras.layers.Layer):
+        if isinstance(layer, keras.Model):
+            return None  # rewritten layer by layer
+        return [] if id(layer) in dropped else _scaled(layer, width, layer is last)
+
     if depth == 1.0:
-        student = _uncompiled(keras.models.clone_model(
-            teacher, clone_function=lambda layer: _scaled(layer, width, layer is last)
-        ))
-        student.name = name
-        student.trainable = True
-        return student
+        return rewrite(teacher, scaled, name=name)
 
     if not isinstance(teacher, keras.Sequential):
         raise DistillationConfigError(
@@ -166,10 +148,5 @@ def derive_student(
         )
     blocks = _removable_blocks(teacher, last)
     keep = math.ceil(len(blocks) * depth)
-    dropped = {i for block in blocks[keep:] for i in block}
-    layers = [
-        _scaled(layer, width, layer is last)
-        for i, layer in enumerate(teacher.layers)
-        if i not in dropped
-    ]
-    return keras.Sequential([keras.Input(teacher.inputs[0].shape[1:]), *layers], name=name)
+    dropped.update(id(teacher.layers[i]) for block in blocks[keep:] for i in block)
+    return rewrite(teacher, scaled, name=name)

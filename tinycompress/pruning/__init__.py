@@ -8,18 +8,28 @@
 - `shrink` removes zeroed channels: a physically smaller model with the same
   outputs, so flash, arena and MACs shrink on the device.
 - `sparsity_summary` reports per-layer sparsity and dead channels.
+
+The technique contract (`tinycompress.core.technique`): `PruningConfig`,
+`apply`, `callbacks`, `TECHNIQUE`; prepare for export with
+`tinycompress.core.prepare_for_export` (same as `strip_pruning`).
 """
 
 from tinycompress.pruning.callback import PruningCallback
-from tinycompress.pruning.errors import PruningError, UnsupportedLayerError
+from tinycompress.pruning.config import PruningConfig
+from tinycompress.errors import PruningError, UnsupportedLayerError
 from tinycompress.pruning.masks import magnitude_masks, n_of_m_mask
 from tinycompress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from tinycompress.pruning.selection import PRUNABLE_TYPES, is_prunable, prunable_weights, select_layers
 from tinycompress.pruning.strip import strip_pruning
 from tinycompress.pruning.summary import LayerSparsity, sparsity_summary
 from tinycompress.pruning.surgery import shrink
+from tinycompress.pruning.technique import TECHNIQUE, apply, callbacks
 
 __all__ = [
+    "PruningConfig",
+    "apply",
+    "callbacks",
+    "TECHNIQUE",
     "PruningCallback",
     "PruningSchedule",
     "ConstantSparsity",

@@ -23,10 +23,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress.core import optimizer_step, walk_layers
+from tinycompress.errors import PruningError
+from tinycompress.pruning.config import PruningConfig
 from tinycompress.pruning.graph import ChannelGraph, build_channel_graph
-from tinycompress.pruning.masks import CRITERIA, GRANULARITIES, magnitude_masks, n_of_m_mask
-from tinycompress.pruning.schedules import PruningSchedule, schedule_from_config
+from tinycompress.pruning.masks import magnitude_masks, n_of_m_mask
+from tinycompress.pruning.schedules import PruningSchedule
 from tinycompress.pruning.selection import LayerSelector, prunable_weights, select_layers
 from tinycompress.pruning.summary import sparsity_summary
 
@@ -74,8 +76,9 @@ class PruningCallback(keras.callbacks.Callback):
         block_size: block length for ``"block"``. Default 4.
         n: weights kept per group for ``"n_of_m"``. Default 2.
         m: group length for ``"n_of_m"``. Default 4.
-        slimming_l1: L1 penalty on BatchNorm gammas added during `fit`
-            (network slimming, Liu et al. 2017). Default 0.0 (none).
+        slimming_l1: L1 penalty on the gammas of every BatchNormalization
+            added during `fit` (network slimming, Liu et al. 2017), whatever
+            the granularity. Default 0.0 (none).
         log_summary: log per-layer sparsity at each epoch end and add
             ``"sparsity"`` to the epoch logs. Default True.
 
@@ -110,37 +113,13 @@ class PruningCallback(keras.callbacks.Callback):
         log_summary: bool = True,
     ):
         super().__init__()
-        if isinstance(schedule, dict):
-            schedule = schedule_from_config(schedule)
-        if not isinstance(schedule, PruningSchedule):
-            raise PruningError(
-                f"`schedule` must be a PruningSchedule such as PolynomialDecay(...). "
-                f"Received: schedule={schedule!r}."
-            )
-        if granularity not in GRANULARITIES:
-            raise PruningError(
-                f"`granularity` must be one of {GRANULARITIES}. Received: granularity={granularity!r}."
-            )
-        if criterion not in CRITERIA:
-            raise PruningError(f"`criterion` must be one of {CRITERIA}. Received: criterion={criterion!r}.")
-        if criterion == "bn_gamma" and granularity != "channel":
-            raise PruningError(
-                "criterion='bn_gamma' (network slimming) ranks whole channels; use it with "
-                f"granularity='channel'. Received: granularity={granularity!r}."
-            )
-        if scope not in ("layer", "global"):
-            raise PruningError(f"`scope` must be 'layer' or 'global'. Received: scope={scope!r}.")
-        if not isinstance(block_size, int) or block_size < 1:
-            raise PruningError(f"`block_size` must be a positive integer. Received: {block_size!r}.")
-        if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
-            raise PruningError(f"N:M sparsity needs integers 0 < n < m. Received: n={n!r}, m={m!r}.")
-        if not isinstance(slimming_l1, (int, float)) or slimming_l1 < 0:
-            raise PruningError(f"`slimming_l1` must be >= 0. Received: slimming_l1={slimming_l1!r}.")
-        self.schedule = schedule
-        self.layers = layers
-        self.granularity, self.criterion, self.scope = granularity, criterion, scope
-        self.block_size, self.n, self.m = block_size, n, m
-        self.slimming_l1 = float(slimming_l1)
+        self.config = PruningConfig(
+            schedule, layers=layers, granularity=granularity, criterion=criterion, scope=scope,
+            block_size=block_size, n=n, m=m, slimming_l1=slimming_l1)
+        c = self.config
+        self.schedule, self.layers = c.schedule, layers
+        self.granularity, self.criterion, self.scope = c.granularity, c.criterion, c.scope
+        self.block_size, self.n, self.m, self.slimming_l1 = c.block_size, c.n, c.m, c.slimming_l1
         self.log_summary = log_summary
         self.step = 0
         self._targets: list[tuple[keras.Variable, keras.Variable]] = []
@@ -152,30 +131,17 @@ class PruningCallback(keras.callbacks.Callback):
 
     # -- configuration ----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """Config that rebuilds an equivalent callback.
+        """Config that rebuilds an equivalent callback: `PruningConfig`'s plus `log_summary`.
 
         Raises:
             PruningError: `layers` is a class or predicate (only names serialize).
         """
-        if not (self.layers is None or isinstance(self.layers, (str, list, tuple)) and all(
-                isinstance(x, str) for x in ([self.layers] if isinstance(self.layers, str) else self.layers))):
-            raise PruningError(
-                "PruningCallback.get_config can only serialize `layers` given as names; "
-                f"received {self.layers!r}. Pass layer names to make the callback serializable."
-            )
-        return {
-            "schedule": {"class_name": type(self.schedule).__name__, "config": self.schedule.get_config()},
-            "layers": self.layers if self.layers is None or isinstance(self.layers, str) else list(self.layers),
-            "granularity": self.granularity, "criterion": self.criterion, "scope": self.scope,
-            "block_size": self.block_size, "n": self.n, "m": self.m,
-            "slimming_l1": self.slimming_l1, "log_summary": self.log_summary,
-        }
+        return {**self.config.get_config(), "log_summary": self.log_summary}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "PruningCallback":
         """Rebuild a callback from `get_config()`."""
-        config = dict(config)
-        return cls(schedule_from_config(config.pop("schedule")), **config)
+        return cls(**config)
 
     # -- mask state ---------------------------------------------------------------------
     def _resolve(self) -> None:
@@ -238,8 +204,8 @@ class PruningCallback(keras.callbacks.Callback):
         for v, mv in self._targets:
             v.constraint = _Masked(mv, _unmasked(v.constraint))
         if self.slimming_l1:
-            bns = [l for l in self._graph.layers.values() if isinstance(l, keras.layers.BatchNormalization)
-                   and l.scale] if self._graph else []
+            bns = [l for l in dict.fromkeys(walk_layers(self.model))
+                   if isinstance(l, keras.layers.BatchNormalization) and l.scale]
             self._saved_regularizers = [(l.gamma, l.gamma.regularizer) for l in bns]
             for l in bns:
                 l.gamma.regularizer = keras.regularizers.L1(self.slimming_l1)
@@ -248,8 +214,8 @@ class PruningCallback(keras.callbacks.Callback):
         self._synced = False
 
     def _sync(self) -> None:
-        opt = getattr(self.model, "optimizer", None)
-        self.step = int(keras.ops.convert_to_numpy(opt.iterations)) if opt is not None else self.step
+        step = optimizer_step(self.model)
+        self.step = self.step if step is None else step
         started = self.step > self.schedule.begin_step
         self._assign(self._masks_from_weights() if started else [np.ones(tuple(v.shape), np.float32)
                                                                  for v, _ in self._targets])
@@ -257,9 +223,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         if self._synced:
-            opt = getattr(self.model, "optimizer", None)
-            if opt is not None:
-                self.step = int(keras.ops.convert_to_numpy(opt.iterations))
+            step = optimizer_step(self.model)
+            self.step = self.step if step is None else step
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         if not self._synced:

@@ -17,15 +17,22 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from tinycompress.pruning.errors import PruningError, UnsupportedLayerError
+from tinycompress.core import KERNEL_TABLE, LayerCall, LayerGraph, kernels
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.pruning.masks import prune_count
 
 __all__ = ["ChannelGraph", "build_channel_graph", "PRODUCER_TYPES", "PASS_THROUGH_TYPES"]
 
 L = keras.layers
-#: Layers whose output channels are prunable.
-PRODUCER_TYPES = (L.Dense, L.Conv1D, L.Conv2D, L.SeparableConv1D, L.SeparableConv2D)
-_DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
+
+
+def _of_kind(*kinds: str) -> tuple[type, ...]:
+    return tuple(cls for cls, row in KERNEL_TABLE.items() if row.kind in kinds)
+
+
+#: Layers whose output channels are prunable (Dense, Conv1D/2D/3D, SeparableConv1D/2D).
+PRODUCER_TYPES = _of_kind("dense", "conv", "separable")
+_DEPTHWISE = _of_kind("depthwise")
 _ACTIVATIONS = (L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.Softmax)
 #: Parameter-free layers that keep channels in place (a zero channel stays zero).
 PASS_THROUGH_TYPES = _ACTIVATIONS + (
@@ -214,31 +221,12 @@ class ChannelGraph:
 
 
 def _out_kernel(layer: keras.layers.Layer) -> keras.Variable:
-    if isinstance(layer, (L.SeparableConv1D, L.SeparableConv2D)):
-        return layer.pointwise_kernel
-    kernel = getattr(layer, "_kernel", None)
-    return layer.kernel if kernel is None else kernel
+    """The kernel whose last axis is the layer's output channels (pointwise for separable)."""
+    return kernels(layer)[-1].variable
 
 
-def _functional(model: keras.Model):
-    if isinstance(model, keras.Sequential):
-        inner = getattr(model, "_functional", None)
-        if inner is None:
-            raise PruningError(
-                f"Sequential model {model.name!r} has no input shape; start it with "
-                "keras.Input(shape) before structured pruning."
-            )
-        return inner
-    if not hasattr(model, "_nodes_by_depth") or not getattr(model, "inputs", None):
-        raise UnsupportedLayerError(
-            f"Structured pruning needs a functional or Sequential model; {model.name!r} "
-            f"({type(model).__name__}) is a subclassed model whose graph cannot be read. "
-            "Rebuild it with the functional API."
-        )
-    return model
-
-
-def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray:
+def _step(graph: ChannelGraph, call: LayerCall, ins: list[np.ndarray]) -> np.ndarray:
+    layer = call.layer
     name = layer.name
     has_slots = any(np.any(m >= 0) for m in ins)
     if getattr(layer, "data_format", "channels_last") != "channels_last":
@@ -259,7 +247,7 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
             graph.freeze(ins[0])
         return np.repeat(ins[0], layer.depth_multiplier)
     if isinstance(layer, L.BatchNormalization):
-        rank = len(node.input_tensors[0].shape)
+        rank = len(call.inputs[0].shape)
         if layer.axis not in (-1, rank - 1) and not (
             isinstance(layer.axis, (list, tuple)) and list(layer.axis) in ([-1], [rank - 1])
         ):
@@ -272,17 +260,17 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
             graph.freeze(ins[0])
         return ins[0]
     if isinstance(layer, L.Flatten):
-        spatial = int(np.prod(node.input_tensors[0].shape[1:-1], dtype=np.int64))
+        spatial = int(np.prod(call.inputs[0].shape[1:-1], dtype=np.int64))
         return np.tile(ins[0], spatial)
     if isinstance(layer, L.Concatenate):
-        rank = len(node.input_tensors[0].shape)
+        rank = len(call.inputs[0].shape)
         if layer.axis in (-1, rank - 1):
             return np.concatenate(ins)
     if isinstance(layer, _MERGES + (L.Concatenate,)):
         if len({len(m) for m in ins}) != 1:
             if has_slots:
                 raise _unsupported(layer, "broadcasting merge of different channel counts")
-            return np.full(int(node.output_tensors[0].shape[-1]), -1)
+            return np.full(int(call.outputs[0].shape[-1]), -1)
         stacked = np.stack(ins)
         for pos in range(stacked.shape[1]):
             col = stacked[:, pos]
@@ -294,7 +282,7 @@ def _step(graph: ChannelGraph, layer, node, ins: list[np.ndarray]) -> np.ndarray
         return stacked.max(axis=0)
     if has_slots:
         raise _unsupported(layer, "it is not in the table of supported layers")
-    return np.full(int(node.output_tensors[0].shape[-1]), -1)
+    return np.full(int(call.outputs[0].shape[-1]), -1)
 
 
 def build_channel_graph(model: keras.Model) -> ChannelGraph:
@@ -308,8 +296,8 @@ def build_channel_graph(model: keras.Model) -> ChannelGraph:
 
     Raises:
         UnsupportedLayerError: a shared layer, a nested model, a subclassed
-            model or a layer outside the supported table carries prunable
-            channels; the message names it.
+            model, a Sequential model without input, or a layer outside the
+            supported table carries prunable channels; the message names it.
 
     Example:
         >>> inp = keras.Input((8,))
@@ -319,25 +307,22 @@ def build_channel_graph(model: keras.Model) -> ChannelGraph:
         >>> [len(f) for f in g.families()]
         [4]
     """
-    fn = _functional(model)
+    calls = LayerGraph(model)
     graph = ChannelGraph(layers={})
-    maps: dict[int, np.ndarray] = {id(t): np.full(int(t.shape[-1]), -1) for t in fn.inputs}
-    for depth in sorted(fn._nodes_by_depth, reverse=True):
-        for node in fn._nodes_by_depth[depth]:
-            layer = node.operation
-            if isinstance(layer, L.InputLayer):
-                continue
-            ins = [maps[id(t)] for t in node.input_tensors]
-            if layer.name in graph.layers:
-                if any(np.any(m >= 0) for m in ins) or isinstance(layer, PRODUCER_TYPES):
-                    raise _unsupported(layer, "the layer is shared (called more than once)")
-            if isinstance(layer, keras.Model) and any(np.any(m >= 0) for m in ins):
-                raise _unsupported(layer, "nested models are not supported; flatten the model")
-            graph.layers[layer.name] = layer
-            out = _step(graph, layer, node, ins) if not isinstance(layer, keras.Model) else (
-                np.full(int(node.output_tensors[0].shape[-1]), -1))
-            for t in node.output_tensors:
-                maps[id(t)] = out
-    for t in fn.outputs:
+    maps: dict[int, np.ndarray] = {id(t): np.full(int(t.shape[-1]), -1) for t in calls.model.inputs}
+    for call in calls.calls:
+        layer = call.layer
+        ins = [maps[id(t)] for t in call.inputs]
+        if layer.name in graph.layers:
+            if any(np.any(m >= 0) for m in ins) or isinstance(layer, PRODUCER_TYPES):
+                raise _unsupported(layer, "the layer is shared (called more than once)")
+        if isinstance(layer, keras.Model) and any(np.any(m >= 0) for m in ins):
+            raise _unsupported(layer, "nested models are not supported; flatten the model")
+        graph.layers[layer.name] = layer
+        out = _step(graph, call, ins) if not isinstance(layer, keras.Model) else (
+            np.full(int(call.outputs[0].shape[-1]), -1))
+        for t in call.outputs:
+            maps[id(t)] = out
+    for t in calls.model.outputs:
         graph.freeze(maps[id(t)])
     return graph

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress.errors import PruningError
 
 __all__ = ["GRANULARITIES", "CRITERIA", "magnitude_masks", "n_of_m_mask", "prune_count"]
 

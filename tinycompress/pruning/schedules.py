@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress.errors import PruningError
 
 __all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay", "schedule_from_config"]
 

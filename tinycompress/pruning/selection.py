@@ -1,31 +1,25 @@
-"""Which layers and variables are pruned.
+"""Which layers and variables are pruned: the core's kernel table, Dense and convolutions.
 
-A layer is prunable if it is a Keras Dense, Conv1D, Conv2D, DepthwiseConv1D,
-DepthwiseConv2D, SeparableConv1D or SeparableConv2D, or if it defines
-``get_prunable_weights() -> list[keras.Variable]`` (the escape hatch for
-wrappers such as QAT layers and for user layers).
+A layer is prunable if it is a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D or
+SeparableConv1D/2D layer (`tinycompress.core.KERNEL_TABLE`, kinds
+`LINEAR_KINDS`), or if it defines ``get_compressible_weights()`` (or the
+older ``get_prunable_weights()``): the escape hatch for wrappers such as QAT
+layers and for user layers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Union
-
 import keras
 
-from tinycompress.pruning.errors import PruningError
+from tinycompress import core
+from tinycompress.core import LayerSelector
+from tinycompress.errors import PruningError
 
 __all__ = ["PRUNABLE_TYPES", "LayerSelector", "is_prunable", "prunable_weights", "select_layers"]
 
-L = keras.layers
 #: Layer classes pruned by default (their kernels only; biases stay dense).
-PRUNABLE_TYPES: tuple[type, ...] = (
-    L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
-    L.SeparableConv1D, L.SeparableConv2D,
-)
-
-#: None (all prunable layers), layer names, layer classes, or a predicate on a layer.
-LayerSelector = Union[None, str, Sequence[str], type, tuple, Callable[[keras.layers.Layer], bool]]
+PRUNABLE_TYPES: tuple[type, ...] = tuple(
+    cls for cls, row in core.KERNEL_TABLE.items() if row.kind in core.LINEAR_KINDS)
 
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
@@ -35,7 +29,7 @@ def is_prunable(layer: keras.layers.Layer) -> bool:
         >>> is_prunable(keras.layers.Dense(3)), is_prunable(keras.layers.ReLU())
         (True, False)
     """
-    return callable(getattr(layer, "get_prunable_weights", None)) or isinstance(layer, PRUNABLE_TYPES)
+    return core.is_compressible(layer, core.LINEAR_KINDS)
 
 
 def prunable_weights(layer: keras.layers.Layer) -> list[keras.Variable]:
@@ -45,40 +39,24 @@ def prunable_weights(layer: keras.layers.Layer) -> list[keras.Variable]:
         layer: a built prunable layer.
 
     Returns:
-        `layer.get_prunable_weights()` when the layer defines it; otherwise the
-        kernel (both kernels of a separable convolution).
+        The layer's protocol weights when it defines the protocol; otherwise
+        its kernel (both kernels of a separable convolution).
 
     Raises:
-        PruningError: the layer is not prunable or not built.
+        PruningError: the layer is not prunable.
+        UnsupportedLayerError: the layer is not built.
 
     Example:
         >>> d = keras.layers.Dense(3); d.build((None, 4))
         >>> [tuple(v.shape) for v in prunable_weights(d)]
         [(4, 3)]
     """
-    if callable(getattr(layer, "get_prunable_weights", None)):
-        return list(layer.get_prunable_weights())
-    if not isinstance(layer, PRUNABLE_TYPES):
+    if not is_prunable(layer):
         raise PruningError(
             f"Layer {layer.name!r} ({type(layer).__name__}) is not prunable: expected one of "
-            f"{[t.__name__ for t in PRUNABLE_TYPES]} or a layer defining get_prunable_weights()."
+            f"{[t.__name__ for t in PRUNABLE_TYPES]} or a layer defining get_compressible_weights()."
         )
-    if not layer.built:
-        raise PruningError(
-            f"Layer {layer.name!r} is not built; build the model (call it once or give it an "
-            "Input) before pruning."
-        )
-    if isinstance(layer, (L.SeparableConv1D, L.SeparableConv2D)):
-        return [layer.depthwise_kernel, layer.pointwise_kernel]
-    kernel = getattr(layer, "_kernel", None)
-    return [layer.kernel if kernel is None else kernel]
-
-
-def _walk(model: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _walk(layer)
+    return [k.variable for k in core.kernels(layer)]
 
 
 def select_layers(model: keras.Model, layers: LayerSelector = None) -> list[keras.layers.Layer]:
@@ -87,8 +65,8 @@ def select_layers(model: keras.Model, layers: LayerSelector = None) -> list[kera
     Args:
         model: the model to prune.
         layers: None (default: every prunable layer), a name or list of names,
-            a layer class or tuple of classes, or a predicate ``f(layer) -> bool``.
-            Only prunable layers are ever selected.
+            a layer class or tuple of classes, or a predicate ``f(layer) -> bool``
+            (see `tinycompress.core.select_layers`).
 
     Returns:
         The selected layers, in model order.
@@ -103,40 +81,4 @@ def select_layers(model: keras.Model, layers: LayerSelector = None) -> list[kera
         >>> [l.name for l in select_layers(m)], [l.name for l in select_layers(m, "b")]
         (['a', 'b'], ['b'])
     """
-    candidates = [l for l in _walk(model) if is_prunable(l)]
-    if layers is None:
-        chosen = candidates
-    elif isinstance(layers, str) or (
-        isinstance(layers, Sequence) and all(isinstance(n, str) for n in layers)
-    ):
-        names = [layers] if isinstance(layers, str) else list(layers)
-        by_name = {l.name: l for l in _walk(model)}
-        for n in names:
-            if n not in by_name:
-                raise PruningError(
-                    f"No layer named {n!r} in model {model.name!r}. Layers: {sorted(by_name)}."
-                )
-            if not is_prunable(by_name[n]):
-                raise PruningError(
-                    f"Layer {n!r} ({type(by_name[n]).__name__}) is not prunable: expected one of "
-                    f"{[t.__name__ for t in PRUNABLE_TYPES]} or a layer defining "
-                    "get_prunable_weights()."
-                )
-        chosen = [l for l in candidates if l.name in names]
-    elif isinstance(layers, type) or (
-        isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)
-    ):
-        chosen = [l for l in candidates if isinstance(l, layers)]
-    elif callable(layers):
-        chosen = [l for l in candidates if layers(l)]
-    else:
-        raise PruningError(
-            "`layers` must be None, a layer name, a list of names, a layer class (or tuple) "
-            f"or a predicate. Received: layers={layers!r}."
-        )
-    if not chosen:
-        raise PruningError(
-            f"No prunable layer selected in model {model.name!r} by layers={layers!r}; "
-            f"prunable layers are {[l.name for l in candidates]}."
-        )
-    return chosen
+    return core.select_layers(model, layers, kinds=core.LINEAR_KINDS, verb="pruned", error=PruningError)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from tinycompress.core import rewrite
+
 __all__ = ["strip_pruning"]
 
 
@@ -14,7 +16,8 @@ def strip_pruning(model: keras.Model) -> keras.Model:
     so it has none of the mask constraints or slimming regularizers that
     `PruningCallback` installs on variables during `fit` (even if `fit` was
     interrupted). Weights, pruned zeros included, are copied exactly. The copy
-    is not compiled; `model` is left as it is.
+    is not compiled; `model` is left as it is. For a pruned model this is
+    what `tinycompress.core.prepare_for_export` does.
 
     Args:
         model: a pruned functional or Sequential Keras model.
@@ -32,6 +35,4 @@ def strip_pruning(model: keras.Model) -> keras.Model:
         >>> all(np.array_equal(a, b) for a, b in zip(s.get_weights(), m.get_weights()))
         True
     """
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
+    return rewrite(model)

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from tinycompress.pruning.selection import _walk, is_prunable, prunable_weights
+from tinycompress.core import walk_layers
+from tinycompress.pruning.selection import is_prunable, prunable_weights
 
 __all__ = ["LayerSparsity", "sparsity_summary"]
 
@@ -61,7 +62,7 @@ def sparsity_summary(model: keras.Model) -> list[LayerSparsity]:
         ('d', 5, 0.625, 1)
     """
     rows = []
-    for layer in _walk(model):
+    for layer in dict.fromkeys(walk_layers(model)):
         if not is_prunable(layer) or not layer.built:
             continue
         for v in prunable_weights(layer):

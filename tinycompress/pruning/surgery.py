@@ -17,6 +17,7 @@ import logging
 import keras
 import numpy as np
 
+from tinycompress.core import Replacement, layer_kernels, rewrite
 from tinycompress.pruning.graph import _DEPTHWISE, PRODUCER_TYPES, ChannelGraph, build_channel_graph
 
 __all__ = ["shrink"]
@@ -82,17 +83,17 @@ def shrink(model: keras.Model) -> keras.Model:
     graph = build_channel_graph(model)
     pruned = graph.pruned_from_weights()
 
-    def clone_layer(layer):
+    def smaller(layer: keras.layers.Layer) -> Replacement | None:
+        if not layer.weights or layer.name not in graph.in_maps:
+            return None
         config = layer.get_config()
-        if isinstance(layer, PRODUCER_TYPES) and layer.name in graph.producers:
+        if isinstance(layer, PRODUCER_TYPES):
             kept = int(graph.keep(graph.producers[layer.name], pruned).sum())
-            config["units" if isinstance(layer, L.Dense) else "filters"] = kept
-        return layer.__class__.from_config(config)
+            config[layer_kernels(layer).width] = kept
+        new = layer.__class__.from_config(config)
+        return Replacement((new,), (_new_weights(layer, graph, pruned),))
 
-    small = keras.models.clone_model(model, clone_function=clone_layer)
-    for layer in small.layers:
-        if layer.weights:
-            layer.set_weights(_new_weights(model.get_layer(layer.name), graph, pruned))
+    small = rewrite(model, smaller)
     logger.info("shrink: %d -> %d parameters (%d channel groups removed)",
                 model.count_params(), small.count_params(), len(pruned))
     return small

@@ -3,11 +3,15 @@
 `quantize_model` returns a model that simulates the int8 TFLM model during
 ``fit``; convert it with `tinycompress.convert` and the flatbuffer's scales are
 the trained ranges. `fold_batchnorm` is also usable on its own.
+
+The technique contract (`tinycompress.core.technique`): `QATConfig`, `apply`,
+`callbacks`, `TECHNIQUE`. `tinycompress.core.prepare_for_export` keeps the
+trained ranges; `strip_qat` returns the float model and is not an export step.
 """
 
 from tinycompress.quantization.callbacks import QATCallback
 from tinycompress.quantization.config import QATConfig
-from tinycompress.quantization.errors import QuantizationError, UnsupportedLayerError
+from tinycompress.errors import QuantizationError, UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm
 from tinycompress.quantization.quantize import (
     SUPPORTED_LAYERS,
@@ -16,9 +20,13 @@ from tinycompress.quantization.quantize import (
     strip_qat,
 )
 from tinycompress.quantization.quantizers import ActivationQuantizer, fake_quant_kernel, int8_scale
+from tinycompress.quantization.technique import TECHNIQUE, apply, callbacks
 from tinycompress.quantization.wrapper import QuantizeWrapper
 
 __all__ = [
+    "apply",
+    "callbacks",
+    "TECHNIQUE",
     "quantize_model",
     "strip_qat",
     "fold_batchnorm",

@@ -15,20 +15,16 @@ import logging
 import keras
 import numpy as np
 
-from tinycompress.quantization._graph import Call, Graph
+from tinycompress.core import KERNEL_TABLE, LayerCall, LayerGraph, Replacement, layer_kernels, rewrite
 
 __all__ = ["FOLDABLE_LAYERS", "fold_batchnorm", "foldable_pairs"]
 
 logger = logging.getLogger(__name__)
 
-#: Layers a following BatchNormalization can be folded into.
-FOLDABLE_LAYERS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Dense,
-)
+#: Layers a following BatchNormalization can be folded into: the kernel table's
+#: Dense, convolution, depthwise and separable layers (output channels last).
+FOLDABLE_LAYERS = tuple(
+    cls for cls, row in KERNEL_TABLE.items() if row.kind in ("dense", "conv", "depthwise", "separable"))
 
 
 def _is_linear(layer: keras.layers.Layer) -> bool:
@@ -44,7 +40,7 @@ def _bn_on_last_axis(bn: keras.layers.BatchNormalization, rank: int) -> bool:
     return len(axes) == 1 and axes[0] % rank == rank - 1
 
 
-def foldable_pairs(graph: Graph) -> dict[int, Call]:
+def foldable_pairs(graph: LayerGraph) -> dict[int, LayerCall]:
     """BatchNormalization calls that can be folded, keyed by id of the BN layer.
 
     A BatchNormalization (on the channel axis) folds into the call producing its
@@ -56,15 +52,14 @@ def foldable_pairs(graph: Graph) -> dict[int, Call]:
         graph: the model graph.
 
     Returns:
-        id(bn layer) -> the producing `Call`.
+        id(bn layer) -> the producing `LayerCall`.
     """
-    producers = {id(t): c for c in graph.calls for t in c.outputs}
-    pairs: dict[int, Call] = {}
+    pairs: dict[int, LayerCall] = {}
     for call in graph.calls:
         bn = call.layer
         if not isinstance(bn, keras.layers.BatchNormalization) or len(graph.calls_of[id(bn)]) != 1:
             continue
-        prod = producers.get(id(call.inputs[0]))
+        prod = graph.producers.get(id(call.inputs[0]))
         if (
             prod is not None
             and isinstance(prod.layer, FOLDABLE_LAYERS)
@@ -87,30 +82,30 @@ def _bn_affine(bn: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndar
     return scale * np.ones_like(mean), beta - mean * scale
 
 
-def _folded_weights(layer: keras.layers.Layer, scale: np.ndarray, shift: np.ndarray) -> dict:
-    """New kernel(s) and bias of `layer` with ``scale * out + shift`` absorbed."""
+def _folded_weights(layer: keras.layers.Layer, scale: np.ndarray, shift: np.ndarray) -> list:
+    """`layer.get_weights()` with ``scale * out + shift`` absorbed (a bias always last)."""
     np_ = keras.ops.convert_to_numpy
     bias = np_(layer.bias).astype(np.float64) if layer.use_bias else 0.0
     new_bias = (bias * scale + shift).astype(np.float32)
-    if isinstance(layer, keras.layers.SeparableConv2D):
+    kind = layer_kernels(layer).kind
+    if kind == "separable":
         pw = np_(layer.pointwise_kernel) * scale.astype(np.float32)
-        return {"depthwise_kernel": np_(layer.depthwise_kernel), "pointwise_kernel": pw,
-                "bias": new_bias}
+        return [np_(layer.depthwise_kernel), pw, new_bias]
     kernel = np_(layer.kernel)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
+    if kind == "depthwise":
         # Output channel c * depth_multiplier + m comes from kernel[..., c, m].
         kernel = kernel * scale.reshape(kernel.shape[-2:]).astype(np.float32)
     else:
         kernel = kernel * scale.astype(np.float32)
-    return {"kernel": kernel, "bias": new_bias}
+    return [kernel, new_bias]
 
 
 def fold_batchnorm(model: keras.Model) -> keras.Model:
     """Return a copy of `model` with BatchNormalization folded into the layer before.
 
-    Every BatchNormalization that follows a Conv1D, Conv2D, DepthwiseConv2D,
-    SeparableConv2D or Dense layer (linear activation, channels last, output
-    read only by the BN) is removed and its moving statistics are absorbed into
+    Every BatchNormalization that follows a Dense, Conv, DepthwiseConv or
+    SeparableConv layer (`FOLDABLE_LAYERS`; linear activation, channels last,
+    output read only by the BN) is removed and its moving statistics are absorbed into
     that layer's kernel and bias (a bias is added when the layer had none).
     Other BatchNormalization layers are kept and logged. The input model is not
     modified; the copy has new layers with copied weights.
@@ -119,10 +114,11 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         model: a Functional or Sequential Keras model.
 
     Returns:
-        A Functional model computing the same outputs (within float rounding).
+        A model of the same kind (Sequential or Functional) computing the
+        same outputs (within float rounding).
 
     Raises:
-        QuantizationError: the model is subclassed or has no defined input.
+        UnsupportedLayerError: the model is subclassed or has no defined input.
 
     Example:
         >>> import keras, numpy as np
@@ -130,39 +126,27 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         ...                       keras.layers.BatchNormalization()])
         >>> folded = fold_batchnorm(m)
         >>> [type(l).__name__ for l in folded.layers]
-        ['InputLayer', 'Dense']
+        ['Dense']
         >>> x = np.ones((2, 4), "float32")
         >>> bool(np.allclose(m(x), folded(x), atol=1e-5))
         True
     """
-    graph = Graph(model)
+    graph = LayerGraph(model)
     pairs = foldable_pairs(graph)
-    folded_into = {id(prod.layer): bn_id for bn_id, prod in pairs.items()}
-    bn_layers = {id(c.layer): c.layer for c in graph.calls if id(c.layer) in pairs}
-    clones: dict[int, keras.layers.Layer] = {}
+    layers = {id(c.layer): c.layer for c in graph.calls}
+    bn_of = {id(prod.layer): layers[bn_id] for bn_id, prod in pairs.items()}
 
-    def call_fn(call: Call, args: tuple, kwargs: dict):
-        layer = call.layer
+    def fold(layer: keras.layers.Layer) -> Replacement | list | None:
         if id(layer) in pairs:
-            return args[0]
-        new = clones.get(id(layer))
-        first = new is None
-        if first:
-            config = layer.get_config()
-            if id(layer) in folded_into:
-                config["use_bias"] = True
-            new = clones[id(layer)] = layer.__class__.from_config(config)
-        out = new(*args, **kwargs)
-        if first:
-            if id(layer) in folded_into:
-                scale, shift = _bn_affine(bn_layers[folded_into[id(layer)]])
-                for attr, value in _folded_weights(layer, scale, shift).items():
-                    getattr(new, attr).assign(value)
-            else:
-                new.set_weights(layer.get_weights())
-        return out
+            return []
+        bn = bn_of.get(id(layer))
+        if bn is None:
+            return None
+        config = layer.get_config()
+        config["use_bias"] = True
+        return Replacement((layer.__class__.from_config(config),), (_folded_weights(layer, *_bn_affine(bn)),))
 
-    result = graph.rebuild(call_fn)
+    result = rewrite(model, fold)
     left = [c.layer.name for c in graph.calls
             if isinstance(c.layer, keras.layers.BatchNormalization) and id(c.layer) not in pairs]
     logger.info("folded %d BatchNormalization layers; kept %s", len(pairs), left or "none")

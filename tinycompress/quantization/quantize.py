@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import keras
 
-from tinycompress.quantization._graph import Call, Graph
+from tinycompress.core import LayerCall, LayerGraph, Replacement, input_name, rewrite
 from tinycompress.quantization.callbacks import activation_quantizers
 from tinycompress.quantization.config import QATConfig
-from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm, foldable_pairs
 from tinycompress.quantization.quantizers import ActivationQuantizer
-from tinycompress.quantization.wrapper import QuantizeWrapper, activation_name, wrap_problems
+from tinycompress.quantization.wrapper import WRAPPABLE_LAYERS, QuantizeWrapper, activation_name, wrap_problems
 
 __all__ = ["SUPPORTED_LAYERS", "quantize_model", "strip_qat", "quantization_ranges"]
 
@@ -39,7 +39,7 @@ _SAME_SCALE = (L.MaxPooling1D, L.MaxPooling2D, L.Flatten, L.Reshape, L.Dropout,
 _SHARED_RANGE = (L.AveragePooling1D, L.AveragePooling2D)
 _OWN_RANGE = (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.Add, L.Concatenate)
 _ACTIVATIONS = (L.ReLU, L.Activation, L.Softmax)
-_WEIGHTED = (L.Conv1D, L.Conv2D, L.DepthwiseConv2D, L.Dense, L.SeparableConv2D)
+_WEIGHTED = WRAPPABLE_LAYERS + (L.SeparableConv2D,)
 
 #: Layer types `quantize_model` accepts (BatchNormalization only where it folds).
 SUPPORTED_LAYERS = (L.InputLayer, L.BatchNormalization) + _WEIGHTED + _SAME_SCALE + \
@@ -60,7 +60,7 @@ def _activation_kind(layer: keras.layers.Layer) -> str | None:
     return None
 
 
-def _problems(graph: Graph) -> list[str]:
+def _problems(graph: LayerGraph) -> list[str]:
     problems = []
     folds = foldable_pairs(graph)
     for call in graph.calls:
@@ -108,7 +108,7 @@ def _split_separable(layer: L.SeparableConv2D) -> tuple[L.DepthwiseConv2D, L.Con
 class _Builder:
     """Rebuilds a folded graph with wrappers and activation quantizers."""
 
-    def __init__(self, graph: Graph, config: QATConfig) -> None:
+    def __init__(self, graph: LayerGraph, config: QATConfig) -> None:
         self.graph = graph
         self.config = config
         self.quantizer_of: dict[int, ActivationQuantizer] = {}
@@ -117,7 +117,7 @@ class _Builder:
     def quantizer(self, name: str) -> ActivationQuantizer:
         return ActivationQuantizer(ema_decay=self.config.ema_decay, name=name)
 
-    def keeps_range(self, call: Call) -> bool:
+    def keeps_range(self, call: LayerCall) -> bool:
         """Whether this call's output gets its own fake quantization."""
         out = call.outputs[0]
         nxt = self.graph.sole_consumer(out)
@@ -149,9 +149,9 @@ class _Builder:
         return L.Softmax(name=f"{layer.name}_softmax")(y) if softmax else y
 
     def quantize_input(self, x):
-        return self.add_quantizer(x, f"{x._keras_history.operation.name}_quant")  # noqa: SLF001
+        return self.add_quantizer(x, f"{input_name(x)}_quant")
 
-    def __call__(self, call: Call, args: tuple, kwargs: dict):
+    def __call__(self, call: LayerCall, args: tuple, kwargs: dict):
         layer, keep = call.layer, self.keeps_range(call)
         if isinstance(layer, L.SeparableConv2D):
             dw, pw = _split_separable(layer)
@@ -203,8 +203,8 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
 
     Raises:
         UnsupportedLayerError: listing every layer that cannot be simulated,
-            before anything is built.
-        QuantizationError: the model is subclassed or has no defined input.
+            before anything is built; or the model is subclassed or has no
+            defined input.
 
     Example:
         >>> import keras
@@ -216,7 +216,7 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
          'QuantizeWrapper', 'ActivationQuantizer', 'Softmax']
     """
     config = config or QATConfig()
-    problems = _problems(Graph(model))
+    problems = _problems(LayerGraph(model))
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UnsupportedLayerError(
@@ -224,7 +224,7 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
             f"of '{model.name}':\n{lines}\nReplace them with supported layers "
             "(tinycompress.quantization.SUPPORTED_LAYERS) before training."
         )
-    graph = Graph(fold_batchnorm(model))
+    graph = LayerGraph(fold_batchnorm(model))
     builder = _Builder(graph, config)
     return graph.rebuild(builder, input_fn=builder.quantize_input, name=f"{model.name}_qat")
 
@@ -232,8 +232,10 @@ def quantize_model(model: keras.Model, config: QATConfig | None = None) -> keras
 def strip_qat(model: keras.Model) -> keras.Model:
     """Remove quantization simulation: the float model with the trained weights.
 
-    Use it to keep training in float or to inspect weights; to deploy, convert
-    the QAT model itself (stripping drops the trained ranges).
+    Not an export step: use it to keep training in float or to inspect
+    weights. To deploy, convert the QAT model itself, or
+    `tinycompress.core.prepare_for_export(model)` (which keeps the trained
+    ranges); stripping drops them and the converter would calibrate anew.
 
     Args:
         model: a model returned by `quantize_model` (possibly trained/reloaded).
@@ -243,7 +245,7 @@ def strip_qat(model: keras.Model) -> keras.Model:
         into DepthwiseConv2D + Conv2D, BatchNormalization stays folded).
 
     Raises:
-        QuantizationError: the model is subclassed or has no defined input.
+        UnsupportedLayerError: the model is subclassed or has no defined input.
 
     Example:
         >>> import keras
@@ -251,26 +253,16 @@ def strip_qat(model: keras.Model) -> keras.Model:
         >>> [type(l).__name__ for l in strip_qat(quantize_model(m)).layers]
         ['InputLayer', 'Dense']
     """
-    graph = Graph(model)
-    clones: dict[int, keras.layers.Layer] = {}
-
-    def call_fn(call: Call, args: tuple, kwargs: dict):
-        layer = call.layer
+    def unwrap(layer: keras.layers.Layer) -> Replacement | list | None:
         if isinstance(layer, ActivationQuantizer):
-            return args[0]
-        source = layer.layer if isinstance(layer, QuantizeWrapper) else layer
-        new = clones.get(id(layer))
-        first = new is None
-        if first:
-            new = clones[id(layer)] = source.__class__.from_config(source.get_config())
-        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
-        y = new(*args, **kwargs)
-        if first:
-            new.set_weights(source.get_weights())
-        return y
+            return []
+        if isinstance(layer, QuantizeWrapper):
+            inner = layer.layer
+            return Replacement((inner.__class__.from_config(inner.get_config()),), (inner.get_weights(),))
+        return None
 
     name = model.name[:-4] if model.name.endswith("_qat") else model.name
-    return graph.rebuild(call_fn, name=name)
+    return rewrite(model, unwrap, name=name)
 
 
 def quantization_ranges(model: keras.Model) -> dict[str, tuple[float, float]]:

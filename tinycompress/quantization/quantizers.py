@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tinycompress.quantization.errors import QuantizationError
+from tinycompress.errors import QuantizationError
 
 __all__ = ["ActivationQuantizer", "fake_quant_kernel", "int8_scale"]
 

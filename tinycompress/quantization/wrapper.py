@@ -12,12 +12,15 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tinycompress.quantization.errors import UnsupportedLayerError
+from tinycompress.core import kernels
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.quantizers import fake_quant_kernel
 
 __all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "QuantizeWrapper"]
 
-#: Layers whose kernel `QuantizeWrapper` fake-quantizes.
+#: Layers whose op `QuantizeWrapper._linear` computes (FULLY_CONNECTED, CONV_2D,
+#: DEPTHWISE_CONV_2D). This is the wrapper's capability, not a kernel table:
+#: which variables are kernels comes from `tinycompress.core`.
 WRAPPABLE_LAYERS = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
@@ -79,7 +82,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
         >>> import keras, numpy as np
         >>> w = QuantizeWrapper(keras.layers.Dense(2), per_channel=False)
         >>> y = w(np.ones((1, 3), "float32"))
-        >>> [v.name for v in w.get_prunable_weights()]
+        >>> [v.name for v in w.get_compressible_weights()]
         ['kernel']
     """
 
@@ -98,9 +101,12 @@ class QuantizeWrapper(keras.layers.Wrapper):
             )
         self.per_channel = bool(per_channel)
 
-    def get_prunable_weights(self) -> list:
-        """The float kernel, for pruning and clustering callbacks."""
-        return [self.layer.kernel]
+    def get_compressible_weights(self) -> list:
+        """The float kernel, for pruning and clustering (the core's layer protocol)."""
+        return [k.variable for k in kernels(self.layer)]
+
+    #: The protocol's older name.
+    get_prunable_weights = get_compressible_weights
 
     def _kernel(self):
         layer = self.layer

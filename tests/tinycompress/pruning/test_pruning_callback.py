@@ -238,3 +238,24 @@ def test_layers_defining_get_prunable_weights_are_pruned():
           callbacks=[cb])
     assert int((m.get_layer("custom").w.numpy() == 0).sum()) == 72
     assert np.all(m.get_layer("d").kernel.numpy() != 0)
+
+
+def test_slimming_l1_applies_with_every_granularity():
+    """slimming_l1 penalises BatchNorm gammas during fit whatever the granularity."""
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="d"),
+                          keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse")
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            reg = m.get_layer("bn").gamma.regularizer
+            seen.append(reg.get_config()["l1"] if isinstance(reg, keras.regularizers.L1) else None)
+
+    cb = PruningCallback(ConstantSparsity(0.5, frequency=1), granularity="weight", slimming_l1=0.25,
+                         log_summary=False)
+    m.fit(np.random.rand(16, 6), np.random.rand(16, 2), batch_size=8, epochs=1, verbose=0,
+          callbacks=[cb, Probe()])
+    assert seen == pytest.approx([0.25, 0.25])
+    assert m.get_layer("bn").gamma.regularizer is None  # removed after fit

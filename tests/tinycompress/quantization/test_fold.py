@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tinycompress.quantization import QuantizationError, fold_batchnorm
+from tinycompress.quantization import UnsupportedLayerError, fold_batchnorm
 
 L = keras.layers
 
@@ -88,5 +88,5 @@ def test_subclassed_model_is_refused():
 
     net = Net()
     net(np.ones((1, 3), "float32"))
-    with pytest.raises(QuantizationError, match="Functional API"):
+    with pytest.raises(UnsupportedLayerError, match="Functional API"):
         fold_batchnorm(net)

@@ -84,7 +84,7 @@ def test_unsupported_layers_are_all_listed_before_training():
 
 
 def test_unbuilt_sequential_is_refused():
-    with pytest.raises(QuantizationError, match="keras.Input"):
+    with pytest.raises(UnsupportedLayerError, match="keras.Input"):
         quantize_model(keras.Sequential([L.Dense(2)]))
 
 

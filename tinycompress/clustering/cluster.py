@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import keras
-import numpy as np
 
-from tinycompress.clustering.errors import ClusteringError
-from tinycompress.clustering.wrapper import (
-    ClusterWeights,
-    _channels,
-    check_settings,
-    clusterable_weights,
-    is_clusterable,
-)
+from tinycompress import core
+from tinycompress.clustering.wrapper import ClusterWeights, check_settings
+from tinycompress.core import LayerSelector
+from tinycompress.errors import ClusteringError
 
 __all__ = ["INT8_GRIDS", "cluster_weights", "strip_clustering", "cluster_wrappers"]
 
@@ -22,30 +15,11 @@ __all__ = ["INT8_GRIDS", "cluster_weights", "strip_clustering", "cluster_wrapper
 INT8_GRIDS = ("auto", "per_tensor", "per_channel", None)
 
 
-def _selector(model: keras.Model, layers) -> Callable[[keras.layers.Layer], bool]:
-    if layers is None:
-        return is_clusterable
-    if callable(layers):
-        return layers
-    names = [layers] if isinstance(layers, str) else list(layers)
-    known = {layer.name: layer for layer in model.layers}
-    for name in names:
-        if name not in known:
-            raise ClusteringError(
-                f"expected names of top-level layers of '{model.name}' "
-                f"({sorted(known)}). Received layer name {name!r}."
-            )
-        if not is_clusterable(known[name]):
-            clusterable_weights(known[name])
-    chosen = set(names)
-    return lambda layer: layer.name in chosen
-
-
 def cluster_weights(
     model: keras.Model,
     *,
     bits: int = 4,
-    layers: Iterable[str] | str | Callable[[keras.layers.Layer], bool] | None = None,
+    layers: LayerSelector = None,
     granularity: str = "auto",
     init: str = "kmeans++",
     preserve_sparsity: bool = True,
@@ -61,9 +35,10 @@ def cluster_weights(
     Args:
         model: a built Sequential or functional Keras model.
         bits: index width, 2..7 (K = 2**bits values per table). Default 4.
-        layers: top-level layer names, or a predicate on layers. Default None:
-            every clusterable layer (others are left alone). A named layer
-            that cannot be clustered is an error.
+        layers: the shared `layers=` selector (`tinycompress.core.select_layers`):
+            None (default: every clusterable layer, nested models included),
+            names, classes or a predicate. A named layer that cannot be
+            clustered is an error.
         granularity: "auto" (default), "per_tensor" or "per_channel"; see
             `ClusterWeights`.
         init: "kmeans++" (default) or "linear".
@@ -74,8 +49,8 @@ def cluster_weights(
         A new model (not compiled) whose chosen layers are wrapped.
 
     Raises:
-        ClusteringError: a setting is out of range or a named layer is
-            missing or cannot be clustered.
+        ClusteringError: a setting is out of range, a named layer is
+            missing or cannot be clustered, or nothing is selected.
 
     Example:
         >>> import keras
@@ -83,37 +58,30 @@ def cluster_weights(
         >>> [type(l).__name__ for l in cluster_weights(m, bits=2).layers]
         ['ClusterWeights']
     """
-    choose = _selector(model, layers)
     settings = dict(bits=bits, granularity=granularity, init=init,
                     preserve_sparsity=preserve_sparsity, seed=seed)
     check_settings(bits, granularity, init)
+    chosen = {id(l) for l in core.select_layers(
+        model, layers, kinds=core.LINEAR_KINDS, verb="clustered", error=ClusteringError)}
 
-    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, ClusterWeights) or not choose(layer):
-            return layer
-        return ClusterWeights(layer, **settings)
+    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer | None:
+        return ClusterWeights(layer, **settings) if id(layer) in chosen else None
 
-    return keras.models.clone_model(model, clone_function=wrap)
+    return core.rewrite(model, wrap, copy=False)
 
 
 def cluster_wrappers(model: keras.Model) -> list[ClusterWeights]:
     """The `ClusterWeights` layers of a model, nested models included."""
-    found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, ClusterWeights):
-            found.append(layer)
-    return found
-
-
-def _snap(w: np.ndarray, cols: int, per_channel: bool) -> np.ndarray:
-    w2d = w.reshape(-1, cols).astype(np.float64)
-    amax = np.max(np.abs(w2d), axis=0 if per_channel else None, keepdims=True)
-    scale = np.where(amax > 0, amax / 127.0, 1.0)
-    return (np.round(w2d / scale) * scale).astype(np.float32).reshape(w.shape)
+    return [l for l in dict.fromkeys(core.walk_layers(model, into_wrappers=True))
+            if isinstance(l, ClusterWeights)]
 
 
 def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> keras.Model:
     """Replace each `ClusterWeights` by its layer holding the shared values.
+
+    With the default grid this is what `tinycompress.core.prepare_for_export`
+    does to a clustered model. `model` is left untouched (its wrappers keep
+    their latent kernels and can train on).
 
     Args:
         model: a model returned by `cluster_weights` (after training).
@@ -126,8 +94,9 @@ def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> k
             keeps at most K values either way.
 
     Returns:
-        A new model (not compiled) with no `ClusterWeights` left; the layers
-        are the wrapped ones, whose kernels now hold the clustered values.
+        A new model (not compiled) with no `ClusterWeights` left: copies of
+        the wrapped layers whose kernels hold the clustered values, and copies
+        of the other layers.
 
     Raises:
         ClusteringError: ``int8_grid`` is not one of `INT8_GRIDS`.
@@ -142,16 +111,5 @@ def strip_clustering(model: keras.Model, *, int8_grid: str | None = "auto") -> k
     if int8_grid not in INT8_GRIDS:
         raise ClusteringError(f"expected int8_grid in {INT8_GRIDS}. Received int8_grid={int8_grid!r}.")
 
-    def unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if not isinstance(layer, ClusterWeights):
-            return layer
-        for (var, depthwise, dense), values in zip(
-            clusterable_weights(layer.layer), layer.clustered_values()
-        ):
-            if int8_grid is not None:
-                per_channel = not dense if int8_grid == "auto" else int8_grid == "per_channel"
-                values = _snap(values, _channels(tuple(var.shape), depthwise), per_channel)
-            var.assign(values)
-        return layer.layer
-
-    return keras.models.clone_model(model, clone_function=unwrap)
+    return core.rewrite(
+        model, lambda layer: layer.export_layers(int8_grid) if isinstance(layer, ClusterWeights) else None)
