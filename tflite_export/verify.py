@@ -20,6 +20,7 @@ import numpy as np
 from tflite_export import _flatbuffer as fb
 from tflite_export.errors import VerificationError
 from tflite_export.io_details import dequantize, input_details, quantize
+from tflite_export.progress import Progress, report
 from tflite_export.runtime import run_litert, run_tflm
 
 __all__ = ["VerifyReport", "verify", "verify_identical", "output_tolerances", "DEFAULT_MAX_LSB"]
@@ -116,6 +117,7 @@ def verify(
     float_outputs=None,
     max_lsb: int = DEFAULT_MAX_LSB,
     litert_model: bytes | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Run a model on TFLM and LiteRT and compare with each other and with float.
 
@@ -129,6 +131,9 @@ def verify(
         litert_model: the model LiteRT runs instead of ``model``: LiteRT has no
             kernel for TFLM's DECODE, so a LUT-compressed model is compared with
             its uncompressed original. Default None: ``model`` itself.
+        progress: called as ``progress("verifying on TFLM and LiteRT", done, 2)``
+            before and after each runtime (see `tflite_export.progress`).
+            Default None.
 
     Returns:
         A `VerifyReport`.
@@ -143,8 +148,11 @@ def verify(
         0
     """
     xq = _quantize_all(x_float, model)
+    report(progress, "verifying on TFLM and LiteRT", 0, 2)
     tflm = _as_list(run_tflm(model, xq))
+    report(progress, "verifying on TFLM and LiteRT", 1, 2)
     litert = _as_list(run_litert(litert_model or model, xq))
+    report(progress, "verifying on TFLM and LiteRT", 2, 2)
     worst, where = 0, None
     for k, (a, b, allowed) in enumerate(zip(tflm, litert, output_tolerances(model, max_lsb))):
         d = np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(len(a), -1)
