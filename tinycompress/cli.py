@@ -56,7 +56,7 @@ def _native_work(verbose: bool):
     if unexpected is not None:
         if native.text.strip():
             _err.print(f"native log (last lines; --verbose shows all):\n{escape(native.tail())}",
-                       highlight=False)
+                       highlight=False, soft_wrap=True)
         raise unexpected
 
 
@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if not _ours(e):
             raise
-        _err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", highlight=False)
+        _err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
+                   highlight=False, soft_wrap=True)
         return 2
     return 0
 
