@@ -146,3 +146,14 @@ def test_export_prints_no_native_log_unless_verbose(saved, tmp_path):
     verbose = _run("--verbose", *args, "-o", str(tmp_path / "verbose"))
     assert verbose.returncode == 0, verbose.stderr
     assert NATIVE_LOG.search(verbose.stderr), "--verbose shows TensorFlow's own log"
+
+
+def test_an_unexpected_failure_shows_the_end_of_the_native_log(capsys):
+    from tinycompress.cli import _native_work
+
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        with _native_work(verbose=False):
+            os.write(2, b"F0000 00:00:1 converter.cc:12] the reason\n")
+            raise RuntimeError("converter crashed")
+    err = capsys.readouterr().err
+    assert "the reason" in err and "--verbose" in err
