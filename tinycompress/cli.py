@@ -2,7 +2,8 @@
 
 ``--help``, ``--version`` and ``inspect`` import no TensorFlow. TensorFlow's
 own logging is quiet unless ``--verbose``; notices of the library (``logging``)
-and progress of long steps are shown on the console (see `tinycompress._terminal`).
+and the progress of long steps are shown on stderr, results on stdout (see
+`tinycompress._terminal`).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense,
     lut_arg = False
     if lut:
         lut_arg = True if lut_min_bytes is None else (lambda c: c.nbytes >= lut_min_bytes)
-    with _native_work(_verbose()), ProgressDisplay(_console) as progress:
+    with _native_work(_verbose()), ProgressDisplay(_err) as progress:
         result = export(
             model, load_calibration(calibration), out, name=name, io_dtype=io_dtype, mode=mode,
             per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
@@ -179,7 +180,7 @@ def inspect_cmd(tflite, json_path, md_path, arena) -> None:
     model = Path(tflite).read_bytes()
     report = tflite_export.inspect(model, measure=False)
     if arena:
-        with _native_work(_verbose()), ProgressDisplay(_console) as progress:
+        with _native_work(_verbose()), ProgressDisplay(_err) as progress:
             measured = tflite_export.measure_arena(model, progress=progress)
         report = dataclasses.replace(
             report, arena_bytes=measured.host_bytes, arena_emitted_bytes=measured.emitted_bytes
@@ -202,7 +203,7 @@ def demo_cmd(out, epochs, target, overwrite) -> None:
     """Train a small CNN on scikit-learn's digits, export it and verify it on TFLM."""
     from tinycompress.demo import run_demo
 
-    with _native_work(_verbose()), ProgressDisplay(_console) as progress:
+    with _native_work(_verbose()), ProgressDisplay(_err) as progress:
         summary = run_demo(out, epochs=epochs, target=target, overwrite=overwrite, progress=progress)
     _print_export(summary.export)
     _console.print(
