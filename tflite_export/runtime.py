@@ -137,7 +137,12 @@ def _run_child(cmd: list[str], env: dict, timeout_s: float, on_progress) -> subp
     with tempfile.TemporaryFile() as err, subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=err, env=env
     ) as proc:
-        timer = threading.Timer(timeout_s, lambda: (killed.set(), proc.kill()))
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout_s, kill)
         timer.start()
         try:
             for line in proc.stdout:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tflite_export
+from tflite_export.errors import RuntimeCheckError
 from tflite_export.lut import compress_luts
 
 
@@ -45,3 +47,10 @@ def test_lut_reports_the_check_and_each_tensor_measured():
     assert len(result.tensors) == 2
     assert _counts_up_to_total(calls) and calls[-1][2] == 2 + len(result.tensors)
     assert {d for d, _, _ in calls} == {"verifying and measuring LUT tensors"}
+
+
+def test_a_child_reporting_progress_is_still_killed_at_its_timeout():
+    calls, progress = _recorder()
+    with pytest.raises(RuntimeCheckError, match="did not finish within"):
+        tflite_export.measure_arena(tflite_export.testing.tiny_model(), timeout_s=0.05,
+                                    progress=progress)
