@@ -114,16 +114,21 @@ def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int) -> int:
 
     The recording allocator reports the final head and tail, but planning
     needs temporary head space too, so the requirement is found by bisection.
+    Prints ``progress DONE TOTAL`` on stdout before each step and at the end.
     """
     lo, hi = 0, upper
     if not _arena_ok(model, inputs, hi):
         raise SystemExit(f"TFLM cannot run the model even with {upper} arena bytes")
+    steps, done = (upper - 1).bit_length(), 0  # at most this many halvings
     while hi - lo > 1:
+        print(f"progress {done} {steps}", flush=True)
+        done += 1
         mid = (lo + hi) // 2
         if _arena_ok(model, inputs, mid):
             hi = mid
         else:
             lo = mid
+    print(f"progress {steps} {steps}", flush=True)
     return hi
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from tflite_export import _flatbuffer as fb
 from tflite_export.errors import RuntimeCheckError
 from tflite_export.io_details import input_details
+from tflite_export.progress import Progress
 from tflite_export.runtime import DEFAULT_TIMEOUT_S, call_worker
 
 __all__ = [
@@ -121,12 +122,17 @@ def kernel_scratch_bound(model: bytes) -> int:
     return (largest + 15) // 16 * 16
 
 
-def measure_arena(model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ArenaMeasurement:
+def measure_arena(
+    model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S, progress: Progress | None = None
+) -> ArenaMeasurement:
     """Measure the arena TFLM allocates to set up and run a model once.
 
     Args:
         model: `.tflite` flatbuffer bytes.
         timeout_s: seconds before the child interpreter is killed. Default 300.
+        progress: called as ``progress("measuring the tensor arena", done,
+            total)`` over the bisection steps (see `tflite_export.progress`).
+            Default None.
 
     Returns:
         An `ArenaMeasurement` with the host figure and the emitted size.
@@ -147,6 +153,9 @@ def measure_arena(model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Aren
         _zero_inputs(model),
         arena_size=8 * 1024 * 1024 + 4 * len(model),
         timeout_s=timeout_s,
+        on_progress=None if progress is None else (
+            lambda done, total: progress("measuring the tensor arena", done, total)
+        ),
     )
     found = [r.search(stderr) for r in (_TOTAL, _HEAD, _TAIL)]
     if not all(found):

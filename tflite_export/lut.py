@@ -28,6 +28,7 @@ from tflite_export import _flatbuffer as fb
 from tflite_export.arena import measure_arena
 from tflite_export.errors import TinyCompressError
 from tflite_export.io_details import dequantize, input_details
+from tflite_export.progress import Progress, report
 from tflite_export.verify import verify_identical
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_LUT_STEP = "verifying and measuring LUT tensors"
 
 #: Widest index TFLM's LUT format stores (128-entry tables).
 LUT_MAX_BITS = 7
@@ -342,6 +345,7 @@ def compress_luts(
     seed: int = 0,
     verify_data=None,
     measure_each: bool = True,
+    progress: Progress | None = None,
 ) -> LutResult:
     """LUT-compress constant tensors, verify on TFLM and report flash and arena.
 
@@ -364,6 +368,10 @@ def compress_luts(
             per input for multi-input models). Default None.
         measure_each: also measure the arena with each tensor compressed alone,
             giving `LutTensor.arena_added` (one TFLM run per tensor). Default True.
+        progress: called as ``progress("verifying and measuring LUT tensors",
+            done, total)``: one step for the bit-exactness check, one per
+            tensor measured, one for the final arena (see
+            `tflite_export.progress`). Default None.
 
     Returns:
         A `LutResult`. When no tensor qualifies, its ``model_bytes`` is the
@@ -403,22 +411,28 @@ def compress_luts(
     x = verify_data if verify_data is not None else _seeded_inputs(model_bytes, verify_samples, seed)
     if isinstance(x, list) and len(x) == 1:
         x = x[0]
+    steps = 2 + (len(chosen) if measure_each else 0)
+    report(progress, _LUT_STEP, 0, steps)
     n = verify_identical(model_bytes, compressed, x, what="LUT-compressed")
+    report(progress, _LUT_STEP, 1, steps)
     rows = []
-    for c in chosen:
+    for k, c in enumerate(chosen):
         added = None
         if measure_each:
             alone = compressed if len(chosen) == 1 else _compress(model_bytes, [c])
             added = measure_arena(alone).host_bytes - arena_before
+            report(progress, _LUT_STEP, 2 + k, steps)
         rows.append(LutTensor(c.index, c.name, c.bits, c.tables, c.nbytes, c.encoded_bytes,
                               c.table_bytes, c.flash_saved, c.decoded_bytes, added))
+    arena_after = measure_arena(compressed).host_bytes
+    report(progress, _LUT_STEP, steps, steps)
     return LutResult(
         model_bytes=compressed,
         tensors=rows,
         flash_before=len(model_bytes),
         flash_after=len(compressed),
         arena_before=arena_before,
-        arena_after=measure_arena(compressed).host_bytes,
+        arena_after=arena_after,
         verified_samples=n,
     )
 

@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,13 @@ def call_worker(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     validate: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
     **request,
 ) -> tuple[dict[str, np.ndarray], dict, str]:
     """Run one request in a child process; return (arrays, metadata, stderr).
+
+    ``on_progress(done, total)`` is called for each ``progress DONE TOTAL``
+    line the child prints on its stdout, while it runs.
 
     Raises:
         ModelFormatError: the model fails `tflite_export.validate`.
@@ -99,12 +104,7 @@ def call_worker(
             json.dump({"kind": kind, "n_inputs": len(inputs), **request}, f)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         try:
-            proc = subprocess.run(
-                [sys.executable, "-P", str(_WORKER), job],
-                capture_output=True,
-                timeout=timeout_s,
-                env=env,
-            )
+            proc = _run_child([sys.executable, "-P", str(_WORKER), job], env, timeout_s, on_progress)
         except subprocess.TimeoutExpired as e:
             raise RuntimeCheckError(
                 f"the {kind} run did not finish within {timeout_s:.0f} s and was killed; "
@@ -127,6 +127,35 @@ def call_worker(
         with open(os.path.join(job, "result.json")) as f:
             meta = json.load(f)
     return arrays, meta, stderr
+
+
+def _run_child(cmd: list[str], env: dict, timeout_s: float, on_progress) -> subprocess.CompletedProcess:
+    """`subprocess.run` with captured output, reading progress lines as they come."""
+    if on_progress is None:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=env)
+    killed = threading.Event()
+    with tempfile.TemporaryFile() as err, subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=err, env=env
+    ) as proc:
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout_s, kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                words = line.split()
+                if len(words) == 3 and words[0] == b"progress":
+                    on_progress(int(words[1]), int(words[2]))
+            proc.wait()
+        finally:
+            timer.cancel()
+        if killed.is_set():
+            raise subprocess.TimeoutExpired(cmd, timeout_s)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, b"", err.read())
 
 
 def _outputs(arrays: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:

@@ -29,6 +29,7 @@ import numpy as np
 from tflite_export import _flatbuffer as fb
 from tflite_export.errors import VerificationError
 from tflite_export.io_details import input_details, output_details, quantize
+from tflite_export.progress import Progress, report
 from tflite_export.op_models import SLOPES, lsb_unit, op_tolerance, single_op_models
 from tflite_export.runtime import DEFAULT_TIMEOUT_S, call_worker, run_tflm
 from tflite_export.validate import validate
@@ -242,6 +243,7 @@ def verify(
     litert_model: bytes | None = None,
     task: str = "auto",
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify every op of a model on TFLM against LiteRT, and the outputs against float.
 
@@ -266,6 +268,9 @@ def verify(
             outputs are class scores (argmax agreement is reported) or values
             (only absolute errors); see `output_tasks`. Default "auto".
         timeout_s: seconds the child process may run. Default 300.
+        progress: called as ``progress("verifying on TFLM and LiteRT", done, 1)``
+            before and after the child process runs (see
+            `tflite_export.progress`). Default None.
 
     Returns:
         A `VerifyReport` with per-op rows, the end-to-end drift and the float
@@ -291,7 +296,9 @@ def verify(
     xq = _quantize_all(x_float, model)
     ref = _check_float_outputs(float_outputs, model, len(xq[0]))
     ops = single_op_models(reference)
+    report(progress, "verifying on TFLM and LiteRT", 0, 1)
     arrays, errors = _run_checks(model, reference, xq, ops, timeout_s)
+    report(progress, "verifying on TFLM and LiteRT", 1, 1)
     m = fb.unpack(reference)
     checks = tuple(_check_op(m, op, arrays, max_lsb, errors.get(op.index)) for op in ops)
     outputs, where = _output_checks(model, reference, arrays, ref,

@@ -4,69 +4,100 @@ Data flows one way: compress at train time (`tinycompress.pruning`,
 `tinycompress.quantization`, `tinycompress.clustering`,
 `tinycompress.distillation`) -> strip/fold -> `convert` to a full-integer
 TFLite model -> verify on TFLM, emit C and firmware, report (`tflite_export`).
-`export` runs the whole second half in one call: `build` (in memory) then `write`.
+`export` runs the whole second half in one call: `build` (in memory) then
+`write`. Every technique follows one contract on one model core
+(`tinycompress.core`); `prepare_for_export` readies any trained model.
+
+Importing the package is cheap: each public name below is imported from its
+module on first use (PEP 562), so ``import tinycompress`` and the command
+line's ``--help``, ``--version`` and ``inspect`` load no TensorFlow or Keras.
+``from tinycompress import export`` and ``tinycompress.export`` work as usual.
+
+Example:
+    >>> import tinycompress
+    >>> tinycompress.ExportError.__name__
+    'ExportError'
+    >>> "export" in dir(tinycompress)
+    True
 """
 
-from tinycompress.convert import convert
-from tinycompress.data import load_calibration
-from tinycompress.datasets import DigitImages, load_digit_images
-from tinycompress.errors import (
-    ArgumentError,
-    ConversionError,
-    DataError,
-    ExportError,
-    LoadError,
-    UnsafeModelError,
-)
-from tinycompress.build import build
-from tinycompress.export import export
-from tinycompress.result import BuildResult, ExportResult
-from tinycompress.write import write
-from tinycompress.layer_error import LayerError, layer_errors
-from tinycompress.loading import LoadedModel, load_model
-from tflite_export.errors import TinyCompressError
+from __future__ import annotations
 
-# Train-time compression, one subpackage per technique (imported after the
-# pipeline modules above, which they build on).
-from tinycompress import clustering, distillation, pruning, quantization  # noqa: E402
-from tinycompress.clustering import cluster_weights, strip_clustering  # noqa: E402
-from tinycompress.distillation import distill  # noqa: E402
-from tinycompress.pruning import PruningCallback, shrink, strip_pruning  # noqa: E402
-from tinycompress.quantization import fold_batchnorm, quantize_model, strip_qat  # noqa: E402
+import importlib
+import sys
+import types
 
-__all__ = [
-    "pruning",
-    "quantization",
-    "clustering",
-    "distillation",
-    "PruningCallback",
-    "strip_pruning",
-    "shrink",
-    "quantize_model",
-    "strip_qat",
-    "fold_batchnorm",
-    "cluster_weights",
-    "strip_clustering",
-    "distill",
-    "export",
-    "ExportResult",
-    "build",
-    "BuildResult",
-    "write",
-    "convert",
-    "LoadedModel",
-    "layer_errors",
-    "LayerError",
-    "load_model",
-    "load_calibration",
-    "load_digit_images",
-    "DigitImages",
-    "TinyCompressError",
-    "ArgumentError",
-    "ConversionError",
-    "DataError",
-    "ExportError",
-    "LoadError",
-    "UnsafeModelError",
-]
 __version__ = "0.1.0"
+
+_SUBPACKAGES = ("core", "pruning", "quantization", "clustering", "distillation")
+
+# Public name -> the module that defines it.
+_NAMES = {
+    "PruningCallback": "tinycompress.pruning",
+    "strip_pruning": "tinycompress.pruning",
+    "shrink": "tinycompress.pruning",
+    "quantize_model": "tinycompress.quantization",
+    "strip_qat": "tinycompress.quantization",
+    "fold_batchnorm": "tinycompress.quantization",
+    "cluster_weights": "tinycompress.clustering",
+    "strip_clustering": "tinycompress.clustering",
+    "distill": "tinycompress.distillation",
+    "prepare_for_export": "tinycompress.core",
+    "export": "tinycompress.export",
+    "build": "tinycompress.build",
+    "write": "tinycompress.write",
+    "BuildResult": "tinycompress.result",
+    "ExportResult": "tinycompress.result",
+    "convert": "tinycompress.convert",
+    "LoadedModel": "tinycompress.loading",
+    "layer_errors": "tinycompress.layer_error",
+    "LayerError": "tinycompress.layer_error",
+    "load_model": "tinycompress.loading",
+    "load_calibration": "tinycompress.data",
+    "load_digit_images": "tinycompress.datasets",
+    "DigitImages": "tinycompress.datasets",
+    "TinyCompressError": "tflite_export.errors",
+    "ArgumentError": "tinycompress.errors",
+    "ConversionError": "tinycompress.errors",
+    "CompressionError": "tinycompress.errors",
+    "UnsupportedLayerError": "tinycompress.errors",
+    "DataError": "tinycompress.errors",
+    "ExportError": "tinycompress.errors",
+    "LoadError": "tinycompress.errors",
+    "UnsafeModelError": "tinycompress.errors",
+}
+
+__all__ = [*_SUBPACKAGES, *_NAMES]
+
+# Functions named like their module (`export`, `convert`): importing the module
+# must not replace the function on the package.
+_SHADOWED = frozenset(name for name, module in _NAMES.items() if module == f"{__name__}.{name}")
+
+
+def __getattr__(name: str):
+    """Import a public name on first access and keep it (PEP 562)."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_NAMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """This package's module type: when the import system binds a submodule
+    named like a public function (`tinycompress.export`) on the package, the
+    function keeps the name."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,38 +1,79 @@
-"""The ``tinycompress`` command: export, inspect and demo."""
+"""The ``tinycompress`` command: export, inspect and demo.
+
+``--help``, ``--version`` and ``inspect`` import no TensorFlow. TensorFlow's
+own logging is quiet unless ``--verbose``; notices of the library (``logging``)
+and the progress of long steps are shown on stderr, results on stdout (see
+`tinycompress._terminal`).
+"""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from tflite_export.errors import TinyCompressError
+from tinycompress import __version__
+from tinycompress._terminal import (
+    ProgressDisplay,
+    console_logging,
+    native_stderr_captured,
+    quiet_tensorflow,
+)
 
-__all__ = ["main"]
+__all__ = ["DISTRIBUTION", "main"]
+
+#: Name of the Python distribution (``pip install``); the import name and the
+#: command are ``tinycompress`` (that distribution name belongs to another project).
+DISTRIBUTION = "tinycompress-tflm"
+
+#: Per-layer error rows printed on the console (report.md lists them all).
+LAYER_ERROR_ROWS = 10
 
 _console = Console()
 _err = Console(stderr=True)
 
 
-def _progress():
-    """A rich status spinner whose message follows the export's steps."""
-    status = _console.status("starting")
-
-    def update(msg: str) -> None:
-        status.update(f"[bold]{msg}[/]")
-
-    return status, update
+@contextlib.contextmanager
+def _native_work(verbose: bool):
+    """Run TensorFlow/TFLM work; unless verbose, native log output is kept off the
+    terminal and its last lines are shown only if the work fails unexpectedly."""
+    if verbose:
+        yield
+        return
+    unexpected = None
+    with native_stderr_captured() as native:
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the log is read
+            if _ours(e) or isinstance(e, click.ClickException):
+                raise
+            unexpected = e
+    if unexpected is not None:
+        if native.text.strip():
+            _err.print(f"native log (last lines; --verbose shows all):\n{escape(native.tail())}",
+                       highlight=False, soft_wrap=True)
+        raise unexpected
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tinycompress")
-def cli() -> None:
+@click.version_option(
+    __version__, package_name=DISTRIBUTION, prog_name="tinycompress",
+    message="%(prog)s %(version)s (Python distribution %(package)s)",
+)
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show debug notices and TensorFlow's own log output.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Compress Keras models and ship them to microcontrollers (TFLM)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(verbose)
+    ctx.with_resource(console_logging(verbose))
+    ctx.obj = {"verbose": verbose}
 
 
 @cli.command("export")
@@ -68,22 +109,27 @@ def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense,
                verify_samples, verify_max_lsb, layer_errors, lut, lut_min_bytes, language, target, overwrite,
                allow_unsafe) -> None:
     """Export MODEL (.keras, .h5 or SavedModel dir) as a verified int8 TFLM model."""
+    if lut_min_bytes is not None and not lut:
+        raise click.UsageError("--lut-min-bytes only applies with --lut; add --lut or drop it.")
     from tinycompress.data import load_calibration
     from tinycompress.export import export
 
     lut_arg = False
     if lut:
         lut_arg = True if lut_min_bytes is None else (lambda c: c.nbytes >= lut_min_bytes)
-    status, update = _progress()
-    with status:
+    with _native_work(_verbose()), ProgressDisplay(_err) as progress:
         result = export(
             model, load_calibration(calibration), out, name=name, io_dtype=io_dtype, mode=mode,
             per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
             verify_max_lsb=verify_max_lsb,
             layer_errors=layer_errors, lut=lut_arg, language=language, target=target, overwrite=overwrite,
-            allow_unsafe=allow_unsafe, progress=update,
+            allow_unsafe=allow_unsafe, progress=progress,
         )
     _print_export(result)
+
+
+def _verbose() -> bool:
+    return click.get_current_context().find_root().obj["verbose"]
 
 
 def _print_export(result) -> None:
@@ -96,7 +142,26 @@ def _print_export(result) -> None:
         "64-bit host bookkeeping, safe for 32-bit MCUs)"
     )
     _console.print(v.summary(), markup=False)
-    _console.print(f"Wrote {len(result.files)} files to [bold]{result.out_dir}[/]")
+    if result.lut is not None and result.lut.tensors:
+        lut = result.lut
+        _console.print(
+            f"LUT: {len(lut.tensors)} tensor(s) compressed, flash {lut.flash_before} -> "
+            f"{lut.flash_after} B, arena +{lut.arena_added} B (measured on TFLM)"
+        )
+    if result.layer_errors:
+        _console.print(_layer_error_table(result.layer_errors))
+    _console.print(f"Wrote {len(result.files)} files to [bold]{escape(str(result.out_dir))}[/]")
+
+
+def _layer_error_table(rows) -> Table:
+    shown = rows[:LAYER_ERROR_ROWS]
+    caption = None if len(rows) == len(shown) else f"{len(shown)} of {len(rows)}; all in report.md"
+    table = Table(title="Per-layer int8 error (worst first)", caption=caption)
+    for column in ("layer", "op", "tensor", "rel. RMS error", "max abs error"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for e in shown:
+        table.add_row(escape(e.layer), e.op, str(e.tensor), f"{e.relative_rms:.4f}", f"{e.max_abs:.4g}")
+    return table
 
 
 @cli.command("inspect")
@@ -110,7 +175,14 @@ def inspect_cmd(tflite, json_path, md_path, arena) -> None:
     import tflite_export
     from tflite_export.report import render_table
 
-    report = tflite_export.inspect(Path(tflite).read_bytes(), measure=arena)
+    model = Path(tflite).read_bytes()
+    report = tflite_export.inspect(model, measure=False)
+    if arena:
+        with _native_work(_verbose()), ProgressDisplay(_err) as progress:
+            measured = tflite_export.measure_arena(model, progress=progress)
+        report = dataclasses.replace(
+            report, arena_bytes=measured.host_bytes, arena_emitted_bytes=measured.emitted_bytes
+        )
     _console.print(render_table(report))
     if json_path:
         Path(json_path).write_text(report.to_json())
@@ -119,7 +191,7 @@ def inspect_cmd(tflite, json_path, md_path, arena) -> None:
 
 
 @cli.command("demo")
-@click.option("--out", "-o", default="tinycompress-demo", show_default=True,
+@click.option("--out", "-o", default="demo-out", show_default=True,
               type=click.Path(file_okay=False), help="Directory to create.")
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--target", type=click.Choice(["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]),
@@ -129,9 +201,8 @@ def demo_cmd(out, epochs, target, overwrite) -> None:
     """Train a small CNN on scikit-learn's digits, export it and verify it on TFLM."""
     from tinycompress.demo import run_demo
 
-    status, update = _progress()
-    with status:
-        summary = run_demo(out, epochs=epochs, target=target, overwrite=overwrite, progress=update)
+    with _native_work(_verbose()), ProgressDisplay(_err) as progress:
+        summary = run_demo(out, epochs=epochs, target=target, overwrite=overwrite, progress=progress)
     _print_export(summary.export)
     _console.print(
         f"Accuracy on {summary.test_samples} held-out digits: float {summary.float_acc:.2%}, "
@@ -150,10 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except TinyCompressError as e:
-        _err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", highlight=False)
+    except Exception as e:
+        if not _ours(e):
+            raise
+        _err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
+                   highlight=False, soft_wrap=True)
         return 2
     return 0
+
+
+def _ours(error: BaseException) -> bool:
+    """Whether ``error`` is a `TinyCompressError` (whose module only the commands
+    that can raise it import: ``--help`` stays free of numpy and TFLM)."""
+    errors = sys.modules.get("tflite_export.errors")
+    return errors is not None and isinstance(error, errors.TinyCompressError)
 
 
 if __name__ == "__main__":

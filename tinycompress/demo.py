@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tinycompress.datasets import load_digits
+from tinycompress.errors import ExportError
 from tinycompress.export import ExportResult, export
 
 __all__ = ["DemoSummary", "build_demo_model", "run_demo"]
@@ -61,7 +62,8 @@ def run_demo(
     target: str | None = "cortex-m",
     overwrite: bool = False,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    verbose: int | str = "auto",
+    progress: Callable[..., None] | None = None,
 ) -> DemoSummary:
     """Train the demo CNN, export it for TFLM and measure it.
 
@@ -71,11 +73,23 @@ def run_demo(
         target: firmware project to write, or None. Default "cortex-m".
         overwrite: replace an existing ``out_dir``. Default False.
         seed: seed for data split, weights and training. Default 0.
-        progress: called with a message before each step. Default None.
+        verbose: Keras's training output (``model.fit``): ``"auto"`` or 1 a
+            progress bar, 2 one line per epoch, 0 nothing. Default "auto".
+        progress: called with a message before each step (and passed on to
+            `export`). Default None.
 
     Returns:
         A `DemoSummary`.
+
+    Raises:
+        ExportError: ``out_dir`` exists and ``overwrite`` is False (checked
+            before training).
     """
+    if Path(out_dir).exists() and not overwrite:
+        raise ExportError(
+            f"output directory {str(out_dir)!r} already exists; choose another or pass "
+            "overwrite=True (CLI: --overwrite)."
+        )
     import keras
 
     from tflite_export import evaluate_accuracy
@@ -90,7 +104,7 @@ def run_demo(
         metrics=["accuracy"],
     )
     step(f"training the digits CNN for {epochs} epochs")
-    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=verbose)
     float_acc = float(np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
     result = export(
         model, x_train[:300], out_dir, name="digits", target=target, overwrite=overwrite,

@@ -22,10 +22,10 @@ NAMES = [
 ]
 
 
-def _repository() -> str:
+def _metadata() -> configparser.SectionProxy:
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    return cfg["metadata"]["url"]
+    return cfg["metadata"]
 
 
 def test_the_six_notebooks_are_there():
@@ -52,7 +52,11 @@ def test_first_cell_installs_from_the_repository_only_when_missing(notebook):
     first = notebook.cells[0]
     assert first.cell_type == "code"
     assert 'find_spec("tinycompress") is None' in first.source
-    assert f"git+{_repository()}" in first.source and "%pip install" in first.source
+    meta = _metadata()
+    assert f'"{meta["name"]}[notebooks] @ git+{meta["url"]}"' in first.source, (
+        "install the distribution setup.cfg names, from the repository it names"
+    )
+    assert "%pip install" in first.source
 
 
 def test_parameters_cell_defaults_to_the_full_colab_run(notebook):

@@ -8,6 +8,7 @@ import tflite_export
 from tflite_export.arena import ARENA_MARGIN_BYTES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cnn", "residual", "dwsep", "mlp", "conv1d"])
 def test_tflm_runs_with_the_measured_size_and_fails_below_it(name, converted):
     model = converted(name)

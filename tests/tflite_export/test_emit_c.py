@@ -196,6 +196,7 @@ class MicroMutableOpResolver {{
 """)
 
 
+@pytest.mark.slow
 def test_ops_header_compiles_against_stub_resolver(tmp_path, cnn):
     gxx, arm_gxx = _need("g++"), _need("arm-none-eabi-g++")
     emit_c_sources(cnn, tmp_path, name="cnn", arena_size=4096)
@@ -241,6 +242,7 @@ int main(int argc, char** argv) {
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("language, compiler, std", [("c", "gcc", "-std=c11"), ("c++", "g++", "-std=c++17")])
 def test_host_program_round_trips_array_and_quantizes_like_numpy(tmp_path, cnn, language, compiler, std):
     cc = _need(compiler)
@@ -275,6 +277,7 @@ def test_io_header_values(cnn):
     assert f"#define CNN_OUTPUT0_ZERO_POINT {o.zero_point}" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("language, compiler, std", [("c", "arm-none-eabi-gcc", "-std=c11"),
                                                     ("c++", "arm-none-eabi-g++", "-std=c++17"),
                                                     ("c", "gcc", "-std=c11"),

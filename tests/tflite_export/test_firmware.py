@@ -96,6 +96,7 @@ def test_golden_arrays_match_host_tflm(converted):
                        arena_size=8192)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compiler, flags", [("gcc", ["-O2"]), ("arm-none-eabi-gcc", ARM)])
 def test_sources_without_tflm_compile(tmp_path, compiler, flags):
     cc = _need(compiler)
@@ -118,6 +119,7 @@ _BOARDS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board", _BOARDS, ids=["mps2-an386", "custom-m7"])
 def test_startup_and_linker_script_link_to_the_board_memory_map(tmp_path, board):
     cc = _need("arm-none-eabi-gcc")
@@ -241,6 +243,7 @@ def _cnn_project(converted, tmp_path, target):
                                   arena_size=arena)
 
 
+@pytest.mark.slow
 @pytest.mark.tflm_source
 @needs_tflm
 @pytest.mark.parametrize("target, compiler, flags", [
@@ -256,6 +259,7 @@ def test_main_compiles_against_tflm_headers(tmp_path, target, compiler, flags):
         *system, "-I", out / "src", "-c", out / "src/main.cc", "-o", tmp_path / "main.o")
 
 
+@pytest.mark.slow
 @pytest.mark.tflm_source
 @needs_tflm
 def test_cmake_host_project_passes(tmp_path, converted):
@@ -268,6 +272,7 @@ def test_cmake_host_project_passes(tmp_path, converted):
     assert "tinycompress self-test: PASS" in log, log
 
 
+@pytest.mark.slow
 @pytest.mark.tflm_source
 @needs_tflm
 def test_cortex_m_project_passes_under_qemu(tmp_path, converted):
@@ -306,6 +311,7 @@ def lut_model():
     return packed.model_bytes, quantize(x[:1], packed.model_bytes)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.tflm_source
 @needs_tflm
 def test_lut_compressed_cortex_m_project_passes_under_qemu(tmp_path, lut_model):

@@ -20,6 +20,7 @@ def _data_offsets(model: bytes) -> list[int]:
     return offsets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cnn", "residual", "dwsep", "mlp", "conv1d"])
 def test_slim_is_smaller_valid_aligned_and_bit_exact(name, keras_models, converted):
     model = converted(name)

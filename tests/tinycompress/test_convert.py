@@ -22,6 +22,7 @@ def _types(model: bytes) -> set[str]:
     return {fb.tensor_type_name(t.type) for t in fb.unpack(model).subgraphs[0].tensors}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_every_model_runs_on_tflm_like_litert_and_float(name, keras_models, converted):
     model, x = keras_models(name)

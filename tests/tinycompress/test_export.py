@@ -86,6 +86,7 @@ def test_overwrite_replaces_atomically(keras_models, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.slow
 def test_lut_export_of_a_clustered_model(tmp_path):
     import keras
 

@@ -122,6 +122,7 @@ def test_keras2_h5_with_depthwise_and_a_tfmot_pruned_model(tmp_path):
     _check_exports(pruned, x, np.load(tmp_path / "ref_pruned.npy"))
 
 
+@pytest.mark.slow
 def test_lambda_in_legacy_h5_is_refused(tmp_path):
     _run_legacy(
         """

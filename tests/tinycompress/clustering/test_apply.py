@@ -39,6 +39,7 @@ def test_layer_selection_and_errors():
         cluster_weights(model, bits=9)
 
 
+@pytest.mark.slow
 def test_strip_without_snapping_is_bit_exact(clustered):
     c, x, _ = clustered
     y = c.predict(x[:16], verbose=0)
@@ -59,6 +60,7 @@ def _int8_kernels(model_bytes: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.mark.slow
 def test_every_clustered_int8_tensor_keeps_at_most_k_values(clustered):
     c, x, y = clustered
     stripped = strip_clustering(c)
@@ -74,6 +76,7 @@ def test_every_clustered_int8_tensor_keeps_at_most_k_values(clustered):
     assert sum(a is None for a in axes.values()) == 2
 
 
+@pytest.mark.slow
 def test_snapping_makes_int8_weights_equal_the_float_ones(clustered):
     c, x, _ = clustered
     stripped = strip_clustering(c, int8_grid="auto")

@@ -6,6 +6,7 @@ from tinycompress.clustering import ClusteringError, ReassignClusters, cluster_w
 from _cluster_models import compile_, trained_cnn
 
 
+@pytest.mark.slow
 def test_reassignment_moves_weights_and_keeps_k_values():
     model, x, y = trained_cnn(epochs=1)
     c = compile_(cluster_weights(model, bits=2, layers=["fc"]))

@@ -1,6 +1,7 @@
 """Cluster-preserving QAT: ClusterWeights around tinycompress.quantization wrappers."""
 
 import numpy as np
+import pytest
 
 import tinycompress
 from tflite_export.lut import compress_luts, lut_candidates
@@ -10,6 +11,7 @@ from tinycompress.quantization import QuantizeWrapper, quantize_model
 from _cluster_models import compile_, trained_cnn
 
 
+@pytest.mark.slow
 def test_clusters_survive_qat_training_and_int8_conversion():
     model, x, y = trained_cnn(epochs=2)
     qat = quantize_model(model)

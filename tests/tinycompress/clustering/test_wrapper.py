@@ -61,6 +61,7 @@ def test_depthwise_channels_follow_tflite_order(cnn):
     assert all(len(np.unique(flat[:, j])) <= 4 for j in range(12))
 
 
+@pytest.mark.slow
 def test_centroids_train_and_assignments_stay_fixed(cnn):
     model, x, y = cnn
     clustered = compile_(cluster_weights(model, bits=3))
@@ -75,6 +76,7 @@ def test_centroids_train_and_assignments_stay_fixed(cnn):
     assert len(np.unique(fc.clustered_values()[0])) <= 8
 
 
+@pytest.mark.slow
 def test_zeros_from_pruning_stay_zero_within_k_values(cnn):
     model, x, y = cnn
     fc = model.get_layer("fc")

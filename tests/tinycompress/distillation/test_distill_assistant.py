@@ -34,6 +34,7 @@ def test_chosen_widths_are_geometric_in_parameters():
         assert abs(size - target) <= 10
 
 
+@pytest.mark.slow
 def test_chain_trains_every_stage_and_returns_assistants():
     keras.utils.set_random_seed(0)
     x, y = blobs(128)

@@ -30,6 +30,7 @@ class _StopAfterOneEpoch(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+@pytest.mark.slow
 def test_masking_callback_acts_on_student_not_teacher():
     keras.utils.set_random_seed(0)
     x, y = blobs(64)
@@ -45,6 +46,7 @@ def test_masking_callback_acts_on_student_not_teacher():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_params_and_stop_training_are_forwarded():
     x, y = blobs(32)
     stop = _StopAfterOneEpoch()

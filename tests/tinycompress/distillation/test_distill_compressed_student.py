@@ -56,6 +56,7 @@ def distilled():
     return teacher, teacher_weights, float_student, student, pruning
 
 
+@pytest.mark.slow
 def test_callbacks_pruned_the_student_only(distilled):
     teacher, teacher_weights, _, student, pruning = distilled
     assert pruning.model is student
@@ -67,6 +68,7 @@ def test_callbacks_pruned_the_student_only(distilled):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.slow
 def test_export_is_int8_tflm_with_student_weights_and_sparsity(distilled):
     teacher, _, float_student, student, _ = distilled
     x_cal, _ = _quadrants(128, seed=1)
@@ -92,6 +94,7 @@ def test_export_is_int8_tflm_with_student_weights_and_sparsity(distilled):
     assert abs(tflm_acc - keras_acc) <= 0.03
 
 
+@pytest.mark.slow
 def test_channel_pruning_schedule_advances_across_epochs_inside_distill():
     # derive_student of a compiled teacher once returned a compiled student; its idle
     # optimizer reset PruningCallback's step every epoch, so sparsity stalled at epoch 1's.

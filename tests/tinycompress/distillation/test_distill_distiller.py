@@ -75,6 +75,7 @@ def test_weights_reach_the_keras_distiller():
     assert d.teacher.trainable is False
 
 
+@pytest.mark.slow
 def test_pure_distillation_copies_the_teacher():
     """With no label loss, the student can only learn from the teacher's logits."""
     keras.utils.set_random_seed(1)
@@ -98,6 +99,7 @@ def test_pure_distillation_copies_the_teacher():
     assert all(np.array_equal(a, b) for a, b in zip(t_before, teacher.get_weights()))
 
 
+@pytest.mark.slow
 def test_distiller_with_our_losses_saves_and_reloads(tmp_path):
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).random((32, 8, 8, 1)).astype("float32")

@@ -104,6 +104,7 @@ def test_relational_checks():
         build_distiller(mlp(8, "t"), mlp(4, "s"), feature_losses=[RelationalDistillation("t_h", "x")])
 
 
+@pytest.mark.slow
 def test_hint_adapter_projects_channels_and_is_trained_by_the_distiller():
     keras.utils.set_random_seed(0)
     hint = HintDistillation("t_conv", "s_conv")

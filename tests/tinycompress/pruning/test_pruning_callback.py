@@ -60,6 +60,7 @@ def test_reaches_target_and_pruned_weights_never_revive():
         assert np.all(var.numpy()[mk == 1] != 0)
 
 
+@pytest.mark.slow
 def test_block_and_n_of_m_granularities_under_fit():
     x, y = _data()
     m = _model()
@@ -80,6 +81,7 @@ def test_block_and_n_of_m_granularities_under_fit():
     assert np.all((groups != 0).sum(axis=1) == 2)
 
 
+@pytest.mark.slow
 def test_global_scope_and_predicate_selection():
     x, y = _data()
     m = _model()
@@ -92,6 +94,7 @@ def test_global_scope_and_predicate_selection():
     assert rows["head"].zeros == 0
 
 
+@pytest.mark.slow
 def test_no_trace_after_fit_and_strip_is_plain():
     x, y = _data()
     m = _model()
@@ -127,6 +130,7 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_same_step_and_masks(tmp_path):
     x, y = _data()
     # Prunes at steps 0, 3, 6, 9, ...: the interruption after step 8 falls between.
@@ -159,6 +163,7 @@ def test_backup_and_restore_resumes_same_step_and_masks(tmp_path):
     assert all(v.constraint is None for v in m2.trainable_variables)
 
 
+@pytest.mark.slow
 def test_keras_save_reload_mid_schedule(tmp_path):
     x, y = _data()
     schedule = PolynomialDecay(0.0, 0.9, begin_step=0, end_step=40, frequency=4)
@@ -184,6 +189,7 @@ def test_keras_save_reload_mid_schedule(tmp_path):
         assert row.zeros == int(round(schedule.sparsity(16) * row.size))  # last prune step
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_two_logical_cpus():
     script = textwrap.dedent("""
         import os, json
@@ -229,6 +235,7 @@ class _Custom(keras.layers.Layer):
         return [self.w]
 
 
+@pytest.mark.slow
 def test_layers_defining_get_prunable_weights_are_pruned():
     keras.utils.set_random_seed(0)
     m = keras.Sequential([keras.Input((12,)), _Custom(name="custom"), keras.layers.Dense(2, name="d")])

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import tflite_export
 import tinycompress
@@ -30,6 +31,7 @@ def _trained(granularity):
     return strip_pruning(model), x
 
 
+@pytest.mark.slow
 def test_shrunk_export_has_fewer_params_macs_flash_and_no_larger_arena():
     masked, x = _trained("channel")
     small = shrink(masked)
@@ -47,6 +49,7 @@ def test_shrunk_export_has_fewer_params_macs_flash_and_no_larger_arena():
     assert np.mean(np.argmax(y_big, -1) == np.argmax(y_small, -1)) >= 0.9
 
 
+@pytest.mark.slow
 def test_unstructured_sparsity_is_visible_in_inspect():
     pruned, x = _trained("weight")
     report = tflite_export.inspect(tinycompress.convert(pruned, x), measure=False)

@@ -81,6 +81,7 @@ def _prune(model, sparsity=0.5, epochs=2, **kwargs):
     return x, cb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory", [_sequential_cnn, _residual, _branches, _conv1d])
 def test_shrunk_model_equals_masked_model(factory):
     keras.utils.set_random_seed(0)

@@ -111,6 +111,7 @@ def test_strip_leaves_only_keras_layers():
     assert [type(l).__name__ for l in stripped.layers].count("DepthwiseConv2D") == 2
 
 
+@pytest.mark.slow
 def test_qat_model_saves_and_reloads_with_ranges(tmp_path):
     keras.utils.set_random_seed(0)
     q = quantize_model(TOPOLOGIES["residual"]())
@@ -140,6 +141,7 @@ def test_callback_freezes_ranges():
         QATCallback(freeze_after=0)
 
 
+@pytest.mark.slow
 def test_pruned_weights_stay_zero_through_qat():
     from tinycompress.pruning import ConstantSparsity, PruningCallback
 
