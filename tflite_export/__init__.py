@@ -24,6 +24,7 @@ from tflite_export.report import LayerReport, ModelReport, print_report, render_
 from tflite_export.io_details import TensorIO, dequantize, input_details, output_details, quantize
 from tflite_export.runtime import evaluate_accuracy, run_litert, run_tflm, tflm_tensors
 from tflite_export.slim import SlimResult, slim
+from tflite_export.progress import Progress, print_progress
 from tflite_export.validate import validate
 from tflite_export.verify import (
     OpCheck,
@@ -79,6 +80,8 @@ __all__ = [
     "OutputCheck",
     "output_tasks",
     "testing",
+    "Progress",
+    "print_progress",
     "TinyCompressError",
     "ModelFormatError",
     "UnsupportedModelError",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Progress", "report"]
+__all__ = ["Progress", "report", "print_progress"]
 
 
 class Progress(Protocol):
@@ -43,3 +43,22 @@ def report(progress: Progress | None, description: str, done: int, total: int) -
     """
     if progress is not None:
         progress(description, done, total)
+
+
+def print_progress(description: str, done: int, total: int) -> None:
+    """A `Progress` callback for notebooks and scripts: one printed line per stage.
+
+    Prints ``description`` when a stage is announced (``total == 0``) and
+    ``description: done/total`` when counted work finishes.
+
+    Example:
+        >>> print_progress("converting", 0, 0)
+        converting
+        >>> print_progress("measuring the arena", 2, 5)
+        >>> print_progress("measuring the arena", 5, 5)
+        measuring the arena: 5/5
+    """
+    if total == 0:
+        print(description)
+    elif done == total:
+        print(f"{description}: {done}/{total}")

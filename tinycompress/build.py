@@ -20,6 +20,7 @@ import numpy as np
 import tflite_export
 from tflite_export.emit_c import LANGUAGES, c_identifier, render_c_sources
 from tflite_export.firmware import TARGETS, render_project
+from tflite_export.progress import Progress, report
 from tflite_export.verify import DEFAULT_MAX_LSB
 from tinycompress.convert import convert, resolve_io_dtype
 from tinycompress.data import prepare_samples
@@ -31,10 +32,6 @@ __all__ = ["build", "check_build_arguments", "check_target", "render_firmware", 
 
 #: Samples run through TFLM, LiteRT and the float model by default.
 DEFAULT_VERIFY_SAMPLES = 32
-
-
-def _quiet(_message: str) -> None:
-    """The default progress callback: ignore every message."""
 
 
 def check_build_arguments(*, name: str, mode: str, io_dtype: str | None, language: str,
@@ -77,7 +74,7 @@ def _slim(converted: bytes, x_verify: list[np.ndarray]) -> bytes:
     return slimmed
 
 
-def _encode(model: bytes, lut, x_verify: list[np.ndarray]):
+def _encode(model: bytes, lut, x_verify: list[np.ndarray], progress: Progress | None = None):
     """Encode stage: LUT-compress clustered tensors (verified bit-identical on TFLM).
 
     Returns:
@@ -89,13 +86,14 @@ def _encode(model: bytes, lut, x_verify: list[np.ndarray]):
         model,
         tensors="auto" if lut is True else lut,
         verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
+        progress=progress,
     )
     return result.model_bytes, result
 
 
-def _measure(model: bytes):
+def _measure(model: bytes, progress: Progress | None = None):
     """Measure stage: the host TFLM arena and the model report that includes it."""
-    arena = tflite_export.measure_arena(model)
+    arena = tflite_export.measure_arena(model, progress=progress)
     report = dataclasses.replace(
         tflite_export.inspect(model, measure=False),
         arena_bytes=arena.host_bytes,
@@ -145,7 +143,7 @@ def build(
     language: str = "c++",
     target: str | None = None,
     allow_unsafe: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
     """Convert, slim, encode, verify, measure and render a model for TFLM; write nothing.
 
@@ -171,7 +169,10 @@ def build(
         target: also render a firmware project (see `tflite_export.TARGETS`)
             whose self-test runs every input and checks every output. Default None.
         allow_unsafe: load saved models with Lambda/foreign layers. Default False.
-        progress: called with a short message before each stage. Default None.
+        progress: a `tflite_export.Progress` callback: each stage is announced as
+            ``progress(message, 0, 0)`` and the arena, LUT and verification
+            stages report their steps (``tflite_export.print_progress`` prints
+            them). Default None.
 
     Returns:
         A `BuildResult`.
@@ -190,7 +191,9 @@ def build(
     """
     check_build_arguments(name=name, mode=mode, io_dtype=io_dtype, language=language,
                           target=target, verify_samples=verify_samples)
-    step = progress or _quiet
+    def step(message: str) -> None:
+        report(progress, message, 0, 0)
+
     step("loading model")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, allow_unsafe=allow_unsafe)
     samples = prepare_samples(representative_data, loaded.input_shapes)
@@ -203,12 +206,13 @@ def build(
     slimmed = _slim(converted, x_verify) if slim else converted
     if lut is not False and lut is not None:
         step("LUT-compressing clustered tensors and checking bit-exactness on TFLM")
-    final, lut_result = _encode(slimmed, lut, x_verify)
+    final, lut_result = _encode(slimmed, lut, x_verify, progress)
     step("verifying on TFLM and LiteRT")
     verification = tflite_export.verify(final, x_verify, float_outputs=loaded.predict(x_verify),
-                                        litert_model=converted, max_lsb=verify_max_lsb)
+                                        litert_model=converted, max_lsb=verify_max_lsb,
+                                        progress=progress)
     step("measuring the tensor arena")
-    arena, report = _measure(final)
+    arena, model_report = _measure(final, progress)
     errors = []
     if layer_errors:
         from tinycompress.layer_error import layer_errors as _layer_errors
@@ -217,7 +221,7 @@ def build(
         errors = _layer_errors(loaded, converted, x_verify)
     step("rendering C sources")
     sources = render_c_sources(final, name=name, arena_size=arena.emitted_bytes, language=language)
-    result = BuildResult(model=final, report=report, arena=arena, verification=verification,
+    result = BuildResult(model=final, report=model_report, arena=arena, verification=verification,
                          unslimmed_bytes=len(converted), name=name,
                          sources={k: v.encode() for k, v in sources.items()},
                          golden_inputs=_golden_inputs(final, x_verify),

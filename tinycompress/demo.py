@@ -7,15 +7,15 @@ small CNN for a few epochs on two CPU cores, and exports it with
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tinycompress.datasets import load_digits
-from tinycompress.errors import ExportError
 from tinycompress.export import ExportResult, export
+from tinycompress.write import check_out_dir
+from tflite_export.progress import Progress, report
 
 __all__ = ["DemoSummary", "build_demo_model", "run_demo"]
 
@@ -63,7 +63,7 @@ def run_demo(
     overwrite: bool = False,
     seed: int = 0,
     verbose: int | str = "auto",
-    progress: Callable[..., None] | None = None,
+    progress: Progress | None = None,
 ) -> DemoSummary:
     """Train the demo CNN, export it for TFLM and measure it.
 
@@ -75,8 +75,8 @@ def run_demo(
         seed: seed for data split, weights and training. Default 0.
         verbose: Keras's training output (``model.fit``): ``"auto"`` or 1 a
             progress bar, 2 one line per epoch, 0 nothing. Default "auto".
-        progress: called with a message before each step (and passed on to
-            `export`). Default None.
+        progress: a `tflite_export.Progress` callback, announced each step
+            and passed on to `export`. Default None.
 
     Returns:
         A `DemoSummary`.
@@ -85,16 +85,15 @@ def run_demo(
         ExportError: ``out_dir`` exists and ``overwrite`` is False (checked
             before training).
     """
-    if Path(out_dir).exists() and not overwrite:
-        raise ExportError(
-            f"output directory {str(out_dir)!r} already exists; choose another or pass "
-            "overwrite=True (CLI: --overwrite)."
-        )
+    check_out_dir(out_dir, overwrite=overwrite)
     import keras
 
     from tflite_export import evaluate_accuracy
 
-    step = progress or (lambda _msg: None)
+
+    def step(message: str) -> None:
+        report(progress, message, 0, 0)
+
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = load_digits(seed)
     model = build_demo_model()
@@ -108,7 +107,7 @@ def run_demo(
     float_acc = float(np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
     result = export(
         model, x_train[:300], out_dir, name="digits", target=target, overwrite=overwrite,
-        progress=step,
+        progress=progress,
     )
     step("measuring TFLM int8 accuracy")
     int8_acc = evaluate_accuracy(result.model, x_test, y_test)

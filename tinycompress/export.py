@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tflite_export.progress import Progress, report
 from tflite_export.verify import DEFAULT_MAX_LSB
 from tinycompress.build import DEFAULT_VERIFY_SAMPLES, build, check_build_arguments
 from tinycompress.result import ExportResult
@@ -39,7 +40,7 @@ def export(
     target: str | None = None,
     overwrite: bool = False,
     allow_unsafe: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Convert, verify, measure and write a model for TFLM.
 
@@ -56,7 +57,8 @@ def export(
             self-test feeds every model input and checks every output. Default None.
         overwrite: replace an existing ``out_dir`` written by a previous export
             (it holds the marker file `tinycompress.write.MARKER`). Default False.
-        progress: called with a short message before each step. Default None.
+        progress: a `tflite_export.Progress` callback (see `tinycompress.build`;
+            ``tflite_export.print_progress`` prints the stages). Default None.
 
     Returns:
         An `ExportResult`.
@@ -85,5 +87,5 @@ def export(
         verify_max_lsb=verify_max_lsb, layer_errors=layer_errors, lut=lut, language=language,
         target=target, allow_unsafe=allow_unsafe, progress=progress,
     )
-    (progress or (lambda _m: None))("writing model, C sources and report")
+    report(progress, "writing model, C sources and report", 0, 0)
     return write(result, out_dir, overwrite=overwrite)
