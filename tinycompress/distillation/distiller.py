@@ -8,6 +8,7 @@ that trains the student in place and returns the fit history.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,8 +16,18 @@ import keras
 
 from tinycompress.distillation._validate import check_temperature, check_weight, check_weights
 from tinycompress.distillation.errors import DistillationConfigError
+from tinycompress.distillation.fallback import (
+    CallbackSpec,
+    callback_factory,
+    check_fallback,
+    clone_initial,
+    keep_better,
+)
+from tinycompress.distillation.logits import LogitsDistillation
 
 __all__ = ["build_distiller", "distill"]
+
+_log = logging.getLogger(__name__)
 
 OptimizerSpec = str | keras.optimizers.Optimizer | Callable[[], keras.optimizers.Optimizer]
 
@@ -33,20 +44,12 @@ def _ends_with_softmax(model: keras.Model) -> bool:
     return False
 
 
-def _logits_loss(temperature: float) -> keras.distillation.LogitsDistillation:
-    # Keras 3.15 resolves its default loss="kl_divergence" to the plain function, which
-    # fails LogitsDistillation's isinstance(KLDivergence) test: the KL is then taken on
-    # raw scaled logits (no softmax, no T**2). A KLDivergence instance takes the right path.
-    return keras.distillation.LogitsDistillation(
-        temperature=temperature, loss=keras.losses.KLDivergence()
-    )
-
-
 def build_distiller(
     teacher: keras.Model,
     student: keras.Model,
     *,
     temperature: float = 4.0,
+    standardize: bool = False,
     student_loss_weight: float = 0.1,
     logits_weight: float = 1.0,
     feature_losses: Sequence[keras.distillation.DistillationLoss] = (),
@@ -126,7 +129,7 @@ def build_distiller(
     losses: list[keras.distillation.DistillationLoss] = []
     loss_weights: list[float] = []
     if logits_weight > 0:
-        losses.append(_logits_loss(temperature))
+        losses.append(LogitsDistillation(temperature, standardize))
         loss_weights.append(logits_weight)
     losses += feature_losses
     loss_weights += weights
@@ -138,7 +141,7 @@ def build_distiller(
                 "Set logits_weight > 0 or add a feature loss."
             )
         # student_loss_weight == 1: plain training; Keras still needs one loss object.
-        losses = [_logits_loss(temperature)]
+        losses = [LogitsDistillation(temperature, standardize)]
         loss_weights = [0.0]
     try:
         return keras.distillation.Distiller(
@@ -184,12 +187,19 @@ def distill(
     batch_size: int | None = 32,
     optimizer: OptimizerSpec = "adam",
     loss: Any = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
+    callbacks: CallbackSpec = (),
     validation_data: Any = None,
+    fallback: str | None = None,
     verbose: int = 0,
     **distiller_kwargs: Any,
 ) -> keras.callbacks.History:
     """Distill `teacher` into `student` (trained in place) and return the history.
+
+    With ``fallback="scratch"`` a copy of the student with the same initial
+    weights is also trained on the labels alone (same optimizer spec, loss,
+    epochs and batch size). Both are scored on `validation_data` (top-1
+    accuracy) and the student keeps the better weights, the distilled ones on
+    a tie; `history.fallback` reports both.
 
     Args:
         teacher: trained logits model; its weights and ``trainable`` flags
@@ -199,23 +209,37 @@ def distill(
         y: integer labels, or None when `x` is a dataset. Default None.
         epochs: training epochs. Default 1.
         batch_size: batch size for arrays (None for datasets). Default 32.
-        optimizer: optimizer name, instance, or factory. Default ``"adam"``.
+        optimizer: optimizer name, instance, or factory; with a fallback a
+            name or factory (each run gets a fresh one). Default ``"adam"``.
         loss: the student's label loss; default sparse categorical cross-entropy
             on logits.
-        callbacks: Keras callbacks; wrap compression callbacks that must see
-            the student (pruning) in `StudentCallback`. Default none.
-        validation_data: forwarded to `fit`. Default None.
+        callbacks: Keras callbacks, or a zero-argument factory returning them
+            (required with a fallback, called once per run); wrap compression
+            callbacks that must see the student (pruning) in `StudentCallback`.
+            Default none.
+        validation_data: forwarded to `fit`; with a fallback, ``(x_val,
+            y_val)`` or a dataset of ``(x, y)`` batches, used to pick the
+            better student. Default None.
+        fallback: None (default) or ``"scratch"``: also train the labels-only
+            control and keep the better of the two.
         verbose: `fit` verbosity. Default 0.
         **distiller_kwargs: `build_distiller` keywords (temperature,
-            student_loss_weight, logits_weight, feature_losses,
+            standardize, student_loss_weight, logits_weight, feature_losses,
             feature_loss_weights).
 
     Returns:
-        The `keras.callbacks.History` of the distiller's fit (keys include
-        ``student_loss``, ``distillation_loss`` and ``accuracy``).
+        A `keras.callbacks.History` with an extra attribute ``fallback``.
+        Without a fallback it is the distiller's fit history (keys include
+        ``student_loss``, ``distillation_loss`` and ``accuracy``) and
+        ``fallback`` is None. With ``fallback="scratch"`` it is the history of
+        the kept run and ``fallback`` is a `FallbackReport` (``kept``,
+        ``distilled_accuracy``, ``scratch_accuracy`` and both histories).
 
     Raises:
-        DistillationConfigError: invalid settings (see `build_distiller`).
+        DistillationConfigError: invalid settings (see `build_distiller`), or
+            a fallback without validation data, with an optimizer instance,
+            with a callback list instead of a factory, or for a student
+            `keras.models.clone_model` cannot copy.
 
     Example:
         >>> import keras, numpy as np
@@ -226,18 +250,38 @@ def distill(
         ...                              keras.layers.Dense(2)])
         >>> teacher, student = mlp(32), mlp(4)
         >>> history = distill(teacher, student, x, y, epochs=2)
-        >>> len(history.history["distillation_loss"])
-        2
+        >>> len(history.history["distillation_loss"]), history.fallback
+        (2, None)
+        >>> history = distill(teacher, student, x, y, epochs=2, validation_data=(x, y),
+        ...                   fallback="scratch")
+        >>> history.fallback.kept in ("distilled", "scratch")
+        True
     """
+    check_fallback(fallback, validation_data, optimizer, callbacks)
+    make_callbacks = callback_factory(callbacks)
+    control = clone_initial(student) if fallback else None
     flags = [(layer, layer.trainable) for layer in _all_layers(teacher)]
     try:
         distiller = build_distiller(teacher, student, **distiller_kwargs)
-        return _fit(distiller, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                    loss=loss, callbacks=callbacks, validation_data=validation_data, verbose=verbose)
+        history = _fit(distiller, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                       loss=loss, callbacks=make_callbacks(), validation_data=validation_data,
+                       verbose=verbose)
     finally:
         # keras.distillation.Distiller freezes the teacher for good; give it back as it came.
         for layer, trainable in flags:
             layer.trainable = trainable
+    if control is None:
+        history.fallback = None
+        return history
+    scratch_history = _fit(control, x, y, epochs=epochs, batch_size=batch_size,
+                           optimizer=optimizer, loss=loss, callbacks=make_callbacks(),
+                           validation_data=validation_data, verbose=verbose)
+    report = keep_better(student, control, history, scratch_history, validation_data, batch_size)
+    _log.info("distill fallback: kept the %s student (validation accuracy distilled %.4f, "
+              "scratch %.4f)", report.kept, report.distilled_accuracy, report.scratch_accuracy)
+    kept = scratch_history if report.kept == "scratch" else history
+    kept.fallback = report
+    return kept
 
 
 def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
@@ -249,7 +293,7 @@ def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
 
 
 def _fit(
-    distiller: keras.distillation.Distiller,
+    model: keras.Model,
     x: Any,
     y: Any,
     *,
@@ -263,12 +307,12 @@ def _fit(
 ) -> keras.callbacks.History:
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    distiller.compile(
+    model.compile(
         optimizer=_make_optimizer(optimizer),
         loss=loss,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    return distiller.fit(
+    return model.fit(
         x,
         y,
         epochs=epochs,
