@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,90 +137,113 @@ def _std(values: list[float]) -> float:
     return round(float(np.std(values)), 4)
 
 
-def run(name: str, seeds: list[int], args) -> None:
-    """Train the teacher and the scratch students, then print one line per configuration."""
+@dataclass
+class Setup:
+    """What every configuration of one data set shares: data, teacher, initial students."""
+
+    name: str
+    cfg: dict
+    x: np.ndarray
+    y: np.ndarray
+    xt: np.ndarray
+    yt: np.ndarray
+    teacher: keras.Model
+    fit_kwargs: dict
+    students: dict = field(default_factory=dict)  # seed -> (template, initial weights)
+    scratch_acc: list = field(default_factory=list)
+    scratch_int8: list = field(default_factory=list)
+    teacher_int8: float | None = None
+    start: float = field(default_factory=time.time)
+
+    @property
+    def x_cal(self) -> np.ndarray:
+        return self.x[:200]
+
+
+def prepare(name: str, seeds: list[int], args) -> Setup:
+    """Load the data, train the teacher and, per seed, the student from scratch."""
     cfg = SETTINGS[name]
     (x, y), (xt, yt) = load(name)
     if name == "mnist" and args.mnist_train:
         x, y = x[: args.mnist_train], y[: args.mnist_train]
-    x_cal = x[:200]
-    epochs = args.epochs or cfg["epochs"]
-    defaults = _library_defaults()
-    alpha = defaults["student_loss_weight"] if args.alpha is None else args.alpha
     start = time.time()
-
     keras.utils.set_random_seed(1234)
     teacher = cfg["teacher"]()
     teacher.compile(optimizer=keras.optimizers.Adam(cfg["lr"]), loss=_ce())
     teacher.fit(x, y, epochs=cfg["teacher_epochs"], batch_size=cfg["batch"], verbose=0)
-    teacher_acc = round(_acc(teacher, xt, yt), 4)
-    teacher_int8 = None
-    fit_kwargs = dict(epochs=epochs, batch_size=cfg["batch"])
-
-    students, scratch_acc, scratch_int8 = {}, [], []
+    fit_kwargs = dict(epochs=args.epochs or cfg["epochs"], batch_size=cfg["batch"])
+    setup = Setup(name, cfg, x, y, xt, yt, teacher, fit_kwargs, start=start)
     for seed in seeds:
         keras.utils.set_random_seed(seed)
         template = derive_student(teacher, cfg["width"], name="student")
-        students[seed] = (template, template.get_weights())
-        scratch = _train_scratch(template, students[seed][1], x, y, cfg, fit_kwargs, seed)
-        scratch_acc.append(_acc(scratch, xt, yt))
-        scratch_int8.append(_int8_acc(scratch, x_cal, xt, yt) if args.int8 else None)
+        setup.students[seed] = (template, template.get_weights())
+        scratch = _train_scratch(template, setup.students[seed][1], x, y, cfg, fit_kwargs, seed)
+        setup.scratch_acc.append(_acc(scratch, xt, yt))
+        setup.scratch_int8.append(_int8_acc(scratch, setup.x_cal, xt, yt) if args.int8 else None)
+    return setup
 
-    for temperature in args.temperatures:
-        for standardize in args.standardize:
-            is_default = (temperature == defaults["temperature"]
-                          and standardize == defaults["standardize"]
-                          and alpha == defaults["student_loss_weight"])
-            distill_kwargs = dict(temperature=temperature, standardize=standardize,
-                                  student_loss_weight=alpha, verbose=0,
-                                  optimizer=lambda: keras.optimizers.Adam(cfg["lr"]))
-            rows: dict[str, list] = {k: [] for k in ("kd_acc", "ta_acc", "kd_int8_acc", "ta_int8_acc")}
-            assistant_params = None
-            for seed in seeds:
-                template, init = students[seed]
-                keras.utils.set_random_seed(seed)
-                kd = _fresh(template, init)
-                distill(teacher, kd, x, y, **fit_kwargs, **distill_kwargs)
-                rows["kd_acc"].append(_acc(kd, xt, yt))
-                if not is_default:
-                    continue
-                keras.utils.set_random_seed(seed)
-                ta = _fresh(template, init)
-                result = distill_with_assistants(teacher, ta, x, y, assistants=1, **fit_kwargs,
-                                                 **distill_kwargs)
-                assistant_params = result.assistants[0].count_params()
-                rows["ta_acc"].append(_acc(ta, xt, yt))
-                if args.int8:
-                    rows["kd_int8_acc"].append(_int8_acc(kd, x_cal, xt, yt))
-                    rows["ta_int8_acc"].append(_int8_acc(ta, x_cal, xt, yt))
-            if is_default and args.int8 and teacher_int8 is None:
-                teacher_int8 = round(_int8_acc(teacher, x_cal, xt, yt), 4)
-            per_seed = {"scratch_acc": scratch_acc, **rows}
-            if is_default and args.int8:
-                per_seed["scratch_int8_acc"] = scratch_int8
-            per_seed = {k: [round(a, 4) for a in v] for k, v in per_seed.items() if v}
-            means = {k: round(float(np.mean(v)), 4) for k, v in per_seed.items()}
-            line = {
-                "dataset": name, "temperature": temperature, "standardize": standardize,
-                "student_loss_weight": alpha, "default": is_default,
-                "teacher_params": teacher.count_params(),
-                "student_params": students[seeds[0]][0].count_params(),
-                "assistant_params": assistant_params,
-                "teacher_acc": teacher_acc, "teacher_int8_acc": teacher_int8 if is_default else None,
-                "scratch_acc": means["scratch_acc"], "kd_acc": means["kd_acc"],
-                "ta_acc": means.get("ta_acc"),
-                "scratch_int8_acc": means.get("scratch_int8_acc"),
-                "kd_int8_acc": means.get("kd_int8_acc"), "ta_int8_acc": means.get("ta_int8_acc"),
-                "scratch_std": _std(scratch_acc), "kd_std": _std(rows["kd_acc"]),
-                "kd_minus_scratch": round(means["kd_acc"] - means["scratch_acc"], 4),
-                "ta_minus_scratch": (round(means["ta_acc"] - means["scratch_acc"], 4)
-                                     if "ta_acc" in means else None),
-                "kd_wins_per_seed": int(sum(k > s for k, s in zip(rows["kd_acc"], scratch_acc))),
-                "per_seed": per_seed, "seeds": seeds, "epochs": epochs,
-                "teacher_epochs": cfg["teacher_epochs"], "train_samples": int(len(y)),
-                "test_samples": int(len(yt)), "wall_s": round(time.time() - start, 1),
-            }
-            print(json.dumps(line), flush=True)
+
+def _train_kd(s: Setup, seeds: list[int], distill_kwargs: dict, full: bool, int8: bool) -> tuple:
+    """Distil every seed's student; on `full` lines also via an assistant, and score int8."""
+    rows: dict[str, list] = {k: [] for k in ("kd_acc", "ta_acc", "kd_int8_acc", "ta_int8_acc")}
+    assistant_params = None
+    for seed in seeds:
+        template, init = s.students[seed]
+        keras.utils.set_random_seed(seed)
+        kd = _fresh(template, init)
+        distill(s.teacher, kd, s.x, s.y, **s.fit_kwargs, **distill_kwargs)
+        rows["kd_acc"].append(_acc(kd, s.xt, s.yt))
+        if not full:
+            continue
+        keras.utils.set_random_seed(seed)
+        ta = _fresh(template, init)
+        result = distill_with_assistants(s.teacher, ta, s.x, s.y, assistants=1, **s.fit_kwargs,
+                                         **distill_kwargs)
+        assistant_params = result.assistants[0].count_params()
+        rows["ta_acc"].append(_acc(ta, s.xt, s.yt))
+        if int8:
+            rows["kd_int8_acc"].append(_int8_acc(kd, s.x_cal, s.xt, s.yt))
+            rows["ta_int8_acc"].append(_int8_acc(ta, s.x_cal, s.xt, s.yt))
+    return rows, assistant_params
+
+
+def config_line(s: Setup, seeds: list[int], temperature: float, standardize: bool, args) -> dict:
+    """Train and score one (temperature, standardize) configuration over every seed."""
+    defaults = _library_defaults()
+    alpha = defaults["student_loss_weight"] if args.alpha is None else args.alpha
+    is_default = (temperature, standardize, alpha) == (
+        defaults["temperature"], defaults["standardize"], defaults["student_loss_weight"])
+    distill_kwargs = dict(temperature=temperature, standardize=standardize,
+                          student_loss_weight=alpha, verbose=0,
+                          optimizer=lambda: keras.optimizers.Adam(s.cfg["lr"]))
+    rows, assistant_params = _train_kd(s, seeds, distill_kwargs, is_default, args.int8)
+    if is_default and args.int8 and s.teacher_int8 is None:
+        s.teacher_int8 = round(_int8_acc(s.teacher, s.x_cal, s.xt, s.yt), 4)
+    per_seed = {"scratch_acc": s.scratch_acc, **rows}
+    if is_default and args.int8:
+        per_seed["scratch_int8_acc"] = s.scratch_int8
+    per_seed = {k: [round(a, 4) for a in v] for k, v in per_seed.items() if v}
+    means = {k: round(float(np.mean(v)), 4) for k, v in per_seed.items()}
+    return {
+        "dataset": s.name, "temperature": temperature, "standardize": standardize,
+        "student_loss_weight": alpha, "default": is_default,
+        "teacher_params": s.teacher.count_params(),
+        "student_params": s.students[seeds[0]][0].count_params(),
+        "assistant_params": assistant_params,
+        "teacher_acc": round(_acc(s.teacher, s.xt, s.yt), 4),
+        "teacher_int8_acc": s.teacher_int8 if is_default else None,
+        "scratch_acc": means["scratch_acc"], "kd_acc": means["kd_acc"], "ta_acc": means.get("ta_acc"),
+        "scratch_int8_acc": means.get("scratch_int8_acc"),
+        "kd_int8_acc": means.get("kd_int8_acc"), "ta_int8_acc": means.get("ta_int8_acc"),
+        "scratch_std": _std(s.scratch_acc), "kd_std": _std(rows["kd_acc"]),
+        "kd_minus_scratch": round(means["kd_acc"] - means["scratch_acc"], 4),
+        "ta_minus_scratch": (round(means["ta_acc"] - means["scratch_acc"], 4)
+                             if "ta_acc" in means else None),
+        "kd_wins_per_seed": int(sum(k > c for k, c in zip(rows["kd_acc"], s.scratch_acc))),
+        "per_seed": per_seed, "seeds": seeds, "epochs": s.fit_kwargs["epochs"],
+        "teacher_epochs": s.cfg["teacher_epochs"], "train_samples": int(len(s.y)),
+        "test_samples": int(len(s.yt)), "wall_s": round(time.time() - s.start, 1),
+    }
 
 
 def main() -> None:
@@ -238,7 +262,11 @@ def main() -> None:
     args = parser.parse_args()
     args.standardize = [bool(v) for v in args.standardize]
     for name in args.datasets:
-        run(name, args.seeds, args)
+        setup = prepare(name, args.seeds, args)
+        for temperature in args.temperatures:
+            for standardize in args.standardize:
+                line = config_line(setup, args.seeds, temperature, standardize, args)
+                print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
