@@ -1,9 +1,12 @@
 """Build and run a `keras.distillation.Distiller` with checked settings.
 
 Keras ships the distiller; this module adds what a microcontroller workflow
-needs on top of it: temperature and loss weights validated with our errors, a
-refusal of softmax outputs (distillation needs logits), and a one-call `distill`
-that trains the student in place and returns the fit history.
+needs on top of it: temperature and loss weights validated with our errors,
+defaults measured on tiny students (standardized logits at T=4, see
+`build_distiller`), a refusal of softmax outputs (distillation needs logits),
+and a one-call `distill` that trains the student in place, can keep a
+labels-only control instead when that does better (``fallback="scratch"``), and
+returns the fit history.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def build_distiller(
     student: keras.Model,
     *,
     temperature: float = 4.0,
-    standardize: bool = False,
+    standardize: bool = True,
     student_loss_weight: float = 0.1,
     logits_weight: float = 1.0,
     feature_losses: Sequence[keras.distillation.DistillationLoss] = (),
@@ -58,16 +61,51 @@ def build_distiller(
     """Create a `keras.distillation.Distiller` after validating every setting.
 
     The total loss is ``a * student_loss + (1 - a) * sum(w_i * L_i)`` with
-    ``a = student_loss_weight`` and the distillation terms ``L_i``: temperature
-    scaled logits (KL divergence times ``temperature**2``, weight
-    ``logits_weight``) and any `feature_losses`. The logits term uses a
-    `keras.losses.KLDivergence` instance: Keras 3.15's default string loss
-    skips the softmax and the ``temperature**2`` factor.
+    ``a = student_loss_weight`` and the distillation terms ``L_i``: the
+    `LogitsDistillation` term (KL divergence of the temperature-softened
+    logits, z-scored per sample first when `standardize`, times
+    ``temperature**2``; weight ``logits_weight``) and any `feature_losses`.
+
+    How the defaults were chosen (``bench/distillation.py``, 3 seeds, a
+    146-parameter student of a 15.7k-parameter teacher on BasicMotions and a
+    3.7k-parameter student of a 225k-parameter CNN on 4,000 MNIST images,
+    ``a = 0.1``; test accuracy, mean over seeds, labels-only control 96.7% and
+    92.0%, seed standard deviation 3.1 and 2.1 points):
+
+    ============  ===========  ===========  ===========  ===========
+    BasicMotions  T=1          T=2          T=4          T=8
+    ============  ===========  ===========  ===========  ===========
+    plain         97.5         85.0         78.3         67.5
+    standardized  91.7         91.7         **100.0**    98.3
+    ============  ===========  ===========  ===========  ===========
+
+    ============  ===========  ===========  ===========  ===========
+    MNIST         T=1          T=2          T=4          T=8
+    ============  ===========  ===========  ===========  ===========
+    plain         92.5         92.1         91.1         91.0
+    standardized  94.2         93.7         **94.0**     94.0
+    ============  ===========  ===========  ===========  ===========
+
+    Without standardization a very small student loses more the higher the
+    temperature: the softened targets ask it to reproduce the teacher's logit
+    gaps (-39 to +28 on BasicMotions), which it cannot, and the soft loss
+    swamps the labels. Standardized, the student matches only each sample's
+    ranking and relative spacing of the classes: at T=4 and T=8 it beat the
+    control on both data sets (at T=4 on every seed but one tie), at T=1 and
+    T=2 on MNIST only (one BasicMotions seed fell to 75%). Hence the defaults
+    ``standardize=True, temperature=4.0``. Choosing the temperature for a
+    very small student: with ``standardize=False`` use ``temperature=1.0``;
+    standardized, keep 4 to 8. KD did not help where the control already
+    matches the teacher (BasicMotions seed 0: 100% either way), and a poor
+    teacher passes on its errors: ``distill(..., fallback="scratch")`` keeps
+    a labels-only control when that validates better.
 
     Args:
         teacher: trained model with logits output (no softmax); frozen here.
         student: model to train, same input and output shapes as the teacher.
         temperature: softmax temperature, a finite number > 0. Default 4.0.
+        standardize: z-score each sample's teacher and student logits before
+            the softmax (Sun et al., CVPR 2024). Default True.
         student_loss_weight: weight ``a`` of the label loss, in [0, 1].
             Default 0.1.
         logits_weight: weight of the logits term; 0 drops it. Default 1.0.

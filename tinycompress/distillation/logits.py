@@ -68,7 +68,7 @@ class LogitsDistillation(keras.distillation.LogitsDistillation):
     Args:
         temperature: softmax temperature, a finite number > 0. Default 4.0.
         standardize: z-score each sample's logits before dividing by the
-            temperature. Default False.
+            temperature. Default True.
 
     Raises:
         DistillationConfigError: a bad temperature or a non-bool `standardize`.
@@ -83,7 +83,7 @@ class LogitsDistillation(keras.distillation.LogitsDistillation):
         True
     """
 
-    def __init__(self, temperature: float = 4.0, standardize: bool = False) -> None:
+    def __init__(self, temperature: float = 4.0, standardize: bool = True) -> None:
         if not isinstance(standardize, bool):
             raise DistillationConfigError(
                 f"expected `standardize` to be True or False. Received: standardize={standardize!r}."
