@@ -233,6 +233,10 @@ def distill(
 ) -> keras.callbacks.History:
     """Distill `teacher` into `student` (trained in place) and return the history.
 
+    The defaults (standardized logits at temperature 4, label weight 0.1) were
+    measured on students of 146 and 3.7k parameters; `build_distiller` gives
+    the sweep, when KD did not help, and how to choose the temperature.
+
     With ``fallback="scratch"`` a copy of the student with the same initial
     weights is also trained on the labels alone (same optimizer spec, loss,
     epochs and batch size). Both are scored on `validation_data` (top-1

@@ -6,7 +6,11 @@ before the temperature softmax. The student then has to match the *shape* of
 the teacher's logits (which class is how far above the others, in units of
 the sample's spread), not their scale: a student with a few hundred
 parameters cannot reproduce a teacher's logit gaps of 60 or more, and without
-standardization the soft loss keeps pushing it to try.
+standardization the soft loss keeps pushing it to try. Measured in
+``bench/distillation.py`` (see `build_distiller` for the table): at T=4 a
+146-parameter BasicMotions student went from 78.3% (plain) to 100% test
+accuracy (labels only: 96.7%), a 3.7k-parameter MNIST student from 91.1% to
+94.0% (labels only: 92.0%).
 """
 
 from __future__ import annotations
