@@ -72,7 +72,7 @@ def test_scratch_is_kept_when_distillation_loses():
     teacher = _trained_teacher(x, y, wrong=True)
     assert _accuracy(teacher, val) < 0.1
     student, history, distilled_run, scratch_run = _run(
-        teacher, x, y, val, temperature=8.0, student_loss_weight=0.0)
+        teacher, x, y, val, temperature=8.0, standardize=False, student_loss_weight=0.0)
     report = history.fallback
     assert isinstance(report, FallbackReport)
     assert report.kept == "scratch"
@@ -94,7 +94,7 @@ def test_distilled_is_kept_when_distillation_wins():
     teacher = _trained_teacher(x, y)
     noise = np.random.default_rng(0).integers(0, 3, len(y)).astype("int32")
     student, history, distilled_run, scratch_run = _run(
-        teacher, x, noise, val, temperature=2.0, student_loss_weight=0.0)
+        teacher, x, noise, val, temperature=2.0, standardize=False, student_loss_weight=0.0)
     report = history.fallback
     assert report.kept == "distilled"
     assert report.distilled_accuracy >= 0.85 and report.scratch_accuracy < 0.7
