@@ -12,6 +12,7 @@ import keras
 from tinycompress.distillation._validate import check_positive_int
 from tinycompress.distillation.distiller import distill
 from tinycompress.distillation.errors import DistillationConfigError
+from tinycompress.distillation.fallback import CallbackSpec, FallbackReport
 from tinycompress.distillation.student import derive_student
 
 __all__ = ["TeacherAssistantResult", "assistant_widths", "distill_with_assistants"]
@@ -29,12 +30,18 @@ class TeacherAssistantResult:
         student: the student, trained in place (the object passed in).
         assistants: the trained assistants, largest first.
         histories: one `keras.callbacks.History` per stage, teacher ->
-            first assistant first, last assistant -> student last.
+            first assistant first, last assistant -> student last; each has
+            the ``fallback`` attribute `distill` sets.
     """
 
     student: keras.Model
     assistants: tuple[keras.Model, ...]
     histories: tuple[keras.callbacks.History, ...]
+
+    @property
+    def fallbacks(self) -> tuple[FallbackReport | None, ...]:
+        """Per stage, the `FallbackReport` of ``fallback="scratch"``, else None."""
+        return tuple(getattr(h, "fallback", None) for h in self.histories)
 
 
 def assistant_widths(teacher: keras.Model, student_params: int, count: int) -> list[float]:
@@ -130,13 +137,17 @@ def distill_with_assistants(
     assistants: int | Sequence[float | keras.Model] = 1,
     epochs: int = 1,
     optimizer: str | Any = "adam",
-    callbacks: Sequence[keras.callbacks.Callback] = (),
+    callbacks: CallbackSpec = (),
     **distill_kwargs: Any,
 ) -> TeacherAssistantResult:
     """Distill teacher -> assistant(s) -> student, each stage with `distill`.
 
     Each assistant is trained from the previous (larger) model for `epochs`
     epochs, and the student from the last assistant for `epochs` epochs.
+    Every stage uses the same `distill` settings (temperature,
+    standardization, loss weights, ``validation_data`` and ``fallback``): with
+    ``fallback="scratch"`` each assistant, like the student, keeps the better
+    of its distilled and labels-only weights before it teaches the next stage.
 
     Args:
         teacher: trained logits model; not modified.
@@ -149,11 +160,13 @@ def distill_with_assistants(
         epochs: epochs per stage. Default 1.
         optimizer: optimizer name or zero-argument factory; a fresh optimizer
             is made per stage, so instances are refused. Default ``"adam"``.
-        callbacks: callbacks for the final (student) stage only, e.g. a
-            pruning callback wrapped in `StudentCallback`. Default none.
+        callbacks: callbacks (or, with a fallback, a factory returning them)
+            for the final (student) stage only, e.g. a pruning callback
+            wrapped in `StudentCallback`. Default none.
         **distill_kwargs: other `distill` keywords (batch_size, temperature,
-            student_loss_weight, feature losses, verbose, ...), used for every
-            stage. Feature losses must name layers present in every model.
+            standardize, student_loss_weight, feature losses,
+            validation_data, fallback, verbose, ...), used for every stage.
+            Feature losses must name layers present in every model.
 
     Returns:
         A `TeacherAssistantResult`.
@@ -172,6 +185,8 @@ def distill_with_assistants(
         >>> result = distill_with_assistants(teacher, student, x, y, assistants=1, epochs=1)
         >>> [m.count_params() for m in (teacher, *result.assistants, result.student)]
         [706, 167, 35]
+        >>> result.fallbacks
+        (None, None)
     """
     if isinstance(optimizer, keras.optimizers.Optimizer):
         raise DistillationConfigError(
