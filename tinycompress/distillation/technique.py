@@ -23,6 +23,8 @@ class DistillationConfig:
         temperature: softmax temperature, > 0. Default 4.0.
         student_loss_weight: weight of the label loss, in [0, 1]. Default 0.1.
         logits_weight: weight of the logits term, >= 0. Default 1.0.
+        standardize: z-score teacher and student logits per sample before the
+            temperature softmax (see `build_distiller`). Default True.
 
     Raises:
         DistillationConfigError: a value is out of range.
@@ -36,6 +38,7 @@ class DistillationConfig:
     temperature: float = 4.0
     student_loss_weight: float = 0.1
     logits_weight: float = 1.0
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", check_temperature(self.temperature))
