@@ -25,6 +25,7 @@ from __future__ import annotations
 import uuid
 
 import keras
+import numpy as np
 
 __all__ = [
     "EXPORTED",
@@ -169,6 +170,93 @@ def _fused_lstm_fn():
     })
 
 
+def _weights(cell):
+    """(kernel, recurrent kernel, input bias, recurrent bias or None) in numpy.
+
+    Weights are split here, not in the graph: a constant the converter must
+    split itself may stay float (a DEQUANTIZE feeding a float SPLIT).
+    """
+    w = [np.asarray(keras.ops.convert_to_numpy(v)) for v in (cell.kernel, cell.recurrent_kernel)]
+    width = w[0].shape[1]
+    bias = (
+        np.asarray(keras.ops.convert_to_numpy(cell.bias))
+        if cell.use_bias
+        else np.zeros(width, np.float32)
+    )
+    if bias.ndim == 2:  # GRU with reset_after=True: input and recurrent bias
+        return (*w, bias[0], bias[1])
+    return (*w, bias, None)
+
+
+_GATES = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _split_gates(kind: str, weights):
+    """Per-gate (kernel, recurrent kernel, input bias) and GRU's recurrent h bias.
+
+    The recurrent biases of GRU's z and r gates are added to the input biases
+    (the sums are what the cell adds); only the h gate keeps its own, since
+    the reset gate multiplies it.
+    """
+    kernel, rec, b_in, b_rec = weights
+    n = _GATES[kind]
+    u = kernel.shape[1] // n
+    cut = [slice(k * u, (k + 1) * u) for k in range(n)]
+    b_in = b_in.copy()
+    b_h = None
+    if b_rec is not None:
+        b_in[: 2 * u] += b_rec[: 2 * u]
+        b_h = b_rec[2 * u :]
+    return [(kernel[:, c], rec[:, c], b_in[c]) for c in cut], b_h
+
+
+def _unrolled(rnn, weights, x) -> list:
+    """The layer's outputs, one per time step, written out step by step.
+
+    Each gate's input projection over all steps is one FULLY_CONNECTED; each
+    step adds one recurrent FULLY_CONNECTED per gate (none at the first step,
+    whose state is zero) and the gate arithmetic of Keras' cell. No SPLIT:
+    its outputs must share one scale, which can leave the converter a float
+    SPLIT.
+    """
+    import tensorflow as tf
+
+    cell, kind = rnn.cell, type(rnn).__name__
+    gates, b_h = _split_gates(kind, weights)
+    _, steps, features = x.shape
+    flat = tf.reshape(x, (-1, features))
+    xs = [
+        tf.unstack(tf.reshape(tf.matmul(flat, tf.constant(w)) + tf.constant(b), (-1, steps, w.shape[1])), axis=1)
+        for w, _, b in gates
+    ]
+    recs = [tf.constant(r) for _, r, _ in gates]
+    act, gate = cell.activation, getattr(cell, "recurrent_activation", None)
+
+    def pre(k, t, h):
+        return xs[k][t] if h is None else xs[k][t] + tf.matmul(h, recs[k])
+
+    h = c = None
+    outs = []
+    for t in range(steps):
+        if kind == "SimpleRNN":
+            h = act(pre(0, t, h))
+        elif kind == "LSTM":
+            i, f, o = gate(pre(0, t, h)), gate(pre(1, t, h)), gate(pre(3, t, h))
+            g = act(pre(2, t, h))
+            c = i * g if c is None else f * c + i * g
+            h = o * act(c)
+        else:
+            z, r = gate(pre(0, t, h)), gate(pre(1, t, h))
+            if b_h is not None:  # reset_after=True (Keras' default): r scales U_h h + b_h
+                hh = tf.constant(b_h) if h is None else tf.matmul(h, recs[2]) + tf.constant(b_h)
+                cand = act(xs[2][t] + r * hh)
+            else:
+                cand = act(pre(2, t, None if h is None else r * h))
+            h = cand - z * cand if h is None else cand + z * (h - cand)
+        outs.append(h)
+    return outs
+
+
 class _RecurrentExport(keras.layers.Layer):
     """Trace-time stand-in for a recurrent layer; never saved, so no config."""
 
@@ -177,6 +265,8 @@ class _RecurrentExport(keras.layers.Layer):
         self.rnn = rnn
         self.fused = fused
         self.built = True
+        # Read while eager: the traced graph holds the weights as constants.
+        self._weights = _weights(rnn.cell)
         self._lstm = _fused_lstm_fn() if fused else None
 
     def compute_output_shape(self, input_shape):
@@ -186,17 +276,13 @@ class _RecurrentExport(keras.layers.Layer):
         import tensorflow as tf
 
         x = tf.reverse(inputs, [1]) if self.rnn.go_backwards else inputs
-        cell, batch = self.rnn.cell, inputs.shape[0]
         if self.fused:
+            cell, batch = self.rnn.cell, inputs.shape[0]
             zeros = tf.zeros((batch, cell.units), inputs.dtype)
-            bias = cell.bias if cell.use_bias else tf.zeros((4 * cell.units,), inputs.dtype)
-            weights = [tf.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel, bias)]
+            weights = [tf.constant(w) for w in self._weights[:3]]
             last, seq, *_ = self._lstm(x, zeros, zeros, *weights)
         else:
-            state, outs = cell.get_initial_state(batch), []
-            for x_t in tf.unstack(x, axis=1):
-                h, state = cell.call(x_t, state, training=False)
-                outs.append(h)
+            outs = _unrolled(self.rnn, self._weights, x)
             last, seq = outs[-1], tf.stack(outs, axis=1)
         return seq if self.rnn.return_sequences else last
 
