@@ -4,32 +4,42 @@ The converter and its calibrator are native code: on some graphs (a Keras 3
 LSTM among them) they kill the process with a segmentation fault instead of
 raising. `run_converter` therefore saves the traced function as a SavedModel
 in a temporary job directory, with the calibration samples and the options,
-and converts it in a fresh Python process (``python -P _convert_worker.py
-JOB_DIR``) that imports only TensorFlow. The child writes ``model.tflite``, or
-``error.txt`` when the converter raised; a child that dies, or runs past the
-timeout, becomes a `tinycompress.errors.ConversionError` in the caller.
+and converts it in a Python process (``python -P _convert_worker.py``)
+that imports only TensorFlow. The child reads one job directory per
+line on stdin, writes ``model.tflite`` there (or ``error.txt`` when the
+converter raised) and answers ``done``; a child that dies, or runs past the
+timeout, becomes a `tinycompress.errors.ConversionError` in the caller, and
+the next conversion starts a new child. The child stays up between
+conversions, so TensorFlow's import is paid once per calling process.
 
 The SavedModel route also keeps functions that carry an ``api_implements``
 attribute intact, which is how the converter recognises an LSTM and fuses it
 into one ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (freezing a concrete function in
 Python inlines them).
 
-Measured cost per conversion on this machine (2 shared cores): about 6 s to
-start the child and import TensorFlow, plus under 1 s to save the SavedModel;
-the conversion itself takes what it took in process.
+Measured cost on this machine (2 cores shared by several jobs): the first
+conversion pays the child's start and TensorFlow import (about 8 s of CPU,
+up to 30 s of wall time under load); every conversion pays about 1 s to save
+the SavedModel; the conversion itself costs what it cost in process.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import os
+import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
+
+logger = logging.getLogger("tinycompress.convert")
 
 #: Seconds a conversion may run before the child is killed.
 DEFAULT_TIMEOUT_S = 600.0
@@ -54,6 +64,75 @@ def _save_job(job: str, concrete, samples, options: dict) -> None:
 def _error_detail(text: str) -> str:
     lines = [ln for ln in text.splitlines() if "error" in ln.lower() or " op" in ln.lower()]
     return ("\n".join(lines) or text)[:_DETAIL_CHARS]
+
+
+class _Child:
+    """The converter process, started on first use and reused until it dies."""
+
+    def __init__(self):
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+
+    def run(self, job: str, timeout_s: float) -> bool:
+        """Send a job; True when answered, False when the child died."""
+        self.proc.stdin.write(job.encode() + b"\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        if not ready:
+            self.stop()
+            raise TimeoutError
+        return self.proc.stdout.readline().strip() == b"done"
+
+    def stderr_tail(self, lines: int = 8) -> str:
+        self.log.seek(0)
+        text = self.log.read().decode(errors="replace")
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+_CHILD: list[_Child] = []
+_LOCK = threading.Lock()
+
+
+def _stop_child() -> None:
+    while _CHILD:
+        _CHILD.pop().stop()
+
+
+atexit.register(_stop_child)
+
+
+def _run_job(job: str, timeout_s: float) -> tuple[bool, str]:
+    """Run one job in the shared child: (answered, how it died)."""
+    with _LOCK:
+        if not _CHILD or _CHILD[0].proc.poll() is not None:
+            _stop_child()
+            _CHILD.append(_Child())
+        child = _CHILD[0]
+        try:
+            if child.run(job, timeout_s):
+                return True, ""
+        except TimeoutError:
+            _stop_child()
+            raise
+        except BrokenPipeError:
+            pass
+        child.proc.wait()
+        code = child.proc.returncode
+        how = f"crashed with signal {-code}" if code < 0 else f"exited with code {code}"
+        tail = child.stderr_tail()
+        _stop_child()
+        return False, f"{how}. Converter's last output:\n{tail}"
 
 
 def run_converter(
@@ -88,27 +167,21 @@ def run_converter(
     mode = options["mode"]
     with tempfile.TemporaryDirectory(prefix="tinycompress-convert-") as job:
         _save_job(job, concrete, samples, options)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         start = time.monotonic()
         try:
-            proc = subprocess.run(
-                [sys.executable, "-P", os.path.abspath(__file__), job],
-                capture_output=True,
-                timeout=timeout_s,
-                env=env,
-            )
-        except subprocess.TimeoutExpired as e:
+            answered, death = _run_job(job, timeout_s)
+        except TimeoutError as e:
             raise ConversionError(
                 f"the TFLite converter did not finish within {timeout_s:.0f} s and was "
                 "killed. Convert a smaller model or raise the timeout."
             ) from e
         error_path = os.path.join(job, "error.txt")
-        if proc.returncode == 0:
+        if answered and not os.path.exists(error_path):
             with open(os.path.join(job, "model.tflite"), "rb") as f:
                 model = f.read()
-            _log_cost(start, len(model))
+            logger.info("child conversion took %.1f s, %d bytes", time.monotonic() - start, len(model))
             return model
-        if os.path.exists(error_path):
+        if answered:
             with open(error_path, encoding="utf-8") as f:
                 detail = _error_detail(f.read())
             raise ConversionError(
@@ -116,31 +189,17 @@ def run_converter(
                 f"{detail}\nLayers whose ops have no integer TFLite kernel must be "
                 "replaced (tflite_export.tflm_ops lists what TFLM runs)."
             )
-        how = (
-            f"crashed with signal {-proc.returncode}"
-            if proc.returncode < 0
-            else f"exited with code {proc.returncode}"
-        )
-        tail = "\n".join(proc.stderr.decode(errors="replace").strip().splitlines()[-8:])
         blame = (
             "Layers it has no tested conversion for: " + ", ".join(suspects) + ". "
             if suspects
             else ""
         )
         raise ConversionError(
-            f"the TFLite converter {how} while converting the model to {mode}; the "
+            f"the TFLite converter died while converting the model to {mode}; the "
             f"calling process is unharmed. {blame}Replace or remove those layers "
-            f"(tinycompress.recurrent lists the recurrent layers it exports).\n"
-            f"Converter's last output:\n{tail}"
+            f"(tinycompress.recurrent lists the recurrent layers it exports). "
+            f"The converter {death}"
         )
-
-
-def _log_cost(start: float, size: int) -> None:
-    import logging
-
-    logging.getLogger("tinycompress.convert").info(
-        "child conversion took %.1f s, %d bytes", time.monotonic() - start, size
-    )
 
 
 def _convert(job: str) -> bytes:
@@ -174,18 +233,29 @@ def _convert(job: str) -> bytes:
     return bytes(converter.convert())
 
 
-def main(job: str) -> int:
-    """Child entry point: convert the job's SavedModel; exit 0, or 3 on an error."""
+def _serve_one(job: str) -> None:
     try:
         model = _convert(job)
     except Exception as e:  # the converter raises ConverterError, RuntimeError, ...
         with open(os.path.join(job, "error.txt"), "w", encoding="utf-8") as f:
             f.write(f"{type(e).__name__}: {e}")
-        return 3
+        return
     with open(os.path.join(job, "model.tflite"), "wb") as f:
         f.write(model)
+
+
+def main() -> int:
+    """Child entry point: convert each job directory read from stdin."""
+    # Answers go to the original stdout; anything native code prints to fd 1
+    # goes to stderr, where it cannot be taken for an answer.
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        _serve_one(line.strip())
+        answers.write("done\n")
+        answers.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())
