@@ -94,7 +94,7 @@ def unsupported_layers(model) -> list[str]:
 
     Example:
         >>> import keras
-        >>> m = keras.Sequential([keras.Input((5, 2)), keras.layers.LSTM(3, stateful=True)])
+        >>> m = keras.Sequential([keras.Input((5, 2), batch_size=1), keras.layers.LSTM(3, stateful=True)])
         >>> unsupported_layers(m)
         ["'lstm' (LSTM): stateful=True is not exported; convert with stateful=False"]
     """
