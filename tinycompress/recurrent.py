@@ -94,8 +94,8 @@ def unsupported_layers(model) -> list[str]:
 
     Example:
         >>> import keras
-        >>> m = keras.Sequential([keras.Input((5, 2), batch_size=1), keras.layers.LSTM(3, stateful=True)])
-        >>> unsupported_layers(m)
+        >>> lstm = keras.layers.LSTM(3, stateful=True, name="lstm")
+        >>> unsupported_layers(keras.Sequential([keras.Input((5, 2), batch_size=1), lstm]))
         ["'lstm' (LSTM): stateful=True is not exported; convert with stateful=False"]
     """
     found = []
