@@ -1,6 +1,7 @@
 """Benchmark: recurrent models (LSTM, GRU, SimpleRNN) vs Conv1D, int8 on TFLM.
 
-Datasets from ``../shared/data`` relative to the repo (exits 2 when missing):
+Datasets from ``../shared/data`` relative to the repo, or the folder in the
+environment variable ``TINYCOMPRESS_DATA`` (exits 2 when missing):
 
 - JapaneseVowels: 12 LPC cepstrum channels, 7-29 frames, 9 speakers, 270 train
   / 370 test. Sequences are padded to 29 frames with zeros *before* the first
@@ -41,11 +42,12 @@ sys.path.insert(0, HERE)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _data import DATA_DIR, load_basicmotions  # noqa: E402
+import _data  # noqa: E402
 import tflite_export  # noqa: E402
 from tinycompress import convert  # noqa: E402
 
 VOWEL_FRAMES = 29
+_data.DATA_DIR = os.environ.get("TINYCOMPRESS_DATA", _data.DATA_DIR)
 
 
 def _read_ragged_ts(path: str) -> tuple[list[np.ndarray], list[str], list[str]]:
@@ -68,7 +70,7 @@ def _read_ragged_ts(path: str) -> tuple[list[np.ndarray], list[str], list[str]]:
 
 def load_japanese_vowels():
     """``(x_train, y_train), (x_test, y_test)``, sequences pre-padded to 29 frames."""
-    folder = os.path.join(DATA_DIR, "japanesevowels")
+    folder = os.path.join(_data.DATA_DIR, "japanesevowels")
     out = []
     for part in ("TRAIN", "TEST"):
         path = os.path.join(folder, f"JapaneseVowels_{part}.ts")
@@ -143,7 +145,7 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=["japanesevowels", "basicmotions"])
     parser.add_argument("--models", nargs="+", default=["lstm", "gru", "simplernn", "conv1d"])
     args = parser.parse_args()
-    loaders = {"japanesevowels": load_japanese_vowels, "basicmotions": load_basicmotions}
+    loaders = {"japanesevowels": load_japanese_vowels, "basicmotions": _data.load_basicmotions}
     for dataset in args.datasets:
         data = _standardize(*loaders[dataset]())
         for kind in args.models:

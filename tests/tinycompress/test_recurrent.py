@@ -103,6 +103,9 @@ def test_lstm_is_one_fused_integer_op_per_layer_and_keeps_accuracy(kind, trained
         assert types[19] == "INT16"  # cell state, as TFLM's integer kernel expects
         assert sg.tensors[op.inputs[18]].isVariable and sg.tensors[op.inputs[19]].isVariable
     assert tflite_export.find_problems(tflite) == []
+    if kind == "lstm":  # per step: 4 gates x 16 cells x (3 inputs + 16 outputs), 3 x 16 products
+        macs = STEPS * (4 * 16 * (CHANNELS + 16) + 3 * 16) + 16 * 3
+        assert tflite_export.inspect(tflite, measure=False).macs == macs
     x, _ = _task(32, 2)
     report = tflite_export.verify(
         tflite, x, float_outputs=model.predict(x, verbose=0), max_lsb=LSTM_MAX_LSB
