@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -189,16 +190,15 @@ def run_converter(
                 f"{detail}\nLayers whose ops have no integer TFLite kernel must be "
                 "replaced (tflite_export.tflm_ops lists what TFLM runs)."
             )
-        blame = (
-            "Layers it has no tested conversion for: " + ", ".join(suspects) + ". "
+        advice = (
+            f"Layers it has no tested conversion for: {', '.join(suspects)}. Replace or "
+            "remove them (tinycompress.recurrent lists the recurrent layers it exports)."
             if suspects
-            else ""
+            else "Find the layer by converting parts of the model, and replace it."
         )
         raise ConversionError(
             f"the TFLite converter died while converting the model to {mode}; the "
-            f"calling process is unharmed. {blame}Replace or remove those layers "
-            f"(tinycompress.recurrent lists the recurrent layers it exports). "
-            f"The converter {death}"
+            f"calling process is unharmed. {advice} The converter {death}"
         )
 
 
@@ -250,6 +250,8 @@ def main() -> int:
     # goes to stderr, where it cannot be taken for an answer.
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
+    # Keep the stderr tail shown after a crash for the converter's own output.
+    warnings.filterwarnings("ignore", category=UserWarning)
     for line in sys.stdin:
         _serve_one(line.strip())
         answers.write("done\n")
