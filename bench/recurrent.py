@@ -22,6 +22,15 @@ Prints one JSON line per (dataset, model) with keys ``dataset``, ``model``,
 ``float_acc``, ``ptq_acc``, ``qat_acc``, ``flash_bytes``, ``arena_bytes``,
 ``macs`` (plus ``ops``, the operator count, and ``convert_s``).
 
+Measured here (units 16, 60 epochs, seed 0; BasicMotions has 40 test series,
+so one series is 2.5 points): JapaneseVowels float / TFLM int8 accuracy LSTM
+96.2 / 96.5 %, GRU 95.7 / 95.4 %, SimpleRNN 95.1 / 94.6 %, Conv1D 97.0 / 97.0 %;
+BasicMotions LSTM 80.0 / 77.5 %, GRU 90.0 / 87.5 %, SimpleRNN 60.0 / 57.5 %,
+Conv1D 100 / 100 %. The fused LSTM costs 4.1-4.6 KB of flash and 4.0-4.9 KB of
+arena whatever the length; the unrolled GRU grows with it: 43.8 KB flash and
+96 KB arena at 29 steps, 143 KB and 328 KB at 100 steps (13 ops per step, each
+with TFLM's per-operator bookkeeping).
+
 Usage: nice -n 10 python bench/recurrent.py [--units 16] [--epochs 60]
     [--datasets japanesevowels basicmotions] [--models lstm gru simplernn conv1d]
 """
