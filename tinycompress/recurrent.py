@@ -8,8 +8,8 @@ layers, for tracing only, into forms the converter turns into integer ops:
 - ``LSTM`` (tanh / sigmoid activations) becomes one function carrying the
   ``api_implements="lstm_..."`` attribute of Keras 2's LSTM, which the
   converter fuses into one ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op: int8 weights,
-  input and output, int16 cell state and gate intermediates, the integer
-  kernel TFLM has.
+  input, output and output state, int16 cell state, int32 biases: the
+  integer kernel TFLM has.
 - ``GRU``, ``SimpleRNN`` and LSTMs with other activations are unrolled over the
   fixed sequence length: FULLY_CONNECTED, ADD, LOGISTIC, TANH, MUL, SUB per
   time step (TFLM has no fused GRU). A ``while`` loop is no alternative: the
@@ -300,8 +300,9 @@ class _RecurrentExport(keras.layers.Layer):
 def for_export(model, *, lstm: str = "fused"):
     """A model computing the same function whose recurrent layers convert.
 
-    The result shares the original's weights; it is for tracing and
-    conversion only (do not train or save it).
+    The recurrent layers' weights are copied as constants when the clone is
+    made; the other layers are shared. It is for tracing and conversion only
+    (do not train or save it).
 
     Args:
         model: a Keras 3 Sequential or Functional model.
