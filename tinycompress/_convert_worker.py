@@ -54,7 +54,16 @@ def _save_job(job: str, concrete, samples, options: dict) -> None:
     root = tf.Module()
     # The signature reads the model's variables: the SavedModel must track them.
     root.variables_ = list(concrete.variables)
-    tf.saved_model.save(root, os.path.join(job, "saved_model"), signatures=concrete)
+    # Saving logs each renamed resource input and the assets folder at INFO.
+    quiet = [logging.getLogger(name) for name in ("absl", "tensorflow")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.WARNING)
+    try:
+        tf.saved_model.save(root, os.path.join(job, "saved_model"), signatures=concrete)
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
     names = [spec.name for spec in concrete.structured_input_signature[0]]
     arrays = {name: np.concatenate([s[i] for s in samples]) for i, name in enumerate(names)}
     np.savez(os.path.join(job, "samples.npz"), **arrays)
