@@ -12,6 +12,9 @@ flatbuffer (batch included). What one MAC means per operator:
 * ``AVERAGE_POOL_2D``, ``MAX_POOL_2D``, ``L2_POOL_2D``: output elements ``*``
   window size;
 * ``MEAN``, ``SUM``: input elements (one accumulation each);
+* ``UNIDIRECTIONAL_SEQUENCE_LSTM``: per sample and time step, the four gates'
+  input and recurrent products ``4 * cell * (in + out)`` plus the three
+  products of the cell update ``3 * cell``;
 * element-wise arithmetic (``ADD``, ``SUB``, ``MUL``, ``DIV``, ``SQUARED_DIFFERENCE``,
   ``MAXIMUM``, ``MINIMUM``, ``PRELU``): output elements;
 * everything else (activations, softmax, reshapes, (de)quantize, padding,
@@ -129,6 +132,12 @@ def macs(
             return 0
         adj_x = bool(getattr(options, "adjX", False))
         return n_out * (lhs[-2] if adj_x else lhs[-1])
+    if op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        w_in, w_rec = _shape(input_shapes, 2, 2), _shape(input_shapes, 6, 2)
+        if not (w_in and w_rec and out):
+            return 0
+        cell = w_in[0]
+        return n_out // out[-1] * (4 * cell * (w_in[1] + w_rec[1]) + 3 * cell)
     if op in _POOLS:
         h, w = (int(getattr(options, f, 0)) for f in ("filterHeight", "filterWidth"))
         return n_out * max(h, 0) * max(w, 0)

@@ -36,6 +36,9 @@ def _run_tflm(model: bytes, inputs: list[np.ndarray], arena_size: int) -> dict:
     n = inputs[0].shape[0]
     outputs: dict[int, list[np.ndarray]] = {}
     for s in range(n):
+        # Samples are independent: zero the variable tensors (an LSTM's state)
+        # that the previous sample left behind.
+        interp.reset()
         for i, x in enumerate(inputs):
             interp.set_input(x[s : s + 1], i)
         interp.invoke()
@@ -77,6 +80,7 @@ def _run_litert(model: bytes, inputs: list[np.ndarray]) -> dict:
     interp.allocate_tensors()
     outputs: dict[int, list[np.ndarray]] = {}
     for s in range(inputs[0].shape[0]):
+        interp.reset_all_variables()
         for i, x in enumerate(inputs):
             interp.set_tensor(in_details[i]["index"], x[s : s + 1])
         interp.invoke()

@@ -2,7 +2,10 @@
 
 The model is traced with a batch of one (a fixed batch removes the SHAPE /
 STRIDED_SLICE / PACK ops a dynamic batch adds around ``Flatten`` and
-``Reshape``), its variables are frozen, and the converter quantizes weights to
+``Reshape``); recurrent layers are rewritten into forms the converter turns
+into TFLM ops (`tinycompress.recurrent`); the converter runs in a child
+process (`tinycompress._convert_worker`), so a native crash becomes a
+`ConversionError`, and quantizes weights to
 int8 (per channel for convolutions; per tensor for Dense unless asked, since
 per-channel Dense costs flash and persistent arena per output channel on TFLM)
 and activations to int8 (or int16 in ``"int16x8"`` mode) from the
@@ -19,13 +22,13 @@ reports what ``export`` writes. The tensor names slimming drops are what
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterable
 
 from tflite_export.checks import check_deployable
+from tinycompress._convert_worker import run_converter
 from tinycompress.data import prepare_samples
-from tinycompress.errors import ArgumentError, ConversionError
+from tinycompress.errors import ArgumentError
 from tinycompress.loading import LoadedModel, load_model
+from tinycompress.recurrent import crash_suspects, for_export
 
 __all__ = ["MODES", "IO_DTYPES", "convert", "resolve_io_dtype"]
 
@@ -68,20 +71,25 @@ def resolve_io_dtype(mode: str, io_dtype: str | None) -> str:
 
 def _concrete_function(loaded: LoadedModel, samples):
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
+    # Zero-padded names keep the inputs in order in the SavedModel signature.
     specs = [
-        tf.TensorSpec((1,) + tuple(s.shape[1:]), tf.float32, name=f"input_{i}")
+        tf.TensorSpec((1,) + tuple(s.shape[1:]), tf.float32, name=f"input_{i:03d}")
         for i, s in enumerate(samples[0])
     ]
 
     def fn(*xs):
         return loaded.call(list(xs))
 
-    concrete = tf.function(fn).get_concrete_function(*specs)
-    return convert_variables_to_constants_v2(concrete)
+    return tf.function(fn).get_concrete_function(*specs)
+
+
+def _exportable(loaded: LoadedModel) -> LoadedModel:
+    """Refuse unexportable layers; rewrite recurrent ones (`tinycompress.recurrent`)."""
+    if loaded.source != "keras":
+        return loaded
+    rewritten = for_export(loaded.model)
+    return loaded if rewritten is loaded.model else load_model(rewritten)
 
 
 def convert(
@@ -116,7 +124,9 @@ def convert(
     Raises:
         ArgumentError: unknown ``mode`` or an ``io_dtype`` the mode does not allow.
         DataError: the representative data does not fit the model.
-        ConversionError: the converter failed (the message names the op).
+        ConversionError: a layer cannot be exported (named, before converting),
+            or the converter failed or crashed (the message names the op or
+            the layers it has no tested conversion for).
         UnsupportedModelError: the result has float, hybrid, Flex or
             non-TFLM ops.
 
@@ -132,52 +142,15 @@ def convert(
     loaded = model if isinstance(model, LoadedModel) else load_model(model, allow_unsafe=allow_unsafe)
     samples = prepare_samples(representative_data, loaded.input_shapes)
 
-    import tensorflow as tf
-
+    loaded = _exportable(loaded)
     concrete = _concrete_function(loaded, samples)
-    absl_logger = logging.getLogger("absl")
-    absl_level = absl_logger.level
-    # The frozen function has no variables, so the converter's advice to pass a
-    # trackable object (and its note on input statistics) does not apply.
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    finally:
-        absl_logger.setLevel(absl_level)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def representative() -> Iterable:
-        yield from samples
-
-    converter.representative_dataset = representative
-    if mode == "int8":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    else:
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-    tf_dtype = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float32": tf.float32}[io_dtype]
-    converter.inference_input_type = tf_dtype
-    converter.inference_output_type = tf_dtype
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = (  # noqa: SLF001
-        not per_channel_dense
+    # The converter is native code that can crash: it runs in a child process.
+    tflite = run_converter(
+        concrete,
+        samples,
+        {"mode": mode, "io_dtype": io_dtype, "per_channel_dense": per_channel_dense},
+        suspects=crash_suspects(loaded.model),
     )
-    try:
-        absl_logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            tflite = bytes(converter.convert())
-    except Exception as e:  # the converter raises ConverterError, RuntimeError, ...
-        detail = "\n".join(
-            line for line in str(e).splitlines() if "error" in line.lower() or "op" in line.lower()
-        )[:2000] or str(e)[:2000]
-        raise ConversionError(
-            f"the TFLite converter could not produce a full-integer {mode} model:\n{detail}\n"
-            "Layers whose ops have no integer TFLite kernel must be replaced "
-            "(tflite_export.tflm_ops lists what TFLM runs)."
-        ) from e
-    finally:
-        absl_logger.setLevel(absl_level)
     check_deployable(tflite, float_io=io_dtype == "float32")
     logger.info("converted to %d bytes (%s, io %s)", len(tflite), mode, io_dtype)
     return tflite
