@@ -129,7 +129,7 @@ def encode_candidates(model_bytes: bytes, kinds=ENCODINGS, min_bytes: int = 0) -
         >>> import tflite_export
         >>> from tflite_export.encode import encode_candidates
         >>> [(c.index, c.nbytes, c.best()) for c in encode_candidates(tflite_export.testing.tiny_model())]
-        [(1, 32, 'lut'), (2, 96, 'huffman'), (3, 12, 'lut'), (4, 24, 'lut')]
+        [(1, 24, 'prune'), (2, 32, 'prune')]
     """
     m = fb.unpack(model_bytes)
     sg = m.subgraphs[0]

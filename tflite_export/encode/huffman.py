@@ -127,16 +127,19 @@ def _bitstream(values: np.ndarray, codes) -> bytes:
     return stream.tobytes() + bytes(pad)
 
 
-def encode_huffman(values: np.ndarray) -> Encoding | None:
+def encode_huffman(values: np.ndarray, table_bits: int | None = None) -> Encoding | None:
     """Huffman-encode an int8 or int16 tensor in C order.
 
     Args:
         values: the tensor's values.
+        table_bits: 16 or 32-bit table entries. Default None: 16 when they
+            fit (int8 only), else 32.
 
     Returns:
         The `Encoding` (kind ``"huffman"``), with 16-bit tables when they fit
         (int8 only) and the root table width that gives the smallest tables;
-        None for another element type.
+        None for another element type (or 16-bit entries asked for int16
+        values or for offsets they can not hold).
 
     Example:
         >>> import numpy as np
@@ -148,6 +151,8 @@ def encode_huffman(values: np.ndarray) -> Encoding | None:
     values = np.asarray(values)
     if values.dtype.name not in HUFFMAN_TYPES or values.size == 0:
         return None
+    if table_bits == 16 and values.dtype != np.int8:
+        return None
     codes = _canonical(code_lengths(values))
     longest = max(length for _, length, _ in codes)
     best = None
@@ -157,8 +162,12 @@ def encode_huffman(values: np.ndarray) -> Encoding | None:
             best = (root, entries)
     root, entries = best
     mask = 0xFF if values.dtype == np.int8 else 0xFFFF
-    table = _pack_entries(entries, False, mask) if values.dtype == np.int8 else None
+    table = None
+    if values.dtype == np.int8 and table_bits != 32:
+        table = _pack_entries(entries, False, mask)
     wide = table is None
+    if wide and table_bits == 16:
+        return None
     if wide:
         table = _pack_entries(entries, True, mask)
     header = bytes([1, 1, 0, 0, 1, ((root - 1) << 4) | int(wide)]) + bytes(10)
