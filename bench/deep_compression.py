@@ -15,15 +15,18 @@ Configurations: ``float``, ``int8``, ``unstructured90_prune`` and
 ``unstructured95_prune`` (our `PruningCallback`, prune encoding only),
 ``unstructured{90,95}_cluster4_encode`` (pruned, then sparsity-preserving
 4-bit clustering, `tflite_export.encode` choosing LUT/prune/Huffman per tensor),
-``cluster4_encode`` (clustering only), ``structured_unstructured90_cluster4_encode``
-(channel pruning + shrink, then the same), ``best`` (smallest flash within 0.3
-points of float) and ``best_arena64k`` (the smallest within 0.3 points whose
-arena fits 65,536 B, re-encoded with ``arena_budget`` when needed).
+``cluster4_encode`` (clustering only), ``structured_cluster4_encode`` (70% of
+the hidden layers' channels pruned and removed, then clustered),
+``structured_unstructured90_cluster4_encode`` (the same, pruned 90% unstructured
+before clustering), ``best`` (smallest flash within 0.3 points of float) and
+``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
+configurations over it are re-encoded with ``arena_budget=65536``, rows named
+``<config>_arena64k``).
 
 Targets (issue 14): LeNet-5 flash >= 100x smaller than float within 0.3 points;
 LeNet-300-100 >= 60x; unstructured90_prune >= 3x smaller than int8 within 0.3 points.
 
-Usage: ``python bench/deep_compression.py [--models lenet5,lenet300] [--epochs 8] [--finetune 4]``
+Usage: ``python bench/deep_compression.py [--models lenet5,lenet300] [--epochs 8] [--finetune 8]``
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class Bench:
 
     def deploy(self, config: str, model_bytes: bytes, encodings=None, budget=None) -> dict:
         (x_train, _), (x_test, y_test) = self.data
-        extra = {}
+        plain, extra = model_bytes, {}
         if encodings is not None:
             r = tflite_export.encode(model_bytes, encodings=encodings, arena_budget=budget,
                                      verify_data=x_test[:16], measure_each=False)
@@ -95,7 +98,7 @@ class Bench:
                "acc": round(tflite_export.evaluate_accuracy(model_bytes, x_test, y_test), 4),
                **self.base, **extra}
         print(json.dumps(row), flush=True)
-        self.rows.append((row, model_bytes))
+        self.rows.append((row, plain, encodings))
         return row
 
 
@@ -139,25 +142,37 @@ def run_model(name: str, build, data, args) -> None:
     b.deploy("cluster4_encode", convert(clustered(copy_of(float_model), data, args.cluster_epochs)),
              encodings="auto")
     hidden = [l.name for l in float_model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][:-1]
-    small = compiled(shrink(pruned(float_model, data, 0.5, args.finetune, layers=hidden,
-                                   granularity="channel")), 3e-4)
+    small = compiled(shrink(pruned(float_model, data, args.channel_sparsity, args.finetune,
+                                   layers=hidden, granularity="channel")), 3e-4)
+    small.fit(x_train, y_train, epochs=2, batch_size=BATCH, verbose=0)
+    b.deploy("structured_cluster4_encode",
+             convert(clustered(copy_of(small), data, args.cluster_epochs)), encodings="auto")
     sparse = pruned(small, data, 0.9, args.finetune)
     b.deploy("structured_unstructured90_cluster4_encode",
              convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
-    ok = [(r, mb) for r, mb in b.rows if r["acc"] >= float_acc - TOLERANCE]
+    report_best(b, base)
+
+
+def report_best(b: Bench, base: dict) -> None:
+    """``best`` within 0.3 points, and the best re-encoded under a 64 KB arena budget."""
+    ok = [(r, plain, enc) for r, plain, enc in b.rows if r["acc"] >= base["float_acc"] - TOLERANCE]
+    ratio = lambda r: round(base["float_bytes"] / r["flash_bytes"], 1)  # noqa: E731
     if ok:
-        row, _ = min(ok, key=lambda rm: rm[0]["flash_bytes"])
-        print(json.dumps({**row, "config": "best", "from": row["config"],
-                          "ratio_vs_float": round(base["float_bytes"] / row["flash_bytes"], 1)}),
+        row = min(ok, key=lambda t: t[0]["flash_bytes"])[0]
+        print(json.dumps({**row, "config": "best", "from": row["config"], "ratio_vs_float": ratio(row)}),
               flush=True)
-        fit = [(r, mb) for r, mb in ok if r["arena_bytes"] <= BUDGET]
-        if fit:
-            row, _ = min(fit, key=lambda rm: rm[0]["flash_bytes"])
-            print(json.dumps({**row, "config": "best_arena64k", "from": row["config"],
-                              "ratio_vs_float": round(base["float_bytes"] / row["flash_bytes"], 1)}),
-                  flush=True)
+        budgeted = []
+        for r, plain, enc in ok:
+            if r["arena_bytes"] <= BUDGET:
+                budgeted.append(r)
+            elif enc is not None:  # the same model, leaving out tensors whose decoding overflows
+                budgeted.append(b.deploy(f"{r['config']}_arena64k", plain, encodings=enc,
+                                         budget=BUDGET))
+        row = min(budgeted, key=lambda r: r["flash_bytes"])
+        print(json.dumps({**row, "config": "best_arena64k", "from": row["config"],
+                          "ratio_vs_float": ratio(row)}), flush=True)
     else:
-        print(json.dumps({"model": name, "config": "best", "flash_bytes": None, "arena_bytes": None,
+        print(json.dumps({"model": b.name, "config": "best", "flash_bytes": None, "arena_bytes": None,
                           "acc": None, **base, "note": "no configuration within 0.3 points"}),
               flush=True)
 
@@ -166,8 +181,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lenet5,lenet300")
     parser.add_argument("--epochs", type=int, default=8, help="float training epochs")
-    parser.add_argument("--finetune", type=int, default=4, help="pruning fine-tune epochs")
-    parser.add_argument("--cluster-epochs", type=int, default=2, help="clustering fine-tune epochs")
+    parser.add_argument("--finetune", type=int, default=8, help="pruning fine-tune epochs")
+    parser.add_argument("--cluster-epochs", type=int, default=3, help="clustering fine-tune epochs")
+    parser.add_argument("--channel-sparsity", type=float, default=0.7,
+                        help="channel sparsity of the structured configurations")
     args = parser.parse_args()
     data = load_mnist()
     builders = {"lenet5": caffe_lenet5, "lenet300": lenet300}
