@@ -176,3 +176,40 @@ def test_lut_decodes_first_and_last_axis_tables(conv_model):
             if i in new and len(t.quantization.scale) > 1} == {0, 3}
     model = _with_values(model_bytes, new)
     _assert_same_outputs(model, insert_decodes(model, encodings))
+
+
+def test_decode_does_not_chain(conv_model):
+    """TFLM's DECODE needs constant inputs (decode.cc), so Huffman-coded LUT indices can not be
+    decoded by a Huffman DECODE feeding a LUT DECODE: the runtime refuses the model. If a
+    future runtime accepts it, `encode` could offer the chain."""
+    from tflite_export.errors import RuntimeCheckError
+
+    model_bytes = conv_model[1]
+    dense = next(i for i, t in _weights(model_bytes).items() if b"dense" in t.name and t.type == 9)
+    v = np.random.default_rng(0).choice(np.array([-50, 0, 50], np.int8), size=_values(model_bytes, dense).shape)
+    model = _with_values(model_bytes, {dense: v})
+    lut = encode_lut(v, None)
+    out = fb.unpack(insert_decodes(model, {dense: lut}))
+    sg = out.subgraphs[0]
+    decode = next(op for op in sg.operators if fb.op_name(out.operatorCodes[op.opcodeIndex]) == "CUSTOM")
+    indices = np.frombuffer(lut.data, np.int8)
+    huff = encode_huffman(indices)
+    coded = fb.schema.TensorT()
+    coded.shape, coded.type, coded.buffer = [len(huff.data)], fb.schema.TensorType.UINT8, len(out.buffers)
+    anc = fb.schema.TensorT()
+    anc.shape, anc.type, anc.buffer = [len(huff.ancillary)], fb.schema.TensorType.UINT8, len(out.buffers) + 1
+    for data in (huff.data, huff.ancillary):
+        buf = fb.schema.BufferT()
+        buf.data = np.frombuffer(data, np.uint8)
+        out.buffers.append(buf)
+    mid = sg.tensors[decode.inputs[0]]
+    mid.type, mid.buffer = fb.schema.TensorType.INT8, 0  # now the Huffman DECODE's output
+    sg.tensors += [coded, anc]
+    first = fb.schema.OperatorT()
+    first.opcodeIndex, first.inputs, first.outputs = decode.opcodeIndex, [len(sg.tensors) - 2,
+                                                                          len(sg.tensors) - 1], [decode.inputs[0]]
+    sg.operators.insert(sg.operators.index(decode), first)
+    chained = pack_aligned(out)
+    x = np.zeros((1, 8, 8, 3), np.int8)
+    with pytest.raises(RuntimeCheckError, match="failed to allocate tensors"):  # Prepare refuses
+        tflite_export.run_tflm(chained, x)
