@@ -74,7 +74,8 @@ def _add_buffer(m, data: bytes) -> int:
     return len(m.buffers) - 1
 
 
-def _add_tensor(sg, name: str | None, shape, tensor_type: int, buffer: int, quantization=None) -> int:
+def _add_tensor(sg, name: str | None, shape, tensor_type: int, buffer: int,
+                quantization=None) -> int:
     t = fb.schema.TensorT()
     t.name = name
     t.shape = list(shape)

@@ -113,7 +113,9 @@ def _encodings(t, values: np.ndarray, kinds) -> dict[str, Encoding]:
     return {k: e for k, e in out.items() if e is not None}
 
 
-def encode_candidates(model_bytes: bytes, kinds=ENCODINGS, min_bytes: int = 0) -> list[EncodeCandidate]:
+def encode_candidates(
+    model_bytes: bytes, kinds=ENCODINGS, min_bytes: int = 0
+) -> list[EncodeCandidate]:
     """List the encodable constant tensors of subgraph 0 with their encodings.
 
     Args:
@@ -128,7 +130,8 @@ def encode_candidates(model_bytes: bytes, kinds=ENCODINGS, min_bytes: int = 0) -
     Example:
         >>> import tflite_export
         >>> from tflite_export.encode import encode_candidates
-        >>> [(c.index, c.nbytes, c.best()) for c in encode_candidates(tflite_export.testing.tiny_model())]
+        >>> cands = encode_candidates(tflite_export.testing.tiny_model())
+        >>> [(c.index, c.nbytes, c.best()) for c in cands]
         [(1, 24, 'prune'), (2, 32, 'prune')]
     """
     m = fb.unpack(model_bytes)

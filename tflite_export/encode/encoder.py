@@ -215,8 +215,9 @@ def encode(
 
     Example:
         >>> import tflite_export
-        >>> r = tflite_export.encode(tflite_export.testing.tiny_model(), min_bytes=1, verify_samples=2)
-        >>> r.tensors, r.model_bytes == tflite_export.testing.tiny_model()  # too small to pay off
+        >>> tiny = tflite_export.testing.tiny_model()
+        >>> r = tflite_export.encode(tiny, min_bytes=1, verify_samples=2)
+        >>> r.tensors, r.model_bytes == tiny  # too small to pay off
         ([], True)
     """
     kinds = _kinds(encodings)
