@@ -98,13 +98,11 @@ def _channel_axis(t, shape) -> tuple[int | None, bool]:
 
 
 def _encodings(t, values: np.ndarray, kinds) -> dict[str, Encoding]:
-    axis, ok = _channel_axis(t, values.shape)
-    if not ok:
-        return {}
+    axis, ok = _channel_axis(t, values.shape)  # LUT and prune read the quantization
     out = {}
-    if "lut" in kinds:
+    if "lut" in kinds and ok:
         out["lut"] = encode_lut(values, axis)
-    if "prune" in kinds:
+    if "prune" in kinds and ok:
         q = t.quantization
         fill = prune_fill(values.shape, values.dtype, None if q is None else q.zeroPoint, axis)
         out["prune"] = None if fill is None else encode_prune(values, fill)
