@@ -17,8 +17,8 @@ Configurations: ``float``, ``int8``, ``unstructured90_prune`` and
 4-bit clustering, `tflite_export.encode` choosing LUT/prune/Huffman per tensor),
 ``cluster4_encode`` (clustering only), ``structured_cluster4_encode`` (70% of
 the hidden layers' channels pruned and removed, then clustered),
-``structured_unstructured90_cluster4_encode`` (the same, pruned 90% unstructured
-before clustering), ``best`` (smallest flash within 0.3 points of float) and
+``structured_unstructured{S}_cluster4_encode`` (the same, pruned S% unstructured
+before clustering; ``--structured-unstructured``, default 90), ``best`` (smallest flash within 0.3 points of float) and
 ``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
 configurations over it are re-encoded with ``arena_budget=65536``, rows named
 ``<config>_arena64k``).
@@ -134,22 +134,25 @@ def run_model(name: str, build, data, args) -> None:
     b = Bench(name, data, base)
     convert = lambda m: tinycompress.convert(m, calib)  # noqa: E731
     b.deploy("int8", convert(float_model))
-    for sparsity in (90, 95):
-        sparse = pruned(float_model, data, sparsity / 100, args.finetune)
-        b.deploy(f"unstructured{sparsity}_prune", convert(sparse), encodings="prune")
-        b.deploy(f"unstructured{sparsity}_cluster4_encode",
-                 convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
-    b.deploy("cluster4_encode", convert(clustered(copy_of(float_model), data, args.cluster_epochs)),
-             encodings="auto")
+    if args.configs == "all":
+        for sparsity in (90, 95):
+            sparse = pruned(float_model, data, sparsity / 100, args.finetune)
+            b.deploy(f"unstructured{sparsity}_prune", convert(sparse), encodings="prune")
+            b.deploy(f"unstructured{sparsity}_cluster4_encode",
+                     convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
+        b.deploy("cluster4_encode",
+                 convert(clustered(copy_of(float_model), data, args.cluster_epochs)),
+                 encodings="auto")
     hidden = [l.name for l in float_model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][:-1]
     small = compiled(shrink(pruned(float_model, data, args.channel_sparsity, args.finetune,
                                    layers=hidden, granularity="channel")), 3e-4)
     small.fit(x_train, y_train, epochs=2, batch_size=BATCH, verbose=0)
     b.deploy("structured_cluster4_encode",
              convert(clustered(copy_of(small), data, args.cluster_epochs)), encodings="auto")
-    sparse = pruned(small, data, 0.9, args.finetune)
-    b.deploy("structured_unstructured90_cluster4_encode",
-             convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
+    for sparsity in args.structured_unstructured:
+        sparse = pruned(small, data, sparsity / 100, args.finetune)
+        b.deploy(f"structured_unstructured{sparsity}_cluster4_encode",
+                 convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
     report_best(b, base)
 
 
@@ -185,6 +188,11 @@ def main() -> int:
     parser.add_argument("--cluster-epochs", type=int, default=3, help="clustering fine-tune epochs")
     parser.add_argument("--channel-sparsity", type=float, default=0.7,
                         help="channel sparsity of the structured configurations")
+    parser.add_argument("--structured-unstructured", default="90",
+                        type=lambda v: [int(p) for p in v.split(",")],
+                        help="unstructured sparsities (percent) after structured pruning")
+    parser.add_argument("--configs", choices=("all", "structured"), default="all",
+                        help="'structured': float, int8 and the structured configurations only")
     args = parser.parse_args()
     data = load_mnist()
     builders = {"lenet5": caffe_lenet5, "lenet300": lenet300}
