@@ -18,7 +18,7 @@ Configurations: ``float``, ``int8``, ``unstructured90_prune`` and
 ``cluster4_encode`` (clustering only), ``structured_cluster4_encode`` (70% of
 the hidden layers' channels pruned and removed, then clustered),
 ``structured_unstructured{S}_cluster4_encode`` (the same, pruned S% unstructured
-before clustering; ``--structured-unstructured``, default 90), ``best`` (smallest flash within 0.3 points of float) and
+before clustering; ``--structured-unstructured``, default 80 and 90), ``best`` (smallest flash within 0.3 points of float) and
 ``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
 configurations over it are re-encoded with ``arena_budget=65536``, rows named
 ``<config>_arena64k``).
@@ -188,7 +188,7 @@ def main() -> int:
     parser.add_argument("--cluster-epochs", type=int, default=3, help="clustering fine-tune epochs")
     parser.add_argument("--channel-sparsity", type=float, default=0.7,
                         help="channel sparsity of the structured configurations")
-    parser.add_argument("--structured-unstructured", default="90",
+    parser.add_argument("--structured-unstructured", default="80,90",
                         type=lambda v: [int(p) for p in v.split(",")],
                         help="unstructured sparsities (percent) after structured pruning")
     parser.add_argument("--configs", choices=("all", "structured"), default="all",
