@@ -18,15 +18,22 @@ Configurations: ``float``, ``int8``, ``unstructured90_prune`` and
 ``cluster4_encode`` (clustering only), ``structured_cluster4_encode`` (70% of
 the hidden layers' channels pruned and removed, then clustered),
 ``structured_unstructured{S}_cluster4_encode`` (the same, pruned S% unstructured
-before clustering; ``--structured-unstructured``, default 80 and 90), ``best`` (smallest flash within 0.3 points of float) and
-``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
+before clustering; ``--structured-unstructured``, default 80 and 90), ``best``
+(smallest flash within 0.3 points of float) and ``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
 configurations over it are re-encoded with ``arena_budget=65536``, rows named
 ``<config>_arena64k``).
 
 Targets (issue 14): LeNet-5 flash >= 100x smaller than float within 0.3 points;
 LeNet-300-100 >= 60x; unstructured90_prune >= 3x smaller than int8 within 0.3 points.
 
-Usage: ``python bench/deep_compression.py [--models lenet5,lenet300] [--epochs 8] [--finetune 8]``
+Usage: ``python bench/deep_compression.py [--models lenet5,lenet300] [--configs structured]``
+
+Measured here (2 shared cores, about 35 minutes for everything): LeNet-5
+``structured_unstructured80_cluster4_encode`` 14,240 B (121x float) at 97.9%
+(float 98.0%), arena 39,376 B; LeNet-300-100 best 19,392 B (55x) at 96.05%
+(float 95.85%), arena 73,656 B; ``unstructured90_prune`` 4.2x smaller than int8
+for both within 0.3 points. Huffman and prune decoders spend at least one bit
+per weight, and a decoded tensor takes its full int8 size in the arena.
 """
 
 from __future__ import annotations
