@@ -8,6 +8,7 @@ projects, and report what the device pays (flash, arena, MACs).
 
 from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
 from tflite_export.checks import check_deployable, find_problems
+from tflite_export.encode import EncodeError, EncodeResult, EncodedTensor, encode, encode_candidates
 from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, compress_luts, lut_candidates
 from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
 from tflite_export.errors import (
@@ -47,6 +48,11 @@ __all__ = [
     "emit_c_sources",
     "c_identifier",
     "write_firmware_project",
+    "encode",
+    "encode_candidates",
+    "EncodeResult",
+    "EncodedTensor",
+    "EncodeError",
     "compress_luts",
     "lut_candidates",
     "LutResult",

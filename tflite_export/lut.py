@@ -2,8 +2,8 @@
 
 A tensor with few distinct values (a clustered kernel) can be stored as
 ``bits``-wide indices plus small value tables. TFLM's compression module
-(`tflite_micro.tensorflow.lite.micro.compression`) rewrites such tensors and
-inserts ``TFLM_DECODE`` operators that expand them before their consumers run.
+has the decoder; `tflite_export.encode` writes the tables and inserts the
+``TFLM_DECODE`` operators that expand them before their consumers run.
 The expanded tensor lives in the tensor arena, so every compressed tensor trades
 flash for RAM: `compress_luts` reports both, per tensor and in total, and proves
 on the TFLM interpreter that the outputs did not change by a single bit.
@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
+from tflite_export._lut_result import LutResult, LutTensor
+from tflite_export._samples import verification_inputs
 from tflite_export.arena import measure_arena
+from tflite_export.encode import encode_lut, insert_decodes
+from tflite_export.encode.lut import LUT_MAX_BITS
 from tflite_export.errors import TinyCompressError
-from tflite_export.io_details import dequantize, input_details
 from tflite_export.progress import Progress, report
 from tflite_export.verify import verify_identical
 
@@ -44,9 +46,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _LUT_STEP = "verifying and measuring LUT tensors"
-
-#: Widest index TFLM's LUT format stores (128-entry tables).
-LUT_MAX_BITS = 7
 
 #: Bytes of the decode metadata header in front of each tensor's value tables.
 _DCM_BYTES = 16
@@ -74,8 +73,9 @@ class LutCandidate:
         table_bytes: bytes of the decode header and value tables.
         flash_saved: ``nbytes - encoded_bytes - table_bytes``, an estimate: the
             flatbuffer also pays for the DECODE operators and their metadata
-            (measured on TFLM's compressor: about 700 B for the first DECODE,
-            about 100 B for each further one). `LutResult.flash_saved` is measured.
+            (about 100 B per tensor, see
+            `tflite_export.encode.DECODE_OVERHEAD_BYTES`). `LutResult.flash_saved`
+            is measured.
         decoded_bytes: arena bytes the DECODE output takes at run time.
     """
 
@@ -97,100 +97,6 @@ class LutCandidate:
     def compressible(self) -> bool:
         """True when the values fit a table of at most 128 entries."""
         return self.bits is not None
-
-
-@dataclass(frozen=True)
-class LutTensor:
-    """One compressed tensor in a `LutResult`.
-
-    Attributes are those of `LutCandidate`, plus ``arena_added``: the arena
-    bytes TFLM needs more when only this tensor is compressed (None when not
-    measured).
-    """
-
-    index: int
-    name: str
-    bits: int
-    tables: int
-    nbytes: int
-    encoded_bytes: int
-    table_bytes: int
-    flash_saved: int
-    decoded_bytes: int
-    arena_added: int | None = None
-
-
-@dataclass(frozen=True)
-class LutResult:
-    """A LUT-compressed model and its flash/RAM trade-off.
-
-    Attributes:
-        model_bytes: the compressed `.tflite` flatbuffer.
-        tensors: one row per compressed tensor.
-        flash_before: bytes of the uncompressed model.
-        flash_after: bytes of the compressed model.
-        arena_before: TFLM arena of the uncompressed model (host bytes).
-        arena_after: TFLM arena of the compressed model (host bytes).
-        verified_samples: samples on which TFLM outputs were bit-identical.
-    """
-
-    model_bytes: bytes
-    tensors: list[LutTensor] = field(default_factory=list)
-    flash_before: int = 0
-    flash_after: int = 0
-    arena_before: int = 0
-    arena_after: int = 0
-    verified_samples: int = 0
-
-    @property
-    def flash_saved(self) -> int:
-        """Bytes of flash saved in total (measured on the flatbuffers)."""
-        return self.flash_before - self.flash_after
-
-    @property
-    def arena_added(self) -> int:
-        """Bytes of arena added in total (measured on TFLM)."""
-        return self.arena_after - self.arena_before
-
-    @property
-    def decoded_bytes(self) -> int:
-        """Sum of the DECODE outputs' sizes; the measured `arena_added` is
-        usually lower, since TFLM's planner can reuse one decoded buffer's
-        space for another tensor."""
-        return sum(t.decoded_bytes for t in self.tensors)
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (without the model bytes)."""
-        return {
-            "tensors": [asdict(t) for t in self.tensors],
-            "flash_before": self.flash_before,
-            "flash_after": self.flash_after,
-            "flash_saved": self.flash_saved,
-            "arena_before": self.arena_before,
-            "arena_after": self.arena_after,
-            "arena_added": self.arena_added,
-            "decoded_bytes": self.decoded_bytes,
-            "verified_samples": self.verified_samples,
-        }
-
-    def to_markdown(self) -> str:
-        """A Markdown table of the per-tensor flash/RAM trade-off and totals."""
-        lines = [
-            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes | arena added |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for t in self.tensors:
-            added = "-" if t.arena_added is None else t.arena_added
-            lines.append(
-                f"| {t.index} | `{t.name}` | {t.bits} | {t.tables} | {t.nbytes} | "
-                f"{t.flash_saved} | {t.decoded_bytes} | {added} |"
-            )
-        lines.append(
-            f"| total | flatbuffer {self.flash_before} -> {self.flash_after} B, arena "
-            f"{self.arena_before} -> {self.arena_after} B | | | | {self.flash_saved} | "
-            f"{self.decoded_bytes} | {self.arena_added} |"
-        )
-        return "\n".join(lines)
 
 
 def _name(tensor) -> str:
@@ -316,21 +222,6 @@ def _choose(
     return chosen
 
 
-def _seeded_inputs(model_bytes: bytes, samples: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    xs = []
-    for k, d in enumerate(input_details(model_bytes)):
-        dtype = np.dtype(d.dtype)
-        shape = (samples,) + tuple(max(1, int(s)) for s in d.shape[1:])
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            q = rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
-            xs.append(dequantize(q, model_bytes, k) if d.quantized else q.astype(np.float32))
-        else:
-            xs.append(rng.normal(size=shape).astype(np.float32))
-    return xs
-
-
 def _unchanged(model_bytes: bytes, arena: int) -> LutResult:
     return LutResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes), arena, arena, 0)
 
@@ -378,9 +269,8 @@ def compress_luts(
         input unchanged and ``tensors`` is empty.
 
     Raises:
-        LutError: ``max_bits`` out of range, an unknown tensor index, a tensor
-            with more distinct values than its table holds, or a tensor TFLM's
-            compressor refuses.
+        LutError: ``max_bits`` out of range, an unknown tensor index, or a
+            tensor with more distinct values than its table holds.
         VerificationError: the compressed model's TFLM outputs differ.
         RuntimeCheckError: TFLM could not run either model.
 
@@ -402,15 +292,13 @@ def compress_luts(
         logger.info("no tensor qualifies for LUT compression; the model is unchanged")
         return _unchanged(model_bytes, arena_before)
     compressed = _compress(model_bytes, chosen)
-    if tensors == "auto" and len(compressed) >= len(model_bytes):
+    if isinstance(tensors, str) and len(compressed) >= len(model_bytes):
         logger.info(
             "LUT compression of %d small tensor(s) would grow the model from %d to %d bytes "
             "(DECODE bookkeeping); the model is unchanged", len(chosen), len(model_bytes),
             len(compressed))
         return _unchanged(model_bytes, arena_before)
-    x = verify_data if verify_data is not None else _seeded_inputs(model_bytes, verify_samples, seed)
-    if isinstance(x, list) and len(x) == 1:
-        x = x[0]
+    x = verification_inputs(model_bytes, verify_data, verify_samples, seed)
     steps = 2 + (len(chosen) if measure_each else 0)
     report(progress, _LUT_STEP, 0, steps)
     n = verify_identical(model_bytes, compressed, x, what="LUT-compressed")
@@ -438,54 +326,13 @@ def compress_luts(
 
 
 def _compress(model_bytes: bytes, chosen: list[LutCandidate]) -> bytes:
-    from tflite_micro.tensorflow.lite.micro.compression import SpecBuilder, compress
-    from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
-    from tflite_micro.tensorflow.lite.micro.compression.compressor import CompressionError
-
-    builder = SpecBuilder()
-    for c in chosen:
-        mode = lut_spec.PerTensor() if c.axis is None else lut_spec.PerChannel(axis=c.axis)
-        builder.add_tensor(subgraph=0, tensor=c.index).with_lut(index_bitwidth=c.bits, mode=mode)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = compress(bytes(model_bytes), builder.build())
-    except CompressionError as e:
-        raise LutError(
-            f"TFLM's compressor refused the tensors {[c.index for c in chosen]}: {e}. "
-            "Leave the named tensor out of `tensors`."
-        ) from e
-    for w in caught:
-        logger.warning("%s", w.message)
-    return _clear_encoded_quantization(bytes(out))
+    values = {c.index: _values(model_bytes, c.index) for c in chosen}
+    return insert_decodes(model_bytes, {
+        c.index: encode_lut(values[c.index], c.axis, c.bits) for c in chosen})
 
 
-def _clear_encoded_quantization(model_bytes: bytes) -> bytes:
-    """Drop the stale quantization TFLM's compressor leaves on encoded tensors.
-
-    The packed-index tensor (input 0 of each ``TFLM_DECODE``) keeps the
-    original tensor's per-channel scales, which no longer match its 1-D shape;
-    TFLM ignores them, but the model would fail `tflite_export.validate`.
-    """
-    import os
-    import tempfile
-
-    import flatbuffers
-    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
-
+def _values(model_bytes: bytes, index: int) -> np.ndarray:
     m = fb.unpack(model_bytes)
-    for sg in m.subgraphs:
-        for op in sg.operators or []:
-            code = m.operatorCodes[op.opcodeIndex]
-            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            if fb.op_name(code) == "CUSTOM" and custom == "TFLM_DECODE":
-                sg.tensors[op.inputs[0]].quantization = None
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    with tempfile.TemporaryDirectory(prefix="tinycompress-lut-") as tmp:
-        src, dst = os.path.join(tmp, "in.tflite"), os.path.join(tmp, "out.tflite")
-        with open(src, "wb") as f:
-            f.write(builder.Output())
-        tflite_flatbuffer_align_wrapper.align_tflite_model(src, dst)
-        with open(dst, "rb") as f:
-            return f.read()
+    t = m.subgraphs[0].tensors[index]
+    values = np.frombuffer(bytes(m.buffers[t.buffer].data), fb.numpy_dtype(t.type))
+    return values.reshape(tuple(int(s) for s in t.shape)) if t.shape is not None else values

@@ -125,3 +125,12 @@ def test_wrong_table_layout_is_caught_by_verification(clustered_int8, monkeypatc
     monkeypatch.setattr(lut, "lut_candidates", lambda _: [wrong])
     with pytest.raises(VerificationError, match="LUT-compressed model's TFLM output 0 differs"):
         compress_luts(model_bytes, tensors=[conv.index], verify_samples=8)
+
+
+def test_tensors_as_numpy_array(clustered_int8):
+    """Issue 12: an index array (e.g. from np.flatnonzero) used to raise 'truth value ... ambiguous'."""
+    model_bytes, x = clustered_int8
+    conv, fc = _by_name(model_bytes, "conv"), _by_name(model_bytes, "fc")
+    r = compress_luts(model_bytes, tensors=np.array([conv.index, fc.index]), verify_data=x[:4],
+                      measure_each=False)
+    assert [t.index for t in r.tensors] == [conv.index, fc.index] and r.flash_saved > 0
