@@ -79,7 +79,12 @@ def _concrete_function(loaded: LoadedModel, samples):
     ]
 
     def fn(*xs):
-        return loaded.call(list(xs))
+        ys = loaded.call(list(xs))
+        ys = list(ys.values()) if isinstance(ys, dict) else ys  # as LoadedModel.predict
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        # Zero-padded keys keep the outputs in the model's order: the converter
+        # orders a SavedModel signature's outputs by key.
+        return {f"output_{i:03d}": y for i, y in enumerate(ys)}
 
     return tf.function(fn).get_concrete_function(*specs)
 
