@@ -13,7 +13,7 @@ Cost of one call: see ``build_s`` in ``bench/export.py`` (the demo model).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -91,6 +91,25 @@ def _encode(model: bytes, lut, x_verify: list[np.ndarray], progress: Progress | 
     return result.model_bytes, result
 
 
+def _encode_tensors(model: bytes, encode, x_verify: list[np.ndarray], arena_budget: int | None,
+                    min_bytes: int):
+    """Encode stage: DECODE-encode constant tensors (LUT, prune, Huffman), verified on TFLM.
+
+    Returns:
+        ``(final model bytes, EncodeResult or None)``.
+    """
+    if encode is False or encode is None:
+        return model, None
+    result = tflite_export.encode(
+        model,
+        encodings="auto" if encode is True else encode,
+        arena_budget=arena_budget,
+        min_bytes=min_bytes,
+        verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
+    )
+    return result.model_bytes, result
+
+
 def _measure(model: bytes, progress: Progress | None = None):
     """Measure stage: the host TFLM arena and the model report that includes it."""
     arena = tflite_export.measure_arena(model, progress=progress)
@@ -140,6 +159,9 @@ def build(
     verify_max_lsb: int = DEFAULT_MAX_LSB,
     layer_errors: bool = False,
     lut: bool | str | list[int] | Callable = False,
+    encode: bool | str | Sequence[str] = False,
+    encode_arena_budget: int | None = None,
+    encode_min_bytes: int = 256,
     language: str = "c++",
     target: str | None = None,
     allow_unsafe: bool = False,
@@ -165,6 +187,16 @@ def build(
             ``"auto"`` for every tensor that shrinks, or the ``tensors`` argument
             of `tflite_export.compress_luts`. Verified bit-identical on TFLM.
             Default False.
+        encode: encode constant tensors for TFLM's DECODE (Deep Compression on
+            the device): True or ``"auto"`` chooses per tensor among LUT, prune
+            (sparse bitmask) and Huffman the encoding with the smallest flash;
+            ``"lut"``, ``"prune"``, ``"huffman"`` or a list restricts the
+            choice (see `tflite_export.encode`). Decoded tensors live in the
+            arena. Verified bit-identical on TFLM; never grows the model.
+            Exclusive with ``lut``. Default False.
+        encode_arena_budget: with ``encode``: the largest host TFLM arena
+            (bytes) the encodings may bring the model to. Default None.
+        encode_min_bytes: with ``encode``: smallest tensor encoded. Default 256.
         language: ``"c++"`` (``<name>_data.cc``) or ``"c"``. Default "c++".
         target: also render a firmware project (see `tflite_export.TARGETS`)
             whose self-test runs every input and checks every output. Default None.
@@ -191,6 +223,9 @@ def build(
     """
     check_build_arguments(name=name, mode=mode, io_dtype=io_dtype, language=language,
                           target=target, verify_samples=verify_samples)
+    if encode not in (False, None) and lut not in (False, None):
+        raise ArgumentError("lut and encode are exclusive: encode=... includes LUT; drop lut.")
+
     def step(message: str) -> None:
         report(progress, message, 0, 0)
 
@@ -207,6 +242,9 @@ def build(
     if lut is not False and lut is not None:
         step("LUT-compressing clustered tensors and checking bit-exactness on TFLM")
     final, lut_result = _encode(slimmed, lut, x_verify, progress)
+    if encode not in (False, None):
+        step("encoding constant tensors for TFLM's DECODE and checking bit-exactness")
+    final, encoding = _encode_tensors(final, encode, x_verify, encode_arena_budget, encode_min_bytes)
     step("verifying on TFLM and LiteRT")
     verification = tflite_export.verify(final, x_verify, float_outputs=loaded.predict(x_verify),
                                         litert_model=converted, max_lsb=verify_max_lsb,
@@ -225,7 +263,7 @@ def build(
                          unslimmed_bytes=len(converted), name=name,
                          sources={k: v.encode() for k, v in sources.items()},
                          golden_inputs=_golden_inputs(final, x_verify),
-                         layer_errors=errors, lut=lut_result)
+                         layer_errors=errors, lut=lut_result, encoding=encoding)
     if target is not None:
         step(f"rendering the {target} firmware project")
         result.firmware, result.target = render_firmware(result, target), target

@@ -99,6 +99,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="LUT-compress clustered tensors (TFLM DECODE): less flash, more arena.")
 @click.option("--lut-min-bytes", type=click.IntRange(min=1), default=None,
               help="With --lut: only compress tensors of at least this many bytes.")
+@click.option("--encode", "encode", default=None, metavar="auto|lut,prune,huffman",
+              help="Encode weights for TFLM's DECODE (Deep Compression: sparse bitmask, Huffman, "
+                   "LUT), the smallest per tensor; 'auto' allows all. Less flash, more arena.")
+@click.option("--encode-arena-budget", type=click.IntRange(min=1), default=None, metavar="BYTES",
+              help="With --encode: largest host TFLM arena the encodings may reach.")
+@click.option("--encode-min-bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
+              help="With --encode: only encode tensors of at least this many bytes [default: 256].")
 @click.option("--language", type=click.Choice(["c++", "c"]), default="c++", show_default=True)
 @click.option("--target", type=click.Choice(["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]),
               default=None, help="Also write a firmware project for this target.")
@@ -106,11 +113,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--allow-unsafe", is_flag=True,
               help="Load models with Lambda/foreign layers (runs saved code: trusted files only).")
 def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense, slim,
-               verify_samples, verify_max_lsb, layer_errors, lut, lut_min_bytes, language, target, overwrite,
+               verify_samples, verify_max_lsb, layer_errors, lut, lut_min_bytes, encode,
+               encode_arena_budget, encode_min_bytes, language, target, overwrite,
                allow_unsafe) -> None:
     """Export MODEL (.keras, .h5 or SavedModel dir) as a verified int8 TFLM model."""
     if lut_min_bytes is not None and not lut:
         raise click.UsageError("--lut-min-bytes only applies with --lut; add --lut or drop it.")
+    encodings = _encodings(encode, lut, encode_arena_budget, encode_min_bytes)
     from tinycompress.data import load_calibration
     from tinycompress.export import export
 
@@ -122,7 +131,9 @@ def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense,
             model, load_calibration(calibration), out, name=name, io_dtype=io_dtype, mode=mode,
             per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
             verify_max_lsb=verify_max_lsb,
-            layer_errors=layer_errors, lut=lut_arg, language=language, target=target, overwrite=overwrite,
+            layer_errors=layer_errors, lut=lut_arg, encode=encodings,
+            encode_arena_budget=encode_arena_budget, encode_min_bytes=encode_min_bytes or 256,
+            language=language, target=target, overwrite=overwrite,
             allow_unsafe=allow_unsafe, progress=progress,
         )
     _print_export(result)
@@ -148,9 +159,35 @@ def _print_export(result) -> None:
             f"LUT: {len(lut.tensors)} tensor(s) compressed, flash {lut.flash_before} -> "
             f"{lut.flash_after} B, arena +{lut.arena_added} B (measured on TFLM)"
         )
+    if result.encoding is not None:
+        enc = result.encoding
+        kinds = sorted({t.encoding for t in enc.tensors})
+        _console.print(
+            f"DECODE encoding: {len(enc.tensors)} tensor(s) ({', '.join(kinds) or 'none paid off'}), "
+            f"flash {enc.flash_before} -> {enc.flash_after} B, host arena {enc.arena_before} -> "
+            f"{enc.arena_after} B (measured on TFLM)"
+        )
     if result.layer_errors:
         _console.print(_layer_error_table(result.layer_errors))
     _console.print(f"Wrote {len(result.files)} files to [bold]{escape(str(result.out_dir))}[/]")
+
+
+def _encodings(encode: str | None, lut: bool, arena_budget: int | None, min_bytes: int | None):
+    """``--encode``'s value as `build`'s ``encode=`` argument, after the usage checks."""
+    if encode is None:
+        if arena_budget is not None or min_bytes is not None:
+            raise click.UsageError("--encode-arena-budget and --encode-min-bytes only apply with "
+                                   "--encode; add --encode auto or drop them.")
+        return False
+    if lut:
+        raise click.UsageError("--lut and --encode are exclusive (--encode lut is the same as --lut).")
+    kinds = [k.strip() for k in encode.split(",") if k.strip()]
+    allowed = ("auto", "lut", "prune", "huffman")
+    bad = [k for k in kinds if k not in allowed]
+    if not kinds or bad or ("auto" in kinds and len(kinds) > 1):
+        raise click.UsageError(f"--encode takes 'auto' or a comma list of lut, prune, huffman; "
+                               f"received {encode!r}.")
+    return "auto" if kinds == ["auto"] else kinds
 
 
 def _layer_error_table(rows) -> Table:

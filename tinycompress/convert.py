@@ -28,7 +28,6 @@ from tinycompress._convert_worker import run_converter
 from tinycompress.data import prepare_samples
 from tinycompress.errors import ArgumentError
 from tinycompress.loading import LoadedModel, load_model
-from tinycompress.recurrent import crash_suspects, for_export
 
 __all__ = ["MODES", "IO_DTYPES", "convert", "resolve_io_dtype"]
 
@@ -93,6 +92,8 @@ def _exportable(loaded: LoadedModel) -> LoadedModel:
     """Refuse unexportable layers; rewrite recurrent ones (`tinycompress.recurrent`)."""
     if loaded.source != "keras":
         return loaded
+    from tinycompress.recurrent import for_export  # imports Keras: only when converting
+
     rewritten = for_export(loaded.model)
     return loaded if rewritten is loaded.model else load_model(rewritten)
 
@@ -146,6 +147,8 @@ def convert(
     io_dtype = resolve_io_dtype(mode, io_dtype)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, allow_unsafe=allow_unsafe)
     samples = prepare_samples(representative_data, loaded.input_shapes)
+
+    from tinycompress.recurrent import crash_suspects
 
     loaded = _exportable(loaded)
     concrete = _concrete_function(loaded, samples)

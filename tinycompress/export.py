@@ -10,7 +10,7 @@ replaced when ``overwrite=True`` and it is a previous export.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tflite_export.progress import Progress, report
@@ -36,6 +36,9 @@ def export(
     verify_max_lsb: int = DEFAULT_MAX_LSB,
     layer_errors: bool = False,
     lut: bool | str | list[int] | Callable = False,
+    encode: bool | str | Sequence[str] = False,
+    encode_arena_budget: int | None = None,
+    encode_min_bytes: int = 256,
     language: str = "c++",
     target: str | None = None,
     overwrite: bool = False,
@@ -50,7 +53,8 @@ def export(
             ``verify_samples`` are also used for verification.
         out_dir: directory to create.
         name, io_dtype, mode, per_channel_dense, slim, verify_samples,
-            verify_max_lsb, layer_errors, lut, language, allow_unsafe: see
+            verify_max_lsb, layer_errors, lut, encode, encode_arena_budget,
+            encode_min_bytes, language, allow_unsafe: see
             `tinycompress.build`.
         target: also write a firmware project (``cmake``, ``cortex-m``,
             ``arduino``, ``zephyr``, ``esp-idf``) under ``firmware/``, whose
@@ -84,7 +88,8 @@ def export(
     result = build(
         model, representative_data, name=name, io_dtype=io_dtype, mode=mode,
         per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
-        verify_max_lsb=verify_max_lsb, layer_errors=layer_errors, lut=lut, language=language,
+        verify_max_lsb=verify_max_lsb, layer_errors=layer_errors, lut=lut, encode=encode,
+        encode_arena_budget=encode_arena_budget, encode_min_bytes=encode_min_bytes, language=language,
         target=target, allow_unsafe=allow_unsafe, progress=progress,
     )
     report(progress, "writing model, C sources and report", 0, 0)

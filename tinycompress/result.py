@@ -43,6 +43,8 @@ class BuildResult:
         target: the firmware target of ``firmware``, or None.
         layer_errors: per-layer int8 error rows (worst first) when requested.
         lut: `tflite_export.LutResult` when LUT compression was requested.
+        encoding: `tflite_export.EncodeResult` when DECODE encoding
+            (``encode=``) was requested.
     """
 
     model: bytes
@@ -57,6 +59,7 @@ class BuildResult:
     target: str | None = None
     layer_errors: list = field(default_factory=list)
     lut: object | None = None
+    encoding: object | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary: the model report plus the build's own figures."""
@@ -70,6 +73,7 @@ class BuildResult:
         }
         d["layer_errors"] = [e.to_dict() for e in self.layer_errors]
         d["lut"] = None if self.lut is None else self.lut.to_dict()
+        d["encode"] = None if self.encoding is None else self.encoding.to_dict()
         return d
 
     def to_markdown(self) -> str:
@@ -97,6 +101,8 @@ class BuildResult:
         ]
         if self.lut is not None:
             lines += ["", self.lut.to_markdown().rstrip()]
+        if self.encoding is not None:
+            lines += ["", self.encoding.to_markdown().rstrip()]
         if self.layer_errors:
             lines += ["", "## Per-layer int8 error (worst first)", "",
                       "| layer | op | tensor | rel. RMS error | max abs error |",

@@ -130,3 +130,37 @@ def test_slim_docstring_names_only_functions_that_exist():
 
     named = set(re.findall(r"tflite_export\.(\w+)", slim_module.__doc__))
     assert named and all(hasattr(tflite_export, n) for n in named)
+
+
+def _sparse_mlp():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(10)])
+    kernel, bias = model.layers[0].get_weights()
+    rng = np.random.default_rng(1)
+    kernel[rng.random(kernel.shape) < 0.9] = 0.0  # 90% unstructured sparsity
+    model.layers[0].set_weights([kernel, bias])
+    return model, rng.normal(size=(128, 64)).astype("float32")
+
+
+@pytest.mark.slow
+def test_encode_shrinks_a_sparse_model_and_keeps_tflm_outputs(tmp_path):
+    model, x = _sparse_mlp()
+    plain = build(model, x, verify_samples=8)
+    encoded = export(model, x, tmp_path / "out", encode="prune", verify_samples=8)
+    kernel = next(t for t in encoded.encoding.tensors if t.nbytes == 64 * 64)
+    assert kernel.encoding == "prune" and kernel.encoded_bytes < 64 * 64 // 3
+    assert len(encoded.model) < len(plain.model) - 64 * 64 // 2
+    assert encoded.report.flash_bytes == len(encoded.model)
+    xq = tflite_export.quantize(x[:16], plain.model)
+    assert np.array_equal(tflite_export.run_tflm(encoded.model, xq), tflite_export.run_tflm(plain.model, xq))
+    report = __import__("json").loads((tmp_path / "out" / "report.json").read_text())
+    assert report["encode"]["flash_after"] == len(encoded.model)
+    assert "prune" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_lut_and_encode_are_exclusive():
+    with pytest.raises(ArgumentError, match="exclusive"):
+        build(object(), np.zeros((4, 4), "float32"), lut=True, encode="auto")

@@ -89,6 +89,23 @@ def test_lut_min_bytes_without_lut_is_a_usage_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args, match", [
+    (["--encode-min-bytes", "512"], "only apply with --encode"),
+    (["--encode-arena-budget", "4096"], "only apply with --encode"),
+    (["--encode", "zip"], "--encode takes 'auto' or a comma list"),
+    (["--encode", "auto,prune"], "--encode takes 'auto' or a comma list"),
+    (["--encode", "prune", "--lut"], "--lut and --encode are exclusive"),
+])
+def test_encode_options_are_checked_before_any_work(tmp_path, args, match):
+    (tmp_path / "m.keras").write_bytes(b"")
+    np.save(tmp_path / "x.npy", np.zeros((4, 20), np.float32))
+    res = CliRunner().invoke(cli, ["export", str(tmp_path / "m.keras"), "-c", str(tmp_path / "x.npy"),
+                                   "-o", str(tmp_path / "out"), *args])
+    assert res.exit_code == 2
+    assert match in res.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def lut_and_layer_errors(saved):
     """One export of the MLP (random weights: nothing to LUT-compress) with --lut --layer-errors."""
