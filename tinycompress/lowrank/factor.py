@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from tinycompress.core import Replacement
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.lowrank.config import LowRankError
 
 __all__ = ["FACTORABLE_TYPES", "Spectrum", "spectrum", "factor_layer", "rank_for_energy"]
@@ -66,8 +67,8 @@ class Spectrum:
         return c_in * r_in + self.taps * r_in * r_out + r_out * self.n
 
 
-def _unsupported(layer: keras.layers.Layer, why: str) -> LowRankError:
-    return LowRankError(
+def _unsupported(layer: keras.layers.Layer, why: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(
         f"layer {layer.name!r} ({type(layer).__name__}) cannot be factored: {why}. Leave it out "
         "of `layers=`."
     )
@@ -94,8 +95,8 @@ def spectrum(layer: keras.layers.Layer) -> Spectrum:
     """The singular values of a Dense/Conv1D/Conv2D kernel (see `Spectrum`).
 
     Raises:
-        LowRankError: another layer class, a grouped or channels_first
-            convolution, or an unbuilt layer.
+        UnsupportedLayerError: another layer class, a grouped or
+            channels_first convolution, or an unbuilt layer.
 
     Example:
         >>> d = keras.layers.Dense(3); d.build((None, 5))
@@ -200,7 +201,8 @@ def factor_layer(layer: keras.layers.Layer, rank: int | tuple[int, int]) -> Repl
         original bias and activation.
 
     Raises:
-        LowRankError: unsupported layer, or a rank out of range.
+        UnsupportedLayerError: a layer `spectrum` refuses.
+        LowRankError: a rank out of range.
 
     Example:
         >>> d = keras.layers.Dense(4, activation="relu", name="fc"); d.build((None, 6))

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from tinycompress.core import select_layers
+from tinycompress.errors import UnsupportedLayerError
 from tinycompress.lowrank.config import LowRankConfig, LowRankError
 from tinycompress.lowrank.factor import FACTORABLE_TYPES, Spectrum, rank_for_energy, spectrum
 
@@ -157,12 +158,12 @@ def _selected(model: keras.Model, config: LowRankConfig) -> list[keras.layers.La
     selector = config.layers
     if selector is None and config.ranks is not None:
         selector = tuple(config.ranks)
-    chosen = select_layers(model, selector, kinds=("dense", "conv"), verb="factored",
+    chosen = select_layers(model, selector, verb="factored",
                            error=LowRankError)
     explicit = config.ranks is not None or config.layers is not None
     bad = [l for l in chosen if type(l) not in FACTORABLE_TYPES]
     if bad and explicit and not callable(config.layers):
-        raise LowRankError(
+        raise UnsupportedLayerError(
             f"layers {[l.name for l in bad]} ({[type(l).__name__ for l in bad]}) cannot be "
             f"factored: expected Dense, Conv1D or Conv2D. Leave them out of `layers=`/`ranks=`."
         )
@@ -181,8 +182,10 @@ def plan(model: keras.Model, config: LowRankConfig) -> LowRankReport:
         and after, kept energy, and why a layer is left alone).
 
     Raises:
-        LowRankError: nothing selected, a named layer missing or not
-            factorable, a rank out of range, or a budget no rank can meet.
+        LowRankError: nothing selected, a named layer missing, a rank out
+            of range, or a budget no rank can meet.
+        UnsupportedLayerError: a selected layer cannot be factored (class,
+            groups, data format), before anything is built.
 
     Example:
         >>> m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, name="a"),

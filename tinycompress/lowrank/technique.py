@@ -34,7 +34,7 @@ def factorize(model: keras.Model, config: LowRankConfig | None = None) -> tuple[
         from `model` as teacher) and a `LowRankReport`.
 
     Raises:
-        LowRankError: see `plan`.
+        LowRankError, UnsupportedLayerError: see `plan`.
 
     Example:
         >>> import numpy as np
