@@ -135,7 +135,7 @@ def resnet8(input_shape=(28, 28, 1), classes=10) -> keras.Model:
     """MLPerf Tiny ResNet-8 shape (no L2), for MNIST-sized inputs."""
     def conv_bn(x, filters, strides=1, relu=True):
         x = L.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
+        x = L.BatchNormalization(momentum=0.9)(x)
         return L.ReLU()(x) if relu else x
 
     inp = keras.Input(input_shape)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from tinycompress.core import select_layers
+from tinycompress.core import LayerGraph, select_layers
 from tinycompress.errors import UnsupportedLayerError
 from tinycompress.lowrank.config import LowRankConfig, LowRankError
 from tinycompress.lowrank.factor import FACTORABLE_TYPES, Spectrum, rank_for_energy, spectrum
@@ -184,8 +184,8 @@ def plan(model: keras.Model, config: LowRankConfig) -> LowRankReport:
     Raises:
         LowRankError: nothing selected, a named layer missing, a rank out
             of range, or a budget no rank can meet.
-        UnsupportedLayerError: a selected layer cannot be factored (class,
-            groups, data format), before anything is built.
+        UnsupportedLayerError: a subclassed model, or a selected layer that
+            cannot be factored (class, groups, data format).
 
     Example:
         >>> m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, name="a"),
@@ -196,6 +196,7 @@ def plan(model: keras.Model, config: LowRankConfig) -> LowRankReport:
         >>> r.params_before - r.params_after == 64 * 64 - 8 * 128
         True
     """
+    LayerGraph(model)  # a subclassed model (no graph to rewrite) is refused first
     layers = _selected(model, config)
     specs = [spectrum(l) for l in layers]
     if config.ranks is not None:
