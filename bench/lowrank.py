@@ -16,13 +16,16 @@ with status 2 when missing):
   Keras-side MACs are <= 69% of the original, fine-tuned). Target >= 30% of
   the MACs removed at <= 0.5 pt.
 - ``autoencoder``: Dense 640-128x4-8-128x4-640 (MLPerf Tiny anomaly
-  detection shape) on BasicMotions: each channel of the concatenated train
-  (test) series, standardized, cut into 640-sample windows with hop 16.
+  detection shape, whose input is 5 frames x 128 log-mel bins) on
+  BasicMotions: each standardized channel of the concatenated train (test)
+  series -> log-magnitude spectra of 254-sample Hann frames (128 bins, hop
+  16) -> 5 consecutive frames = 640 features, standardized per feature.
   Configs ``int8``, ``lowrank_r{r}`` (every layer factored at rank r where
   it saves, fine-tuned) and ``channel_r{r}`` (channel pruning of the eight
-  128-wide layers to the width whose parameter count matches lowrank_r{r},
-  fine-tuned the same epochs, shrunk). ``mse`` is the TFLM int8
-  reconstruction MSE on the test windows (standardized units).
+  128-wide layers to the widest width whose estimated int8 flash is at most
+  lowrank_r{r}'s measured flash, fine-tuned the same epochs, shrunk).
+  ``mse`` is the TFLM int8 reconstruction MSE on the test windows
+  (standardized units).
 
 Every line: ``model``, ``config``, ``flash_bytes``, ``arena_bytes``, ``macs``
 (measured on the int8 flatbuffer), ``acc`` (TFLM int8, a fraction) or
@@ -173,10 +176,16 @@ def resnet(args, mnist) -> None:
     emit(row)
 
 
-def _windows(x: np.ndarray, mean, std, size=640, hop=16) -> np.ndarray:
+def _frames(x: np.ndarray, mean, std, frame=254, hop=16, context=5) -> np.ndarray:
+    """Log-magnitude spectra (128 bins) of each standardized channel, 5 consecutive frames."""
     stream = ((np.concatenate(list(x), axis=0) - mean) / std).T  # (channels, time)
-    starts = range(0, stream.shape[1] - size + 1, hop)
-    return np.asarray([ch[s:s + size] for ch in stream for s in starts], np.float32)
+    starts = np.arange(0, stream.shape[1] - frame + 1, hop)
+    window = np.hanning(frame)
+    out = []
+    for ch in stream:
+        spec = np.log1p(np.abs(np.fft.rfft(np.stack([ch[s:s + frame] * window for s in starts]))))
+        out += [spec[i:i + context, :128].ravel() for i in range(len(spec) - context + 1)]
+    return np.asarray(out, np.float32)
 
 
 def autoencoder() -> keras.Model:
@@ -194,17 +203,25 @@ def mse_row(config, model, calib, x_test, base, **extra) -> dict:
             "params": model.count_params(), **extra}
 
 
-def _width_for(params: int) -> int:
-    # 640 w + w + w 640 + 640 + 6 (w^2 + w) + 2 (8 w) + 8 + 8  (8 hidden layers of width w)
-    a, b, c = 6.0, 640 + 1 + 640 + 6 + 16 + 8, 640 + 16 - params
-    return max(int((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)), 1)
+def _weight_bytes(width: int) -> int:
+    """int8 kernels + int32 biases of the autoencoder with its eight 128-wide layers at `width`."""
+    kernels = 2 * 640 * width + 6 * width * width + 2 * 8 * width
+    return kernels + 4 * (8 * width + 8 + 640)
+
+
+def _width_for(flash_bytes: int, overhead_bytes: int) -> int:
+    """The widest channel-pruned autoencoder whose estimated flash is <= `flash_bytes`."""
+    fits = [w for w in range(1, 129) if _weight_bytes(w) + overhead_bytes <= flash_bytes]
+    return max(fits, default=1)
 
 
 def autoencoder_bench(args, motions) -> None:
     (x_train, _), (x_test, _) = motions
     stream = np.concatenate(list(x_train), axis=0)
     mean, std = stream.mean(0), stream.std(0) + 1e-6
-    w_train, w_test = _windows(x_train, mean, std), _windows(x_test, mean, std)
+    w_train, w_test = _frames(x_train, mean, std), _frames(x_test, mean, std)
+    mu, sigma = w_train.mean(0), w_train.std(0) + 1e-6
+    w_train, w_test = (w_train - mu) / sigma, (w_test - mu) / sigma
     calib, fit = w_train[:300], dict(batch_size=32, verbose=0)
     keras.utils.set_random_seed(0)
     model = compiled(autoencoder(), 1e-3, loss="mse", metrics=())
@@ -213,15 +230,16 @@ def autoencoder_bench(args, motions) -> None:
     tfl = tinycompress.convert(model, calib)
     base = {"float_bytes": 4 * model.count_params(), "float_mse": round(float_mse, 5),
             "float_macs": tflite_export.inspect(tfl, measure=False).macs}
+    overhead = tflite_export.inspect(tfl, measure=False).overhead_bytes
     emit(mse_row("int8", model, calib, w_test, base, windows=[len(w_train), len(w_test)]))
     hidden = [f"dense{i}" for i in range(9) if i != 4]
     for rank in args.ae_ranks:
         ranks = {l.name: rank for l in model.layers if min(l.kernel.shape) > rank}
         small, report = factorize(model, LowRankConfig(ranks=ranks))
         compiled(small, 3e-4, loss="mse", metrics=()).fit(w_train, w_train, epochs=args.ae_finetune, **fit)
-        emit(mse_row(f"lowrank_r{rank}", small, calib, w_test, base,
-                     kept=[l.name for l in report.kept]))
-        width = _width_for(small.count_params())
+        row = mse_row(f"lowrank_r{rank}", small, calib, w_test, base, kept=[l.name for l in report.kept])
+        emit(row)
+        width = _width_for(row["flash_bytes"], overhead)
         pruned = compiled(copy_of(model), 3e-4, loss="mse", metrics=())
         pruned.fit(w_train, w_train, epochs=args.ae_finetune, **fit, callbacks=[PruningCallback(
             ConstantSparsity(1 - width / 128, frequency=10), layers=hidden, granularity="channel",
