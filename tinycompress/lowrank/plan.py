@@ -143,10 +143,11 @@ def _budget(specs: list[Spectrum], layers, tucker: bool, fixed: int, budget: int
         return fixed + sum(_at_energy(s, energy, tucker, None).params_after for s in specs)
 
     low, high = 0.0, 1.0
-    if total(1e-9) > budget:
+    smallest = total(1e-9)  # rank 1 everywhere (or the layer kept where rank 1 does not save)
+    if smallest > budget:
         raise LowRankError(
             f"max_params={budget} cannot be met: rank 1 in every selected layer leaves "
-            f"{total(1e-9)} parameters. Raise the budget or select more layers (or prune first)."
+            f"{smallest} parameters. Raise the budget or select more layers (or prune first)."
         )
     for _ in range(40):
         mid = (low + high) / 2

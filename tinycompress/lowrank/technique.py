@@ -55,7 +55,7 @@ def factorize(model: keras.Model, config: LowRankConfig | None = None) -> tuple[
 
     def replace(layer):
         rank = ranks.get(layer.name)
-        if rank is None or layer.name not in ranks:
+        if rank is None:
             return None
         return factor_layer(layer, rank[0] if len(rank) == 1 else rank)
 
