@@ -80,6 +80,7 @@ def test_the_least_important_block_is_removed_first():
     assert "block1" in str(report)
 
 
+@pytest.mark.slow
 def test_macs_budget_removes_until_it_fits_and_refuses_the_impossible():
     model = _resnet()
     x, y = _data()
