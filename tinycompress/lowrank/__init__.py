@@ -11,8 +11,8 @@
   needs ``c_in r_in + k k r_in r_out + r_out c_out < k k c_in c_out``. The
   others are left alone and listed in the `LowRankReport`.
 - Fine-tune afterwards with plain ``fit``, or distill from the unfactored
-  model: ``distill(original, factored, x, y, epochs=...)``
-  (`tinycompress.distillation.distill`).
+  model*: ``distill(original, factored, x, y, epochs=...)``
+  (`tinycompress.distillation.distill`; both logits models).
 
 Orders with the other techniques (tested ones marked *):
 
@@ -20,8 +20,9 @@ Orders with the other techniques (tested ones marked *):
   **then** low-rank*: factor the shrunk model (fewer, smaller layers).
 - low-rank **then** QAT* (`quantize_model`, `prepare_for_export`, convert):
   the factors are ordinary Dense/Conv layers.
-- low-rank **then** unstructured pruning or clustering: they see the factors
-  as ordinary layers (clustering the factors works; not benchmarked).
+- low-rank **then** unstructured pruning or clustering: the factors are
+  ordinary Dense/Conv layers those techniques select like any other (not
+  tested here).
 - Not the other way round: factoring a pruned (sparse) or clustered kernel
   destroys its zeros / shared values, and QAT wrappers are not factorable
   (factor the float model, then QAT).

@@ -72,3 +72,20 @@ def test_structured_pruning_then_lowrank_factors_the_shrunk_layers():
     tfl = tinycompress.convert(small, x)
     assert tflite_export.inspect(tfl, measure=False).params < tflite_export.inspect(
         tinycompress.convert(shrunk, x), measure=False).params
+
+
+@pytest.mark.slow
+def test_factored_model_fine_tunes_by_distillation_from_the_unfactored_one():
+    from tinycompress.distillation import distill
+
+    x, y = _data()
+    teacher = _model()
+    teacher.compile(optimizer="adam", loss=XENT)
+    teacher.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    student, _ = factorize(teacher, LowRankConfig(ranks={"fc1": 2}))
+    before = [w.copy() for w in teacher.get_weights()]
+    history = distill(teacher, student, x, y, epochs=1)
+    assert np.isfinite(history.history["distillation_loss"][0])
+    assert all(np.array_equal(a, b) for a, b in zip(teacher.get_weights(), before))
+    assert not np.array_equal(student.get_layer("fc1_lr1").kernel, factorize(
+        teacher, LowRankConfig(ranks={"fc1": 2}))[0].get_layer("fc1_lr1").kernel)
