@@ -13,8 +13,10 @@ with status 2 when missing):
   with one residual block each, the first with an identity shortcut;
   BatchNorm momentum 0.9, Adam with cosine decay) on MNIST 28x28. Configs ``int8`` and ``layer_pruned`` (candidates scored by
   validation loss on the last 1,000 training images, removed until the
-  Keras-side MACs are <= 69% of the original, fine-tuned). Target >= 30% of
-  the MACs removed at <= 0.5 pt.
+  Keras-side MACs are <= 69% of the original, fine-tuned with ``fit``) and
+  ``layer_pruned_distilled`` (the same pruned model fine-tuned with
+  `distill` from the unpruned model instead). Target >= 30% of the MACs
+  removed at <= 0.5 pt.
 - ``autoencoder``: Dense 640-128x4-8-128x4-640 (MLPerf Tiny anomaly
   detection shape, whose input is 5 frames x 128 log-mel bins) on
   BasicMotions: each standardized channel of the concatenated train (test)
@@ -57,7 +59,8 @@ import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_basicmotions, load_mnist  # noqa: E402
 from _models import caffe_lenet5  # noqa: E402
-from tinycompress.layer_pruning import LayerPruningConfig, prune_layers  # noqa: E402
+from tinycompress.distillation import distill  # noqa: E402
+from tinycompress.layer_pruning import LayerPruningConfig, macs, prune_layers  # noqa: E402
 from tinycompress.lowrank import LowRankConfig, factorize  # noqa: E402
 from tinycompress.pruning import ConstantSparsity, PolynomialDecay, PruningCallback, shrink  # noqa: E402
 
@@ -167,19 +170,22 @@ def resnet(args, mnist) -> None:
     base = float_base(model, calib, x_test, y_test)
     emit(classify_row("resnet8", "int8", model, calib, x_test, y_test, base))
 
-    from tinycompress.layer_pruning import macs
     budget = int(args.macs_keep * macs(model))
     pruned, report = prune_layers(model, LayerPruningConfig(max_macs=budget),
                                   validation_data=(x_val, y_val), loss=XENT)
-    compiled(pruned, cosine(3e-4, args.finetune, len(x_fit))).fit(x_fit, y_fit, epochs=args.finetune,
-                                                                  **fit)
-    row = classify_row("resnet8", "layer_pruned", pruned, calib, x_test, y_test, base,
-                       removed=[c.name + ":" + c.kind for c in report.removed],
-                       scores={s.candidate.name + ":" + s.candidate.kind: round(s.loss_increase, 4)
-                               for s in report.scores},
-                       keras_macs_before=report.macs_before, keras_macs_after=report.macs_after)
-    row["macs_removed_frac"] = round(1 - row["macs"] / base["float_macs"], 4)
-    emit(row)
+    epochs, extra = args.resnet_finetune, dict(
+        removed=[c.name + ":" + c.kind for c in report.removed],
+        scores={s.candidate.name + ":" + s.candidate.kind: round(s.loss_increase, 4) for s in report.scores},
+        keras_macs_before=report.macs_before, keras_macs_after=report.macs_after)
+    student = keras.models.clone_model(pruned)
+    student.set_weights(pruned.get_weights())
+    compiled(pruned, cosine(1e-3, epochs, len(x_fit))).fit(x_fit, y_fit, epochs=epochs, **fit)
+    distill(model, student, x_fit, y_fit, epochs=epochs, batch_size=BATCH,
+            optimizer=lambda: keras.optimizers.Adam(cosine(1e-3, epochs, len(x_fit))))
+    for config, tuned in (("layer_pruned", pruned), ("layer_pruned_distilled", student)):
+        row = classify_row("resnet8", config, tuned, calib, x_test, y_test, base, **extra)
+        row["macs_removed_frac"] = round(1 - row["macs"] / base["float_macs"], 4)
+        emit(row)
 
 
 def _frames(x: np.ndarray, mean, std, frame=254, hop=16, context=5) -> np.ndarray:
@@ -259,6 +265,7 @@ def main() -> int:
     parser.add_argument("--finetune", type=int, default=3, help="fine-tune epochs (MNIST)")
     parser.add_argument("--fc1-rank", type=int, default=32)
     parser.add_argument("--conv2-rank", type=int, default=16)
+    parser.add_argument("--resnet-finetune", type=int, default=8, help="layer-pruned fine-tune epochs")
     parser.add_argument("--macs-keep", type=float, default=0.69)
     parser.add_argument("--ae-epochs", type=int, default=40)
     parser.add_argument("--ae-finetune", type=int, default=20)
