@@ -265,7 +265,7 @@ def main() -> int:
     parser.add_argument("--finetune", type=int, default=3, help="fine-tune epochs (MNIST)")
     parser.add_argument("--fc1-rank", type=int, default=32)
     parser.add_argument("--conv2-rank", type=int, default=16)
-    parser.add_argument("--resnet-finetune", type=int, default=8, help="layer-pruned fine-tune epochs")
+    parser.add_argument("--resnet-finetune", type=int, default=12, help="layer-pruned fine-tune epochs")
     parser.add_argument("--macs-keep", type=float, default=0.69)
     parser.add_argument("--ae-epochs", type=int, default=40)
     parser.add_argument("--ae-finetune", type=int, default=20)
