@@ -29,7 +29,9 @@ import types
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("core", "pruning", "quantization", "clustering", "distillation")
+_SUBPACKAGES = (
+    "core", "pruning", "quantization", "clustering", "distillation", "lowrank", "layer_pruning", "recurrent",
+)
 
 # Public name -> the module that defines it.
 _NAMES = {
@@ -42,6 +44,8 @@ _NAMES = {
     "cluster_weights": "tinycompress.clustering",
     "strip_clustering": "tinycompress.clustering",
     "distill": "tinycompress.distillation",
+    "factorize": "tinycompress.lowrank",
+    "prune_layers": "tinycompress.layer_pruning",
     "prepare_for_export": "tinycompress.core",
     "export": "tinycompress.export",
     "build": "tinycompress.build",

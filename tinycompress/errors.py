@@ -25,6 +25,8 @@ __all__ = [
     "QuantizationError",
     "ClusteringError",
     "DistillationConfigError",
+    "LowRankError",
+    "LayerPruningError",
 ]
 
 
@@ -83,3 +85,11 @@ class ClusteringError(CompressionError):
 
 class DistillationConfigError(CompressionError):
     """A distillation setting (temperature, weight, layer, model pair) is invalid."""
+
+
+class LowRankError(CompressionError):
+    """A low-rank setting (energy, budget, explicit rank, layer choice) is invalid."""
+
+
+class LayerPruningError(CompressionError):
+    """A layer-pruning setting, candidate or budget cannot be used."""

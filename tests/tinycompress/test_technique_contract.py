@@ -1,6 +1,8 @@
 """The technique contract (`tinycompress.core.technique`), checked once for every technique.
 
-For pruning, QAT, clustering and distillation: the config value object
+For pruning, QAT, clustering, distillation and low-rank factorization (layer
+pruning, which needs validation data to score blocks, runs the same checks in
+``tests/tinycompress/layer_pruning``): the config value object
 round-trips; the callbacks are registered, serializable and resume from the
 optimizer's step; a `.keras` file saved mid-training continues exactly like
 the model that kept training; `prepare_for_export` leaves no training-time
@@ -15,7 +17,7 @@ import pytest
 
 import tflite_export
 import tinycompress
-from tinycompress import clustering, distillation, pruning, quantization
+from tinycompress import clustering, distillation, lowrank, pruning, quantization
 from tinycompress.core import Technique, prepare_for_export, toolkit_layers, walk_layers
 from tinycompress.quantization import ActivationQuantizer, QuantizeWrapper
 
@@ -26,10 +28,11 @@ CONFIGS = {
     "quantization": quantization.QATConfig(freeze_after=6),
     "clustering": clustering.ClusteringConfig(bits=3, reassign_every=1),
     "distillation": distillation.DistillationConfig(temperature=2.0, student_loss_weight=0.5),
+    "lowrank": lowrank.LowRankConfig(ranks={"fc": 1}),
 }
 TECHNIQUES: dict[str, Technique] = {
     t.name: t for t in (pruning.TECHNIQUE, quantization.TECHNIQUE, clustering.TECHNIQUE,
-                        distillation.TECHNIQUE)
+                        distillation.TECHNIQUE, lowrank.TECHNIQUE)
 }
 #: Toolkit layers a prepared model may keep: QAT's carry the trained int8
 #: scales the converter reads (they become quantization parameters, no ops).

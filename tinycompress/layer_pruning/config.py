@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from tinycompress.errors import CompressionError
+from tinycompress.errors import LayerPruningError
 
 __all__ = ["LayerPruningConfig", "LayerPruningError", "KINDS"]
 
 #: Candidate kinds: identity residual blocks, shape-preserving layer groups.
 KINDS = ("residual", "layer")
-
-
-class LayerPruningError(CompressionError):
-    """A layer-pruning setting, candidate or budget cannot be used."""
 
 
 def _positive_int(value: object) -> bool:

@@ -6,16 +6,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tinycompress.core import LayerSelector, selector_config
-from tinycompress.errors import CompressionError
+from tinycompress.errors import LowRankError
 
 __all__ = ["LowRankConfig", "LowRankError", "DEFAULT_ENERGY"]
 
 #: Kept singular-value energy when no rule is given.
 DEFAULT_ENERGY = 0.95
-
-
-class LowRankError(CompressionError):
-    """A low-rank setting (energy, budget, explicit rank, layer choice) is invalid."""
 
 
 def _is_int(value: object) -> bool:
