@@ -141,6 +141,7 @@ def _tflm_intermediates(model: bytes, xs: list[np.ndarray], arena_size: int, nee
     interp = _tflm(model, arena_size, preserve=True)
     values: dict[int, list[np.ndarray]] = {t: [] for t in needed}
     for s in range(xs[0].shape[0]):
+        interp.reset()  # samples are independent: no LSTM state carried over
         for i, x in enumerate(xs):
             interp.set_input(x[s : s + 1], i)
         interp.invoke()
@@ -165,6 +166,7 @@ def _op_differences(blob: np.ndarray, feeds: list[np.ndarray], expected: list[np
     ins, outs = interp.get_input_details(), interp.get_output_details()
     got: list[list[np.ndarray]] = [[] for _ in outs]
     for s in range(expected[0].shape[0]):
+        interp.reset_all_variables()
         for d, feed in zip(ins, feeds):
             interp.set_tensor(d["index"], feed[s].reshape(d["shape"]).astype(d["dtype"]))
         interp.invoke()

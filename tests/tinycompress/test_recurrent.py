@@ -111,6 +111,9 @@ def test_lstm_is_one_fused_integer_op_per_layer_and_keeps_accuracy(kind, trained
         tflite, x, float_outputs=model.predict(x, verbose=0), max_lsb=LSTM_MAX_LSB
     )
     assert report.max_lsb_diff <= LSTM_MAX_LSB
+    # Default verification (op by op, 1 LSB per requantization) accepts the model.
+    default = tflite_export.verify(tflite, x)
+    assert all(o.max_lsb_diff <= o.tolerance for o in default.ops if o.tolerance is not None)
     assert float_acc > 0.7  # the model learned the task
     assert _tflm_accuracy(tflite) >= float_acc - MAX_ACCURACY_LOSS
 
@@ -128,6 +131,9 @@ def test_gru_and_simplernn_unroll_into_ops_tflm_runs(kind, trained):
         tflite, x, float_outputs=model.predict(x, verbose=0), max_lsb=UNROLLED_MAX_LSB
     )
     assert report.max_lsb_diff <= UNROLLED_MAX_LSB
+    # Default verification (op by op, 1 LSB per requantization) accepts the model.
+    default = tflite_export.verify(tflite, x)
+    assert all(o.max_lsb_diff <= o.tolerance for o in default.ops if o.tolerance is not None)
     assert float_acc > 0.7  # the model learned the task
     assert _tflm_accuracy(tflite) >= float_acc - MAX_ACCURACY_LOSS
 
