@@ -6,8 +6,11 @@ import logging
 import os
 import stat
 import subprocess
+import shutil
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -119,12 +122,39 @@ def test_unusable_destinations_are_refused_before_writing(tmp_path, where):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def _refused_as_nobody(out) -> bool:
+    """Run `check_output_dir` in a forked child that dropped root (root writes anywhere)."""
+    pid = os.fork()
+    if pid == 0:  # child: no exec, the modules are already imported
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            check_output_dir(out)
+        except EmitError as e:
+            code = 0 if "not writable" in str(e) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_unwritable_parent_is_refused(tmp_path):
-    parent = tmp_path / "ro"
-    parent.mkdir(mode=0o555)
-    with pytest.raises(EmitError, match="not writable"):
-        check_output_dir(parent / "out")
+    if os.geteuid() != 0:
+        parent = tmp_path / "ro"
+        parent.mkdir(mode=0o555)
+        with pytest.raises(EmitError, match="not writable"):
+            check_output_dir(parent / "out")
+        return
+    # CI runs as root: check as the unprivileged user, in a folder it can reach.
+    base = Path(tempfile.mkdtemp(prefix="tc-atomic-"))
+    try:
+        base.chmod(0o755)
+        (base / "ro").mkdir(mode=0o555)
+        assert _refused_as_nobody(base / "ro" / "out")
+        assert not (base / "ro" / "out").exists()
+    finally:
+        shutil.rmtree(base)
 
 
 def test_overwrite_needs_the_marker_or_an_empty_folder(tmp_path):
