@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
+from tflite_export._structure import StructureError, check_structure
 from tflite_export.errors import ModelFormatError
 
 __all__ = ["validate", "SCHEMA_VERSION", "MAX_TENSOR_ELEMENTS"]
@@ -98,32 +99,13 @@ def _check_header(data: bytes) -> None:
         raise _fail(f"expected file identifier b'TFL3' at bytes 4..8, received {ident!r}")
 
 
-def _check_vector_lengths(data: bytes) -> None:
-    # A corrupt length makes the object reader loop over every element that
-    # fits in the file; refuse vectors longer than the file before unpacking.
-    root = fb.schema.Model.GetRootAs(data, 0)
-    limit = len(data) // 4
-    lengths = [("operator_codes", root.OperatorCodesLength()),
-               ("subgraphs", root.SubgraphsLength()),
-               ("buffers", root.BuffersLength())]
-    for name, n in lengths:
-        if n > limit:
-            raise _fail(f"the model's {name} vector claims {n} entries, more than a "
-                        f"{len(data)}-byte file can hold")
-    for s in range(root.SubgraphsLength()):
-        sg = root.Subgraphs(s)
-        for name, n in (("tensors", sg.TensorsLength()), ("operators", sg.OperatorsLength())):
-            if n > limit:
-                raise _fail(f"subgraph {s} {name} vector claims {n} entries, more than a "
-                            f"{len(data)}-byte file can hold")
-
-
 def _parse(data: bytes) -> "fb.schema.ModelT":
     try:
-        _check_vector_lengths(data)
+        check_structure(data)
+    except StructureError as e:
+        raise _fail(str(e)) from e
+    try:
         return fb.schema.ModelT.InitFromPackedBuf(data, 0)
-    except ModelFormatError:
-        raise
     except Exception as e:  # the generated reader raises whatever the bytes provoke
         raise _fail(
             f"the flatbuffer structure does not parse ({type(e).__name__}: {e}); "
