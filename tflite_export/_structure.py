@@ -28,7 +28,7 @@ import struct
 
 from tflite_export import _flatbuffer as fb
 
-__all__ = ["WORK_PER_BYTE", "StructureError", "Walk", "check_structure"]
+__all__ = ["WORK_PER_BYTE", "StructureError", "WorkBoundError", "Walk", "check_structure"]
 
 #: Units of work (see the module docstring) allowed per byte of the file.
 WORK_PER_BYTE = 2
@@ -85,7 +85,11 @@ _UNIONS = {
 
 
 class StructureError(Exception):
-    """A flatbuffer offset, vector or string is out of bounds, or the work bound is exceeded."""
+    """A flatbuffer offset, vector or string points outside the file."""
+
+
+class WorkBoundError(StructureError):
+    """Reading or unpacking the flatbuffer would exceed the work bound."""
 
 
 class Walk:
@@ -109,7 +113,7 @@ class Walk:
     def _step(self, units: int) -> None:
         self.steps += units
         if self.steps > self.limit:
-            raise StructureError(
+            raise WorkBoundError(
                 f"reading the flatbuffer takes more than {self.limit} steps for a "
                 f"{self.size}-byte file: its vectors overlap or share entries"
             )
@@ -208,7 +212,7 @@ def check_structure(data: bytes) -> Walk:
     root = walk._target(0, "the root table")
     walk.expanded = walk.table("Model", root)
     if walk.expanded > walk.limit:
-        raise StructureError(
+        raise WorkBoundError(
             f"unpacking the model would build more than {walk.limit} entries from a "
             f"{walk.size}-byte file: its offsets point many times at the same tables "
             "(a TFLite writer never shares tables)"

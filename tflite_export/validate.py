@@ -31,7 +31,8 @@ import math
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
-from tflite_export._structure import StructureError, check_structure
+from tflite_export._op_checks import MAX_RANK, check_operator
+from tflite_export._structure import StructureError, WorkBoundError, check_structure
 from tflite_export.errors import ModelFormatError
 
 __all__ = ["validate", "SCHEMA_VERSION", "MAX_TENSOR_ELEMENTS"]
@@ -41,6 +42,9 @@ SCHEMA_VERSION = 3
 
 #: Largest element count accepted for one tensor (TFLM indexes with int32).
 MAX_TENSOR_ELEMENTS = 2**31 - 1
+
+#: Metadata name of an offline memory plan, which TFLM reads.
+OFFLINE_PLAN = "OfflineMemoryAllocation"
 
 _FIX = (
     "The file is corrupt, truncated, or was written or edited by an incompatible tool; "
@@ -102,8 +106,10 @@ def _check_header(data: bytes) -> None:
 def _parse(data: bytes) -> "fb.schema.ModelT":
     try:
         check_structure(data)
-    except StructureError as e:
+    except WorkBoundError as e:
         raise _fail(str(e)) from e
+    except StructureError as e:
+        raise _fail(f"the flatbuffer structure does not parse: {e}") from e
     try:
         return fb.schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as e:  # the generated reader raises whatever the bytes provoke
@@ -215,6 +221,9 @@ def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
         raise _fail(f"{label} has tensor type {tensor.type}, which the TFLite schema does not define")
     _check_index(int(tensor.buffer), len(buffer_sizes), f"{label}", "buffer")
     shape = _ints(tensor.shape)
+    if len(shape) > MAX_RANK:
+        raise _fail(f"{label} has rank {len(shape)}; TFLite Micro handles at most {MAX_RANK} "
+                    "dimensions")
     elements = _element_count(label, shape, _ints(tensor.shapeSignature))
     size = buffer_sizes[tensor.buffer]
     if size and tensor.sparsity is None:
@@ -228,7 +237,8 @@ def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
         _check_quantization(label, type_name, shape, tensor.quantization)
 
 
-def _check_operator(s: int, k: int, op, m, n_tensors: int) -> None:
+def _check_operator(s: int, k: int, op, m, tensors: list) -> None:
+    n_tensors = len(tensors)
     n_codes = len(m.operatorCodes or [])
     where = f"subgraph {s} operator {k}"
     _check_index(int(op.opcodeIndex), n_codes, where, "operator code")
@@ -241,6 +251,26 @@ def _check_operator(s: int, k: int, op, m, n_tensors: int) -> None:
     for field in fields:
         _check_index(int(getattr(op.builtinOptions, field)), len(m.subgraphs),
                      f"{where} option {field}", "subgraph")
+    check_operator(where, fb.op_name(m.operatorCodes[op.opcodeIndex]), op, tensors, _fail)
+
+
+def _check_offline_plan(m, buffer, n_tensors: int) -> None:
+    # TFLM reads this metadata as int32 words [version, subgraphs, n, n offsets]
+    # straight from the buffer's inline data, without checking its length.
+    data = buffer.data if buffer is not None else None
+    size = 0 if data is None else len(data)
+    where = f"the {OFFLINE_PLAN} metadata"
+    if size < 12 or size % 4:
+        raise _fail(f"{where} has {size} inline bytes in its buffer; TFLM reads int32 words "
+                    "[version, subgraphs, tensor count, one offset per tensor]")
+    words = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<i4")
+    if int(words[2]) != n_tensors or size != 4 * (3 + n_tensors):
+        raise _fail(f"{where} plans {int(words[2])} tensors in {size} bytes, but subgraph 0 has "
+                    f"{n_tensors} tensors (expected {4 * (3 + n_tensors)} bytes)")
+    bad = np.flatnonzero(words[3:] < -1)
+    if bad.size:
+        raise _fail(f"{where} places tensor {int(bad[0])} at offset {int(words[3 + bad[0]])}; "
+                    "expected an offset >= 0, or -1 for 'planned by TFLM'")
 
 
 def validate(model: bytes) -> None:
@@ -294,9 +324,11 @@ def validate(model: bytes) -> None:
         for t, tensor in enumerate(tensors):
             _check_tensor(s, t, tensor, buffer_sizes)
         for k, op in enumerate(sg.operators or []):
-            _check_operator(s, k, op, m, len(tensors))
+            _check_operator(s, k, op, m, tensors)
     for e, entry in enumerate(m.metadata or []):
         if entry is not None:
             _check_utf8(entry.name, f"the name of metadata entry {e}")
             _check_index(int(entry.buffer), len(buffer_sizes),
                          f"metadata entry {e} ({_text(entry.name)!r})", "buffer")
+            if _text(entry.name) == OFFLINE_PLAN:
+                _check_offline_plan(m, m.buffers[entry.buffer], len(m.subgraphs[0].tensors or []))
