@@ -249,3 +249,73 @@ def test_tensor_name_not_utf8(conv_model):
     t = int(m.subgraphs[0].inputs[0])
     m.subgraphs[0].tensors[t].name = b"in\xf9put"
     raises(repack(m), f"the name of subgraph 0 tensor {t}", "not valid UTF-8")
+
+
+# ---- models that passed validate but crashed TFLM (issue 13) ----------------------------
+
+def _refused_everywhere(bad: bytes, *fragments: str) -> None:
+    import tempfile
+
+    import tflite_export
+
+    raises(bad, *fragments)
+    for fn in (tflite_export.slim, tflite_export.measure_arena, tflite_export.kernel_scratch_bound,
+               lambda m: tflite_export.run_tflm(m, np.zeros((1, 4), np.int8))):
+        with pytest.raises(ModelFormatError):
+            fn(bad)
+    with tempfile.TemporaryDirectory() as d:
+        with pytest.raises(ModelFormatError):
+            tflite_export.emit_c_sources(bad, d, arena_size=4096)
+        assert not list(__import__("pathlib").Path(d).iterdir())
+
+
+def test_offline_memory_plan_on_an_empty_buffer_is_refused():
+    # TFLM read the plan from the missing data and died with SIGSEGV.
+    from hostile_models import offline_plan_on_empty_buffer
+
+    from tflite_export.testing import tiny_model
+
+    _refused_everywhere(offline_plan_on_empty_buffer(tiny_model()),
+                        "OfflineMemoryAllocation", "0 inline bytes")
+
+
+def test_a_fully_connected_op_relabelled_conv_2d_is_refused():
+    # TFLM's CONV_2D kernel divided by the missing stride: SIGFPE.
+    from hostile_models import relabelled
+
+    from tflite_export.testing import tiny_model
+
+    _refused_everywhere(relabelled(tiny_model(), "FULLY_CONNECTED", "CONV_2D"),
+                        "operator 0 (CONV_2D) carries FullyConnectedOptions")
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    ("stride0", ("strideW = 0", "expected an integer >= 1")),
+    ("filter3d", ("filter (input 1) has shape", "rank 4")),
+    ("bias8", ("INT8 bias", "INT32")),
+    ("channels", ("output has", "channels")),
+    ("inputs", ("has 1 input(s)", "takes 2 to 3 input(s)")),
+    ("rank7", ("rank 7", "at most 6")),
+])
+def test_operands_that_do_not_fit_the_kernel_are_refused(conv_model, edit, fragments):
+    m = fb.unpack(conv_model[1])
+    op = m.subgraphs[0].operators[op_index(m, "CONV_2D")]
+    tensors = m.subgraphs[0].tensors
+    if edit == "stride0":
+        op.builtinOptions.strideW = 0
+    elif edit == "filter3d":
+        w = tensors[op.inputs[1]]
+        w.shape = [int(w.shape[0]), int(w.shape[1]) * int(w.shape[2]), int(w.shape[3])]
+    elif edit == "bias8":
+        b = tensors[op.inputs[2]]
+        b.type = fb.schema.TensorType.INT8
+        m.buffers[b.buffer].data = np.asarray(m.buffers[b.buffer].data)[: int(b.shape[0])]
+    elif edit == "channels":
+        y = tensors[op.outputs[0]]
+        y.shape = [int(d) for d in y.shape[:3]] + [int(y.shape[3]) + 1]
+    elif edit == "inputs":
+        op.inputs = op.inputs[:1]
+    elif edit == "rank7":
+        x = tensors[op.inputs[0]]
+        x.shape = [1, 1, 1] + [int(d) for d in x.shape]
+    raises(repack(m), *fragments)
