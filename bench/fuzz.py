@@ -352,7 +352,7 @@ def _call_cli(data: bytes, work: Path) -> str:
     raise TinyCompressError(f"exit {code}")
 
 
-def _child(target: str, data: bytes, work: Path, fd: int) -> None:
+def _child(target: str, data: bytes, work: Path, fd: int, call) -> None:
     os.setpgid(0, 0)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -360,7 +360,7 @@ def _child(target: str, data: bytes, work: Path, fd: int) -> None:
     from tflite_export.errors import TinyCompressError
 
     try:
-        result = {"outcome": _call(target, data, work)}
+        result = {"outcome": call(target, data, work)}
     except TinyCompressError as e:
         result = {"outcome": "error", "type": type(e).__name__, "message": str(e)[:300]}
     except BaseException as e:  # noqa: BLE001 - classifying every escape is the point
@@ -390,15 +390,19 @@ def _kill(pid: int) -> None:
             pass
 
 
-def run_one(target: str, data: bytes, limit: float) -> dict:
-    """Call ``target`` on ``data`` in a forked child with a time limit; classify it."""
+def run_one(target: str, data: bytes, limit: float, call=None) -> dict:
+    """Call ``target`` on ``data`` in a forked child with a time limit; classify it.
+
+    ``call(target, data, workdir)`` runs the target and returns ``"ok"`` or
+    ``"partial"`` (default: the targets above).
+    """
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(r)
             try:
-                _child(target, data, Path(tmp), w)
+                _child(target, data, Path(tmp), w, call or _call)
             finally:
                 os._exit(70)
         os.close(w)
