@@ -163,5 +163,21 @@ def main(job_dir: str) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """End this worker (Linux) when the process that started it dies, so a
+    killed caller leaves no interpreter running without its time limit."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 if __name__ == "__main__":
+    _die_with_parent()
     sys.exit(main(sys.argv[1]))

@@ -9,19 +9,32 @@ plus numpy), so corrupt bytes can only make it raise `ModelFormatError`.
 What is checked, in order:
 
 * the header: at least 8 bytes, file identifier ``TFL3`` at bytes 4..8;
-* the flatbuffer parses (any reader exception, offsets past the end, vectors
-  longer than the file), schema version 3, at least one subgraph; tensor
-  names, custom codes and metadata names are UTF-8;
+* one raw walk over the flatbuffer (`tflite_export._structure`) visits each
+  table and vector once: every offset, vector and string lies inside the file,
+  and both the walk and what the object API would unpack (shared tables
+  counted once per reference) stay within 2 units of work per file byte, so
+  validation is linear in the file size;
+* the flatbuffer parses (any reader exception), schema version 3, at least
+  one subgraph; tensor names, custom codes and metadata names are UTF-8;
 * buffers: data placed outside the flatbuffer lies inside the file;
 * per subgraph: input/output tensor indices in range;
 * per operator: opcode index in range, input (``-1`` = optional) and output
   tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
-* per tensor: known type, buffer index in range, dims ``>= 0`` (``-1`` is
+* per operator, what TFLM's kernel assumes (`tflite_export._op_checks`):
+  operand counts, the options table of the operator with strides, windows
+  and dilations ``>= 1``, ranks, fitting shapes (channels, filter sizes,
+  element counts, broadcasting) and types (int8/int16 data, int8/int4
+  filters, int32/int64 biases, element-wise ops keep the type);
+* per tensor: known type, rank ``<= 6`` (TFLM's ``RuntimeShape``), buffer
+  index in range, dims ``>= 0`` (``-1`` is
   allowed in the shape signature), element count below 2**31, a constant's
   byte size equal to elements times item size, quantization scales finite and
   ``> 0``, zero points inside the type's range, per-axis scale and zero point
   counts equal to the quantized dimension, quantized dimension in range;
-* metadata entries name buffers in range.
+* metadata entries name buffers in range; an ``OfflineMemoryAllocation``
+  plan (which TFLM reads unchecked) has inline data of int32 words
+  ``[version, subgraphs, n, n offsets]`` with ``n`` = tensors of subgraph 0
+  and offsets ``>= -1``.
 """
 
 from __future__ import annotations
