@@ -30,7 +30,8 @@ device: `validate` should refuse it); those mutants are saved under
 ``<findings>/native``.
 
 Run: nice -n 10 python bench/fuzz.py --mutants 10000 [--findings DIR] [seed.tflite ...]
-Prints one JSON line: mutants, seconds, per target the count per outcome, findings.
+Prints one JSON line: mutants, seconds, per target the count per outcome, our
+errors by class and the seconds spent, and the keys of the findings.
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def fuzz(seeds: list[bytes], mutants: int, *, seed: int = 0, limit: float = 60.0
     parsed = [fb.unpack(s) for s in seeds]
     counts = {t: dict.fromkeys(OUTCOMES, 0) for t in targets}
     errors: dict[str, dict[str, int]] = {t: {} for t in targets}
+    seconds = dict.fromkeys(targets, 0.0)
     native: dict[str, tuple[bytes, str]] = {}
     found: dict[str, dict] = {}
     start = time.monotonic()
@@ -231,7 +233,9 @@ def fuzz(seeds: list[bytes], mutants: int, *, seed: int = 0, limit: float = 60.0
         k = int(rng.integers(len(seeds)))
         data, what = mutate(seeds[k], parsed[k], rng)
         target = targets[n % len(targets)]
+        began = time.monotonic()
         result = run_one(target, data, limit)
+        seconds[target] += time.monotonic() - began
         counts[target][result["outcome"]] += 1
         if result["outcome"] == "error":
             kind = _error_kind(result)
@@ -256,7 +260,9 @@ def fuzz(seeds: list[bytes], mutants: int, *, seed: int = 0, limit: float = 60.0
             (findings / "native" / f"{digest}.tflite").write_bytes(data)
             (findings / "native" / f"{digest}.json").write_text(json.dumps({"key": key, "mutation": what}))
     return {"mutants": mutants, "seconds": round(time.monotonic() - start, 1),
-            "counts": counts, "errors": errors, "findings": list(found.values())}
+            "counts": counts, "errors": errors,
+            "target_seconds": {t: round(v, 1) for t, v in seconds.items()},
+            "findings": list(found.values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         import tinycompress.cli  # noqa: F401 - imported once, before the children fork
     summary = fuzz(seed_models(args.seeds), args.mutants, seed=args.seed, limit=args.limit,
                    targets=targets, findings=args.findings)
-    line = {k: summary[k] for k in ("mutants", "seconds", "counts", "errors")}
+    line = {k: summary[k] for k in ("mutants", "seconds", "counts", "errors", "target_seconds")}
     line["findings"] = [f["key"] for f in summary["findings"]]
     print(json.dumps(line))
     return 0

@@ -39,8 +39,10 @@ TIMEOUT_ENV = "TINYCOMPRESS_TIMEOUT_S"
 #: Seconds every child gets on top of the work estimate (start-up, imports).
 _BASE_S = 15.0
 #: Work units (MACs plus tensor elements) per second assumed for TFLM's
-#: reference kernels on the host: about 20 times slower than measured here.
+#: reference kernels on the host, and seconds per invoke on top (Python
+#: round trip): both about 20-40 times slower than measured here.
 _UNITS_PER_S = 5e6
+_S_PER_RUN = 1e-3
 
 
 def _default_arena(model: bytes) -> int:
@@ -71,7 +73,8 @@ def time_limit(model: bytes, runs: int, timeout_s: float | None = None) -> tuple
     """Seconds a child may run for ``runs`` invokes of a (validated) model, and why.
 
     ``timeout_s`` wins, then the `TIMEOUT_ENV` variable, then an estimate from
-    the model's declared work: ``15 s + runs * (MACs + tensor elements) / 5e6``.
+    the model's declared work:
+    ``15 s + runs * (1 ms + (MACs + tensor elements) / 5e6 per s)``.
     """
     if timeout_s is not None:
         return float(timeout_s), "timeout_s"
@@ -82,7 +85,8 @@ def time_limit(model: bytes, runs: int, timeout_s: float | None = None) -> tuple
         except ValueError:
             raise InputError(f"{TIMEOUT_ENV}={env!r} is not a number of seconds; set it to "
                              "e.g. 600 or unset it.") from None
-    return _BASE_S + runs * _work_per_run(model) / _UNITS_PER_S, "the estimate from the model's size"
+    estimate = _BASE_S + runs * (_S_PER_RUN + _work_per_run(model) / _UNITS_PER_S)
+    return estimate, "the estimate from the model's size"
 
 
 def check_host_memory(model: bytes, arrays_bytes: int, arena_size: int) -> None:

@@ -45,3 +45,26 @@ def test_errors_are_one_clear_line_and_exit_2(saved, capsys):
     assert main(["export", str(saved / "mlp.keras"), "--calibration", str(saved / "calib.npz"),
                  "--out", str(saved / "out")]) in (0, 2)
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit", ["relabelled", "rank70", "offline_plan"])
+def test_inspect_refuses_models_that_break_tflm_with_exit_2(tmp_path, capsys, edit):
+    # These passed validate and raised IndexError/ValueError or crashed TFLM (issue 13).
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tflite_export"))
+    import hostile_models as h
+
+    from tflite_export.testing import tiny_model
+
+    bad = {"relabelled": lambda m: h.relabelled(m, "FULLY_CONNECTED", "CONV_2D"),
+           "rank70": lambda m: h.with_input_shape(m, [1] * 69 + [4]),
+           "offline_plan": h.offline_plan_on_empty_buffer}[edit](tiny_model())
+    (tmp_path / "bad.tflite").write_bytes(bad)
+    for arena in ("--arena", "--no-arena"):
+        code = main(["inspect", str(tmp_path / "bad.tflite"), arena,
+                     "--json", str(tmp_path / "r.json")])
+        assert code == 2
+        assert "ModelFormatError" in capsys.readouterr().err
+        assert not (tmp_path / "r.json").exists()
