@@ -64,7 +64,6 @@ def test_a_ci_sized_run_finds_nothing(fuzz, tmp_path, monkeypatch):
     # Every target on >= 80 mutants: zero uncaught exceptions, caller crashes,
     # hangs past the limit and partial outputs; native crashes are counted too.
     monkeypatch.setenv("TINYCOMPRESS_TIMEOUT_S", "20")
-    import tinycompress.cli  # noqa: F401 - the CLI target runs in forked children
 
     summary = fuzz.fuzz(fuzz.seed_models(), 560, seed=13, limit=60.0, findings=tmp_path)
     assert summary["findings"] == []
