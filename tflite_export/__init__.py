@@ -12,6 +12,7 @@ from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, comp
 from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
 from tflite_export.errors import (
     EmitError,
+    InputError,
     ModelFormatError,
     RuntimeCheckError,
     TinyCompressError,
@@ -74,4 +75,5 @@ __all__ = [
     "RuntimeCheckError",
     "VerificationError",
     "EmitError",
+    "InputError",
 ]

@@ -1,9 +1,15 @@
 """Run a `.tflite` model on the real TFLM interpreter and on LiteRT.
 
 Every native call happens in a child process (`tflite_export._worker`) with a
-timeout: TFLM loads flatbuffers without a verifier, so a corrupt model may crash
-it, and a crash must become a `RuntimeCheckError`, not the end of the caller.
-Models are checked with `tflite_export.validate` before they reach native code.
+time limit: TFLM loads flatbuffers without a verifier, so a corrupt model may
+crash it, and a crash must become a `RuntimeCheckError`, not the end of the
+caller. Models are checked with `tflite_export.validate` before anything reads
+them, and inputs are refused before allocation when one sample exceeds the
+host arena. The limit is ``timeout_s`` when given, else the environment
+variable `TIMEOUT_ENV` (``TINYCOMPRESS_TIMEOUT_S``, seconds), else an estimate
+from the model's declared work (`time_limit`: 15 s plus a generous per-invoke
+figure); a child past it is killed with everything it forked, and the error
+names the limit and how to raise it.
 """
 
 from __future__ import annotations
