@@ -85,7 +85,13 @@ _UNIONS = {
 
 
 class StructureError(Exception):
-    """A flatbuffer offset, vector or string points outside the file."""
+    """A flatbuffer offset, vector or string points outside the file.
+
+    Attributes:
+        walk: the `Walk` that refused the file (set by `check_structure`).
+    """
+
+    walk: "Walk | None" = None
 
 
 class WorkBoundError(StructureError):
@@ -209,12 +215,15 @@ def check_structure(data: bytes) -> Walk:
             or the walk or the unpacking would exceed the work bound.
     """
     walk = Walk(data)
-    root = walk._target(0, "the root table")
-    walk.expanded = walk.table("Model", root)
-    if walk.expanded > walk.limit:
-        raise WorkBoundError(
-            f"unpacking the model would build more than {walk.limit} entries from a "
-            f"{walk.size}-byte file: its offsets point many times at the same tables "
-            "(a TFLite writer never shares tables)"
-        )
+    try:
+        walk.expanded = walk.table("Model", walk._target(0, "the root table"))
+        if walk.expanded > walk.limit:
+            raise WorkBoundError(
+                f"unpacking the model would build more than {walk.limit} entries from a "
+                f"{walk.size}-byte file: its offsets point many times at the same tables "
+                "(a TFLite writer never shares tables)"
+            )
+    except StructureError as e:
+        e.walk = walk  # the work done before refusing, for tests and diagnostics
+        raise
     return walk

@@ -9,7 +9,13 @@ import re
 import pytest
 
 from tflite_export import _flatbuffer as fb
-from tflite_export._structure import _SHAPE, WORK_PER_BYTE, StructureError, Walk, check_structure
+from tflite_export._structure import (
+    _SHAPE,
+    WORK_PER_BYTE,
+    StructureError,
+    WorkBoundError,
+    check_structure,
+)
 from tflite_export.errors import ModelFormatError
 from tflite_export.testing import tiny_model
 from tflite_export.validate import validate
@@ -70,13 +76,12 @@ def test_shared_tables_are_refused_with_work_bounded_by_the_file_size(refs):
     # 400 refs is a 3.3 KB file that the object API expands into 160,000 tensors
     # (38 s and 157 MB before this walk existed).
     data = shared_table_model(refs)
-    walk = Walk(data)
-    with pytest.raises(StructureError, match="point many times at the same tables"):
-        walk.expanded = walk.table("Model", walk._target(0, "root"))
-        if walk.expanded > walk.limit:
-            raise StructureError("point many times at the same tables")
+    with pytest.raises(WorkBoundError, match="point many times at the same tables") as info:
+        check_structure(data)
     # Each table and vector is visited once: the walk is linear in the file.
+    walk = info.value.walk
     assert walk.steps <= 2 * refs + 16 <= WORK_PER_BYTE * len(data)
+    assert walk.expanded > walk.limit
     with pytest.raises(ModelFormatError, match="same tables"):
         validate(data)
 
