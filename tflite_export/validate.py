@@ -17,9 +17,10 @@ What is checked, in order:
 * the flatbuffer parses (any reader exception), schema version 3, at least
   one subgraph; tensor names, custom codes and metadata names are UTF-8;
 * buffers: data placed outside the flatbuffer lies inside the file;
-* per subgraph: input/output tensor indices in range;
-* per operator: opcode index in range, input (``-1`` = optional) and output
-  tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
+* per subgraph: the tensors, inputs and outputs vectors exist
+  (TFLM dereferences them unchecked), input/output tensor indices in range;
+* per operator: opcode index in range, inputs and outputs vectors exist,
+  input (``-1`` = optional) and output tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
 * per operator, what TFLM's kernel assumes (`tflite_export._op_checks`):
   operand counts, the options table of the operator with strides, windows
   and dilations ``>= 1``, ranks, fitting shapes (channels, filter sizes,
@@ -256,6 +257,9 @@ def _check_operator(s: int, k: int, op, m, tensors: list) -> None:
     where = f"subgraph {s} operator {k}"
     _check_index(int(op.opcodeIndex), n_codes, where, "operator code")
     where = f"{where} ({fb.op_name(m.operatorCodes[op.opcodeIndex])})"
+    if op.inputs is None or op.outputs is None:
+        raise _fail(f"{where} has no {'inputs' if op.inputs is None else 'outputs'} vector; TFLM "
+                    "reads it without checking (an empty vector is allowed, a missing one is not)")
     for role, optional, idxs in (("input", True, op.inputs), ("output", False, op.outputs),
                                  ("intermediate", False, op.intermediates)):
         for pos, i in enumerate(_ints(idxs)):
@@ -328,7 +332,11 @@ def validate(model: bytes) -> None:
         _check_utf8(code.customCode, f"the custom code of operator code {c}")
     buffer_sizes = _buffer_sizes(m, data)
     for s, sg in enumerate(m.subgraphs):
-        tensors = sg.tensors or []
+        missing = [f for f in ("tensors", "inputs", "outputs") if getattr(sg, f) is None]
+        if missing:
+            raise _fail(f"subgraph {s} has no {' and no '.join(missing)} vector; TFLM reads them "
+                        "without checking (an empty vector is allowed, a missing one is not)")
+        tensors = sg.tensors
         if any(t is None for t in tensors) or any(op is None for op in sg.operators or []):
             raise _fail(f"subgraph {s} has a missing tensor or operator entry")
         for role, idxs in (("input", sg.inputs), ("output", sg.outputs)):

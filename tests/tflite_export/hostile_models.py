@@ -107,3 +107,14 @@ def single_op_model(op: str, shape: list[int], type_name: str = "INT8") -> bytes
     sg.tensors, sg.operators, sg.inputs, sg.outputs = tensors, [operator], [0], [1]
     m.subgraphs = [sg]
     return _repack(m)
+
+
+def without_vector(model: bytes, field: str) -> bytes:
+    """``model`` whose subgraph 0 (``"outputs"``...) or first operator
+    (``"op.inputs"``...) lacks the vector ``field`` (TFLM dereferences it: SIGSEGV)."""
+    m = fb.unpack(model)
+    owner = m.subgraphs[0]
+    if field.startswith("op."):
+        owner, field = owner.operators[0], field[3:]
+    setattr(owner, field, None)
+    return _repack(m)

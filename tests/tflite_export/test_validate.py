@@ -319,3 +319,14 @@ def test_operands_that_do_not_fit_the_kernel_are_refused(conv_model, edit, fragm
         x = tensors[op.inputs[0]]
         x.shape = [1, 1, 1] + [int(d) for d in x.shape]
     raises(repack(m), *fragments)
+
+
+@pytest.mark.parametrize("field", ["tensors", "inputs", "outputs", "op.inputs", "op.outputs"])
+def test_missing_vectors_that_tflm_dereferences_are_refused(field):
+    # Found by bench/fuzz.py (10,000 mutants): each made the TFLM worker die with SIGSEGV.
+    from hostile_models import without_vector
+
+    from tflite_export.testing import tiny_model
+
+    name = field.rpartition(".")[2]
+    raises(without_vector(tiny_model(), field), f"no {name} vector", "missing one is not")
