@@ -20,7 +20,8 @@ What is checked, in order:
 * per subgraph: the tensors, inputs and outputs vectors exist
   (TFLM dereferences them unchecked), input/output tensor indices in range;
 * per operator: opcode index in range, inputs and outputs vectors exist,
-  input (``-1`` = optional) and output tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
+  input (``-1`` = optional) and output tensor indices in range, subgraph
+  indices of IF/WHILE/CALL_ONCE in range;
 * per operator, what TFLM's kernel assumes (`tflite_export._op_checks`):
   operand counts, the options table of the operator with strides, windows
   and dilations ``>= 1``, ranks, fitting shapes (channels, filter sizes,
@@ -271,7 +272,7 @@ def _check_operator(s: int, k: int, op, m, tensors: list) -> None:
     check_operator(where, fb.op_name(m.operatorCodes[op.opcodeIndex]), op, tensors, _fail)
 
 
-def _check_offline_plan(m, buffer, n_tensors: int) -> None:
+def _check_offline_plan(buffer, n_tensors: int) -> None:
     # TFLM reads this metadata as int32 words [version, subgraphs, n, n offsets]
     # straight from the buffer's inline data, without checking its length.
     data = buffer.data if buffer is not None else None
@@ -352,4 +353,4 @@ def validate(model: bytes) -> None:
             _check_index(int(entry.buffer), len(buffer_sizes),
                          f"metadata entry {e} ({_text(entry.name)!r})", "buffer")
             if _text(entry.name) == OFFLINE_PLAN:
-                _check_offline_plan(m, m.buffers[entry.buffer], len(m.subgraphs[0].tensors or []))
+                _check_offline_plan(m.buffers[entry.buffer], len(m.subgraphs[0].tensors or []))
