@@ -18,7 +18,10 @@ operand and rule named, before native code sees them:
   unary ops keep the element count, pooling keeps the channels;
 * types: integer kernels get the types they index with (int8/int16 data,
   int8/int4 filters, int32/int64 biases), element-wise ops keep the type, and
-  operands are of types TFLM handles (`_TFLM_TYPES`).
+  operands are of types TFLM handles (`_TFLM_TYPES`);
+* scales that TFLM's kernels assert on: quantized ADD/SUB need
+  ``2 * max input scale < 2**20 * output scale`` (``2**15`` for int16), int8
+  SOFTMAX needs ``beta * input scale * 2**26 > 1``.
 """
 
 from __future__ import annotations
@@ -219,6 +222,33 @@ def _shapes(where: str, name: str, t: list, fail: Fail) -> None:
                            f"to the output shape {out}")
 
 
+def _scale(tensor) -> float | None:
+    q = tensor.quantization if tensor is not None else None
+    return float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else None
+
+
+def _requantization(where: str, name: str, op, t: list, fail: Fail) -> None:
+    """Scale relations TFLM's kernels assert on (a failed check aborts the process)."""
+    kind = fb.tensor_type_name(t[0].type) if t[0] is not None else None
+    if name in ("ADD", "SUB") and kind in ("INT8", "INT16") and len(t) == 3:
+        scales = [_scale(x) for x in t]
+        if None in scales:
+            return
+        # The output multiplier must be < 1 (QuantizeMultiplierSmallerThanOneExp).
+        left_shift = 20 if kind == "INT8" else 15
+        multiplier = 2 * max(scales[:2]) / (2**left_shift * scales[2])
+        if multiplier >= 1:
+            raise fail(f"{where} has input scales {scales[0]:.3g} and {scales[1]:.3g} for output "
+                       f"scale {scales[2]:.3g}: the requantization multiplier {multiplier:.3g} "
+                       f"must be < 1 (2 * max input scale < 2**{left_shift} * output scale)")
+    if name == "SOFTMAX" and kind == "INT8" and op.builtinOptions is not None:
+        scale = _scale(t[0])
+        beta = float(getattr(op.builtinOptions, "beta", 1.0))
+        if scale is not None and not beta * scale * 2**26 > 1:
+            raise fail(f"{where} has beta {beta:.3g} and input scale {scale:.3g}; TFLM's int8 "
+                       "softmax needs beta * input scale * 2**26 > 1")
+
+
 def check_operator(where: str, name: str, op, tensors: list, fail: Fail) -> None:
     """Check one operator against what TFLM's kernel for it assumes.
 
@@ -255,3 +285,4 @@ def check_operator(where: str, name: str, op, tensors: list, fail: Fail) -> None
         _rank(f"{where} input 2", t[2], (4,), fail)
         _rank(f"{where} output", t[-1], (4,), fail)
     _shapes(where, name, t, fail)
+    _requantization(where, name, op, t, fail)

@@ -330,3 +330,22 @@ def test_missing_vectors_that_tflm_dereferences_are_refused(field):
 
     name = field.rpartition(".")[2]
     raises(without_vector(tiny_model(), field), f"no {name} vector", "missing one is not")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ("add_input_scale", "requantization multiplier"),
+    ("softmax_beta", "beta * input scale * 2**26 > 1"),
+])
+def test_scales_that_make_tflm_kernels_abort_are_refused(edit, fragment):
+    # Found by bench/fuzz.py: TFLM's ADD and SOFTMAX prepare functions abort (SIGABRT).
+    from pathlib import Path
+
+    seed = (Path(__file__).parent / "data" / "fuzz_cnn.tflite").read_bytes()
+    validate(seed)
+    m = fb.unpack(seed)
+    if edit == "add_input_scale":
+        op = m.subgraphs[0].operators[op_index(m, "ADD")]
+        m.subgraphs[0].tensors[op.inputs[0]].quantization.scale = np.array([1e30], np.float32)
+    else:
+        m.subgraphs[0].operators[op_index(m, "SOFTMAX")].builtinOptions.beta = 1e-30
+    raises(repack(m), fragment)
