@@ -14,7 +14,8 @@ operand and rule named, before native code sees them:
   connected filter is 2-D, biases 1-D; every operand has rank ``<= MAX_RANK``;
 * shapes that fit: output channels = filter channels = bias size for
   convolutions, input depth a multiple of the filter depth, fully connected
-  input elements a multiple of the filter's input size, element-wise and
+  input elements a multiple of the filter's input size and output elements =
+  input rows times filter outputs, element-wise and
   unary ops keep the element count, pooling keeps the channels;
 * types: integer kernels get the types they index with (int8/int16 data,
   int8/int4 filters, int32/int64 biases), element-wise ops keep the type, and
@@ -165,6 +166,10 @@ def _fully_connected(where: str, t: list, fail: Fail) -> None:
     y = [int(d) for d in (t[-1].shape if t[-1].shape is not None else [])]
     if not y or y[-1] != w[0]:
         raise fail(f"{where} output has shape {y}; the filter {w} makes {w[0]} outputs")
+    rows = math.prod(x) // w[1]
+    if math.prod(y) != rows * w[0]:
+        raise fail(f"{where} output has shape {y}, but {rows} input row(s) of {w[1]} through "
+                   f"the filter {w} make {rows * w[0]} elements")
     if len(t) > 3 and t[2] is not None:
         b = _rank(f"{where} bias (input 2)", t[2], (1,), fail)
         if b[0] != w[0]:

@@ -349,3 +349,13 @@ def test_scales_that_make_tflm_kernels_abort_are_refused(edit, fragment):
     else:
         m.subgraphs[0].operators[op_index(m, "SOFTMAX")].builtinOptions.beta = 1e-30
     raises(repack(m), fragment)
+
+
+def test_a_fully_connected_output_larger_than_its_input_rows_is_refused():
+    # Found by bench/fuzz.py: output [2097153, 3] for one input row crashed measure_arena.
+    from tflite_export.testing import tiny_model
+
+    m = fb.unpack(tiny_model())
+    sg = m.subgraphs[0]
+    sg.tensors[sg.outputs[0]].shape = [2097153, 3]
+    raises(repack(m), "output has shape [2097153, 3]", "make 3 elements")
