@@ -13,6 +13,7 @@ from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, comp
 from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
 from tflite_export.errors import (
     EmitError,
+    InputError,
     ModelFormatError,
     RuntimeCheckError,
     TinyCompressError,
@@ -94,4 +95,5 @@ __all__ = [
     "RuntimeCheckError",
     "VerificationError",
     "EmitError",
+    "InputError",
 ]

@@ -113,17 +113,26 @@ def _arena_ok(model: bytes, inputs: list[np.ndarray], arena_size: int) -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int) -> int:
+def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int, hint: int | None) -> int:
     """Smallest arena (bytes) with which TFLM sets up and runs the model.
 
-    The recording allocator reports the final head and tail, but planning
-    needs temporary head space too, so the requirement is found by bisection.
-    Prints ``progress DONE TOTAL`` on stdout before each step and at the end.
+    The recording allocator reports the final head and tail (``hint``), but
+    planning needs temporary head space too, so the requirement is found by
+    bisection, started between ``hint - 17`` and ``hint * 1.25 + 1 KiB`` when
+    those bracket it (checked), else between 0 and ``upper``. Prints
+    ``progress DONE TOTAL`` on stdout before each step and at the end.
     """
     lo, hi = 0, upper
-    if not _arena_ok(model, inputs, hi):
+    if hint:
+        guess = min(upper, hint + hint // 4 + 1024)
+        if _arena_ok(model, inputs, guess):
+            hi = guess
+            below = max(0, hint - 17)
+            if below and not _arena_ok(model, inputs, below):
+                lo = below
+    if hi == upper and not _arena_ok(model, inputs, hi):
         raise SystemExit(f"TFLM cannot run the model even with {upper} arena bytes")
-    steps, done = (upper - 1).bit_length(), 0  # at most this many halvings
+    steps, done = max(1, (hi - lo - 1).bit_length()), 0  # at most this many halvings
     while hi - lo > 1:
         print(f"progress {done} {steps}", flush=True)
         done += 1
@@ -224,6 +233,29 @@ def _verify_ops(reference: bytes, inputs: list[np.ndarray], request: dict) -> tu
     return arrays, {"op_errors": errors}
 
 
+def _recorded_total(interp) -> int | None:
+    """TFLM's allocation report (printed on fd 2, where the parent reads it too)
+    and the total it gives."""
+    import re
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    found = re.search(r"Arena allocation total (\d+) bytes", text)
+    return int(found.group(1)) if found else None
+
+
 def main(job_dir: str) -> int:
     with open(os.path.join(job_dir, "request.json")) as f:
         request = json.load(f)
@@ -249,9 +281,8 @@ def main(job_dir: str) -> int:
         for i, x in enumerate(inputs):
             interp.set_input(x[0:1], i)
         interp.invoke()
-        sys.stderr.flush()
-        interp.print_allocations()
-        meta["required"] = _smallest_arena(model, inputs, request["arena_size"])
+        hint = _recorded_total(interp)
+        meta["required"] = _smallest_arena(model, inputs, request["arena_size"], hint)
     elif kind == "tflm_arena_ok":
         meta["ok"] = [_arena_ok(model, inputs, int(n)) for n in request["sizes"]]
     else:
@@ -262,5 +293,21 @@ def main(job_dir: str) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """End this worker (Linux) when the process that started it dies, so a
+    killed caller leaves no interpreter running without its time limit."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 if __name__ == "__main__":
+    _die_with_parent()
     sys.exit(main(sys.argv[1]))

@@ -27,7 +27,8 @@ from tflite_export import _flatbuffer as fb
 from tflite_export.errors import RuntimeCheckError
 from tflite_export.io_details import input_details
 from tflite_export.progress import Progress
-from tflite_export.runtime import DEFAULT_TIMEOUT_S, call_worker
+from tflite_export.runtime import _default_arena, call_worker, check_host_memory
+from tflite_export.validate import validate
 
 __all__ = [
     "ARENA_MARGIN_BYTES",
@@ -79,12 +80,19 @@ class ArenaMeasurement:
         return asdict(self)
 
 
-def _zero_inputs(model: bytes) -> list[np.ndarray]:
-    inputs = []
-    for d in input_details(model):
-        shape = tuple(max(1, s) for s in d.shape) or (1,)
-        inputs.append(np.full(shape, d.zero_point, dtype=np.dtype(d.dtype)))
-    return inputs
+#: Invokes a measurement runs: one setup, about 24 bisection steps, margin.
+_MEASURE_RUNS = 32
+
+
+def _zero_inputs(model: bytes, arena_size: int) -> list[np.ndarray]:
+    """One sample of zero points per input, refused before allocation when it
+    cannot fit the host arena."""
+    details = input_details(model)
+    shapes = [tuple(max(1, s) for s in d.shape) or (1,) for d in details]
+    need = sum(int(np.prod(sh, dtype=np.int64)) * np.dtype(d.dtype).itemsize
+               for sh, d in zip(shapes, details))
+    check_host_memory(model, need, arena_size)
+    return [np.full(sh, d.zero_point, dtype=np.dtype(d.dtype)) for sh, d in zip(shapes, details)]
 
 
 def kernel_scratch_bound(model: bytes) -> int:
@@ -101,35 +109,45 @@ def kernel_scratch_bound(model: bytes) -> int:
     Returns:
         Bytes, rounded up to 16.
 
+    Raises:
+        ModelFormatError: the model is malformed.
+
     Example:
         >>> import tflite_export
         >>> tflite_export.kernel_scratch_bound(tflite_export.testing.tiny_model())
         0
     """
+    validate(model)
     m = fb.unpack(model)
     largest = 0
     for sg in m.subgraphs or []:
         for op in sg.operators or []:
             name = fb.op_name(m.operatorCodes[op.opcodeIndex])
             ins = [sg.tensors[i] for i in op.inputs if i >= 0]
-            if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(ins) >= 2:
+            # validate() guarantees 4-D input and filter for these operators.
+            if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 x_shape, w_shape = list(ins[0].shape), list(ins[1].shape)
-                in_ch = int(x_shape[-1])
-                kh, kw = int(w_shape[1]), int(w_shape[2])
-                largest = max(largest, 4 * in_ch * kh * kw)
-            elif name == "AVERAGE_POOL_2D" and ins:
+                largest = max(largest, 4 * int(x_shape[-1]) * int(w_shape[1]) * int(w_shape[2]))
+            elif name == "AVERAGE_POOL_2D":
                 largest = max(largest, 4 * int(ins[0].shape[-1]))
     return (largest + 15) // 16 * 16
 
 
 def measure_arena(
-    model: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S, progress: Progress | None = None
+    model: bytes,
+    *,
+    timeout_s: float | None = None,
+    arena_size: int | None = None,
+    progress: Progress | None = None,
 ) -> ArenaMeasurement:
     """Measure the arena TFLM allocates to set up and run a model once.
 
     Args:
         model: `.tflite` flatbuffer bytes.
-        timeout_s: seconds before the child interpreter is killed. Default 300.
+        timeout_s: seconds before the child interpreter is killed. Default
+            None: estimated from the model's work (`tflite_export.runtime.time_limit`).
+        arena_size: largest arena tried, and the limit for the model's inputs.
+            Default None: 8 MiB plus 4 bytes per model byte.
         progress: called as ``progress("measuring the tensor arena", done,
             total)`` over the bisection steps (see `tflite_export.progress`).
             Default None.
@@ -139,6 +157,7 @@ def measure_arena(
 
     Raises:
         ModelFormatError: the model is malformed.
+        UnsupportedModelError: the model's inputs alone exceed ``arena_size``.
         RuntimeCheckError: TFLM could not run the model.
 
     Example:
@@ -147,16 +166,13 @@ def measure_arena(
         >>> a.host_bytes > 0 and a.emitted_bytes % 16 == 0 and a.emitted_bytes > a.host_bytes
         True
     """
-    _, meta, stderr = call_worker(
-        model,
-        "tflm_arena",
-        _zero_inputs(model),
-        arena_size=8 * 1024 * 1024 + 4 * len(model),
-        timeout_s=timeout_s,
-        on_progress=None if progress is None else (
-            lambda done, total: progress("measuring the tensor arena", done, total)
-        ),
-    )
+    validate(model)
+    arena = int(arena_size or _default_arena(model))
+    _, meta, stderr = call_worker(model, "tflm_arena", _zero_inputs(model, arena),
+                                  arena_size=arena, timeout_s=timeout_s, runs=_MEASURE_RUNS,
+                                  on_progress=None if progress is None else (
+                                      lambda done, total: progress("measuring the tensor arena",
+                                                                   done, total)))
     found = [r.search(stderr) for r in (_TOTAL, _HEAD, _TAIL)]
     if not all(found):
         raise RuntimeCheckError(
@@ -164,7 +180,7 @@ def measure_arena(
             "package may be too old. Upgrade tflite-micro. Its output was:\n" + stderr[-2000:]
         )
     _, head, tail = (int(f.group(1)) for f in found)
-    required = int(meta["required"])
+    required = int(meta.get("required", 0))
     scratch = kernel_scratch_bound(model)
     emitted = (required + scratch + ARENA_MARGIN_BYTES + 15) // 16 * 16
     return ArenaMeasurement(
@@ -178,23 +194,22 @@ def measure_arena(
 
 
 def arena_fits(
-    model: bytes, sizes: list[int], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    model: bytes, sizes: list[int], *, timeout_s: float | None = None
 ) -> list[bool]:
     """Whether TFLM can set up and run the model with each arena size.
 
     Args:
         model: `.tflite` flatbuffer bytes.
         sizes: arena sizes in bytes to try.
-        timeout_s: seconds before the child interpreter is killed. Default 300.
+        timeout_s: seconds before the child interpreter is killed. Default
+            None (see `measure_arena`).
 
     Returns:
         One bool per size.
     """
-    _, meta, _ = call_worker(
-        model,
-        "tflm_arena_ok",
-        _zero_inputs(model),
-        sizes=[int(s) for s in sizes],
-        timeout_s=timeout_s,
-    )
+    validate(model)
+    sizes = [int(s) for s in sizes]
+    inputs = _zero_inputs(model, max([*sizes, _default_arena(model)]))
+    _, meta, _ = call_worker(model, "tflm_arena_ok", inputs, sizes=sizes,
+                             timeout_s=timeout_s, runs=len(sizes) + 1)
     return [bool(v) for v in meta["ok"]]

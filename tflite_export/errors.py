@@ -13,6 +13,7 @@ __all__ = [
     "RuntimeCheckError",
     "VerificationError",
     "EmitError",
+    "InputError",
 ]
 
 
@@ -42,3 +43,7 @@ class VerificationError(TinyCompressError, AssertionError):
 
 class EmitError(TinyCompressError, ValueError):
     """C sources or a firmware project cannot be written as asked."""
+
+
+class InputError(TinyCompressError, ValueError):
+    """Arrays handed to a model run do not fit the model's inputs."""

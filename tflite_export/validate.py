@@ -9,19 +9,34 @@ plus numpy), so corrupt bytes can only make it raise `ModelFormatError`.
 What is checked, in order:
 
 * the header: at least 8 bytes, file identifier ``TFL3`` at bytes 4..8;
-* the flatbuffer parses (any reader exception, offsets past the end, vectors
-  longer than the file), schema version 3, at least one subgraph; tensor
-  names, custom codes and metadata names are UTF-8;
+* one raw walk over the flatbuffer (`tflite_export._structure`) visits each
+  table and vector once: every offset, vector and string lies inside the file,
+  and both the walk and what the object API would unpack (shared tables
+  counted once per reference) stay within 2 units of work per file byte, so
+  validation is linear in the file size;
+* the flatbuffer parses (any reader exception), schema version 3, at least
+  one subgraph; tensor names, custom codes and metadata names are UTF-8;
 * buffers: data placed outside the flatbuffer lies inside the file;
-* per subgraph: input/output tensor indices in range;
-* per operator: opcode index in range, input (``-1`` = optional) and output
-  tensor indices in range, subgraph indices of IF/WHILE/CALL_ONCE in range;
-* per tensor: known type, buffer index in range, dims ``>= 0`` (``-1`` is
+* per subgraph: the tensors, inputs and outputs vectors exist
+  (TFLM dereferences them unchecked), input/output tensor indices in range;
+* per operator: opcode index in range, inputs and outputs vectors exist,
+  input (``-1`` = optional) and output tensor indices in range, subgraph
+  indices of IF/WHILE/CALL_ONCE in range;
+* per operator, what TFLM's kernel assumes (`tflite_export._op_checks`):
+  operand counts, the options table of the operator with strides, windows
+  and dilations ``>= 1``, ranks, fitting shapes (channels, filter sizes,
+  element counts, broadcasting) and types (int8/int16 data, int8/int4
+  filters, int32/int64 biases, element-wise ops keep the type);
+* per tensor: known type, rank ``<= 6`` (TFLM's ``RuntimeShape``), buffer
+  index in range, dims ``>= 0`` (``-1`` is
   allowed in the shape signature), element count below 2**31, a constant's
   byte size equal to elements times item size, quantization scales finite and
   ``> 0``, zero points inside the type's range, per-axis scale and zero point
   counts equal to the quantized dimension, quantized dimension in range;
-* metadata entries name buffers in range.
+* metadata entries name buffers in range; an ``OfflineMemoryAllocation``
+  plan (which TFLM reads unchecked) has inline data of int32 words
+  ``[version, subgraphs, n, n offsets]`` with ``n`` = tensors of subgraph 0
+  and offsets ``>= -1``.
 """
 
 from __future__ import annotations
@@ -31,6 +46,8 @@ import math
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
+from tflite_export._op_checks import MAX_RANK, check_operator
+from tflite_export._structure import StructureError, WorkBoundError, check_structure
 from tflite_export.errors import ModelFormatError
 
 __all__ = ["validate", "SCHEMA_VERSION", "MAX_TENSOR_ELEMENTS"]
@@ -40,6 +57,9 @@ SCHEMA_VERSION = 3
 
 #: Largest element count accepted for one tensor (TFLM indexes with int32).
 MAX_TENSOR_ELEMENTS = 2**31 - 1
+
+#: Metadata name of an offline memory plan, which TFLM reads.
+OFFLINE_PLAN = "OfflineMemoryAllocation"
 
 _FIX = (
     "The file is corrupt, truncated, or was written or edited by an incompatible tool; "
@@ -98,32 +118,15 @@ def _check_header(data: bytes) -> None:
         raise _fail(f"expected file identifier b'TFL3' at bytes 4..8, received {ident!r}")
 
 
-def _check_vector_lengths(data: bytes) -> None:
-    # A corrupt length makes the object reader loop over every element that
-    # fits in the file; refuse vectors longer than the file before unpacking.
-    root = fb.schema.Model.GetRootAs(data, 0)
-    limit = len(data) // 4
-    lengths = [("operator_codes", root.OperatorCodesLength()),
-               ("subgraphs", root.SubgraphsLength()),
-               ("buffers", root.BuffersLength())]
-    for name, n in lengths:
-        if n > limit:
-            raise _fail(f"the model's {name} vector claims {n} entries, more than a "
-                        f"{len(data)}-byte file can hold")
-    for s in range(root.SubgraphsLength()):
-        sg = root.Subgraphs(s)
-        for name, n in (("tensors", sg.TensorsLength()), ("operators", sg.OperatorsLength())):
-            if n > limit:
-                raise _fail(f"subgraph {s} {name} vector claims {n} entries, more than a "
-                            f"{len(data)}-byte file can hold")
-
-
 def _parse(data: bytes) -> "fb.schema.ModelT":
     try:
-        _check_vector_lengths(data)
+        check_structure(data)
+    except WorkBoundError as e:
+        raise _fail(str(e)) from e
+    except StructureError as e:
+        raise _fail(f"the flatbuffer structure does not parse: {e}") from e
+    try:
         return fb.schema.ModelT.InitFromPackedBuf(data, 0)
-    except ModelFormatError:
-        raise
     except Exception as e:  # the generated reader raises whatever the bytes provoke
         raise _fail(
             f"the flatbuffer structure does not parse ({type(e).__name__}: {e}); "
@@ -233,6 +236,9 @@ def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
         raise _fail(f"{label} has tensor type {tensor.type}, which the TFLite schema does not define")
     _check_index(int(tensor.buffer), len(buffer_sizes), f"{label}", "buffer")
     shape = _ints(tensor.shape)
+    if len(shape) > MAX_RANK:
+        raise _fail(f"{label} has rank {len(shape)}; TFLite Micro handles at most {MAX_RANK} "
+                    "dimensions")
     elements = _element_count(label, shape, _ints(tensor.shapeSignature))
     size = buffer_sizes[tensor.buffer]
     if size and tensor.sparsity is None:
@@ -246,11 +252,15 @@ def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
         _check_quantization(label, type_name, shape, tensor.quantization)
 
 
-def _check_operator(s: int, k: int, op, m, n_tensors: int) -> None:
+def _check_operator(s: int, k: int, op, m, tensors: list) -> None:
+    n_tensors = len(tensors)
     n_codes = len(m.operatorCodes or [])
     where = f"subgraph {s} operator {k}"
     _check_index(int(op.opcodeIndex), n_codes, where, "operator code")
     where = f"{where} ({fb.op_name(m.operatorCodes[op.opcodeIndex])})"
+    if op.inputs is None or op.outputs is None:
+        raise _fail(f"{where} has no {'inputs' if op.inputs is None else 'outputs'} vector; TFLM "
+                    "reads it without checking (an empty vector is allowed, a missing one is not)")
     for role, optional, idxs in (("input", True, op.inputs), ("output", False, op.outputs),
                                  ("intermediate", False, op.intermediates)):
         for pos, i in enumerate(_ints(idxs)):
@@ -259,6 +269,26 @@ def _check_operator(s: int, k: int, op, m, n_tensors: int) -> None:
     for field in fields:
         _check_index(int(getattr(op.builtinOptions, field)), len(m.subgraphs),
                      f"{where} option {field}", "subgraph")
+    check_operator(where, fb.op_name(m.operatorCodes[op.opcodeIndex]), op, tensors, _fail)
+
+
+def _check_offline_plan(buffer, n_tensors: int) -> None:
+    # TFLM reads this metadata as int32 words [version, subgraphs, n, n offsets]
+    # straight from the buffer's inline data, without checking its length.
+    data = buffer.data if buffer is not None else None
+    size = 0 if data is None else len(data)
+    where = f"the {OFFLINE_PLAN} metadata"
+    if size < 12 or size % 4:
+        raise _fail(f"{where} has {size} inline bytes in its buffer; TFLM reads int32 words "
+                    "[version, subgraphs, tensor count, one offset per tensor]")
+    words = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<i4")
+    if int(words[2]) != n_tensors or size != 4 * (3 + n_tensors):
+        raise _fail(f"{where} plans {int(words[2])} tensors in {size} bytes, but subgraph 0 has "
+                    f"{n_tensors} tensors (expected {4 * (3 + n_tensors)} bytes)")
+    bad = np.flatnonzero(words[3:] < -1)
+    if bad.size:
+        raise _fail(f"{where} places tensor {int(bad[0])} at offset {int(words[3 + bad[0]])}; "
+                    "expected an offset >= 0, or -1 for 'planned by TFLM'")
 
 
 def validate(model: bytes) -> None:
@@ -303,7 +333,11 @@ def validate(model: bytes) -> None:
         _check_utf8(code.customCode, f"the custom code of operator code {c}")
     buffer_sizes = _buffer_sizes(m, data)
     for s, sg in enumerate(m.subgraphs):
-        tensors = sg.tensors or []
+        missing = [f for f in ("tensors", "inputs", "outputs") if getattr(sg, f) is None]
+        if missing:
+            raise _fail(f"subgraph {s} has no {' and no '.join(missing)} vector; TFLM reads them "
+                        "without checking (an empty vector is allowed, a missing one is not)")
+        tensors = sg.tensors
         if any(t is None for t in tensors) or any(op is None for op in sg.operators or []):
             raise _fail(f"subgraph {s} has a missing tensor or operator entry")
         for role, idxs in (("input", sg.inputs), ("output", sg.outputs)):
@@ -312,9 +346,11 @@ def validate(model: bytes) -> None:
         for t, tensor in enumerate(tensors):
             _check_tensor(s, t, tensor, buffer_sizes)
         for k, op in enumerate(sg.operators or []):
-            _check_operator(s, k, op, m, len(tensors))
+            _check_operator(s, k, op, m, tensors)
     for e, entry in enumerate(m.metadata or []):
         if entry is not None:
             _check_utf8(entry.name, f"the name of metadata entry {e}")
             _check_index(int(entry.buffer), len(buffer_sizes),
                          f"metadata entry {e} ({_text(entry.name)!r})", "buffer")
+            if _text(entry.name) == OFFLINE_PLAN:
+                _check_offline_plan(m.buffers[entry.buffer], len(m.subgraphs[0].tensors or []))

@@ -7,7 +7,9 @@ TFLite converter expects.
 
 from __future__ import annotations
 
+import math
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -15,18 +17,99 @@ import numpy as np
 
 from tinycompress.errors import DataError
 
-__all__ = ["RepresentativeDataWarning", "MIN_SAMPLES", "load_calibration", "prepare_samples"]
+__all__ = ["RepresentativeDataWarning", "MIN_SAMPLES", "MAX_CALIBRATION_BYTES",
+           "load_calibration", "prepare_samples"]
 
 #: Below this many samples the converter's ranges become unreliable.
 MIN_SAMPLES = 100
+
+#: Largest calibration array `load_calibration` reads.
+MAX_CALIBRATION_BYTES = 4 * 2**30
 
 
 class RepresentativeDataWarning(UserWarning):
     """Representative data is usable but likely to give poor int8 ranges."""
 
 
+def _npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a `.npy` header; the stream is left at the data."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise DataError(f"{where} is not a readable .npy array ({e}); save plain numeric "
+                        "arrays with numpy.save or numpy.savez.") from e
+    return tuple(int(d) for d in shape), np.dtype(dtype)
+
+
+def _check_header(shape: tuple[int, ...], dtype: np.dtype, available: int, where: str) -> None:
+    """Refuse an array before it is allocated: pickles, scalars, sizes the data cannot back."""
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects (dtype {dtype}), which cannot be read "
+                        "without unpickling; save plain numeric arrays with numpy.savez.")
+    if not shape:
+        raise DataError(f"{where} holds a single value (a 0-d array of {dtype}); expected "
+                        "samples on the first axis, e.g. shape (n, features).")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > available:
+        raise DataError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes) but holds "
+                        f"only {available} bytes of data: the file is truncated or damaged.")
+    if nbytes > MAX_CALIBRATION_BYTES:
+        raise DataError(f"{where} declares shape {shape} of {dtype}: {nbytes} bytes, more than "
+                        f"the {MAX_CALIBRATION_BYTES} accepted (a few hundred samples are "
+                        "enough; tinycompress.data.MAX_CALIBRATION_BYTES sets the limit).")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    where = f"calibration file {str(path)!r}"
+    with open(path, "rb") as f:
+        shape, dtype = _npy_header(f, where)
+        _check_header(shape, dtype, path.stat().st_size - f.tell(), where)
+        f.seek(0)
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _load_npz(path: Path) -> np.ndarray:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(".npy")]
+            keys = [n[:-4] for n in names]
+            if "x" in keys:
+                key = "x"
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise DataError(
+                    f"calibration file {str(path)!r} holds arrays {keys}; store the samples "
+                    "as its only array or under the key 'x'."
+                )
+            where = f"array {key!r} of calibration file {str(path)!r}"
+            info = z.getinfo(f"{key}.npy")
+            with z.open(info) as f:
+                shape, dtype = _npy_header(f, where)
+                _check_header(shape, dtype, info.file_size - f.tell(), where)
+            with z.open(info) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+            ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"calibration file {str(path)!r} is not a readable .npz archive "
+                        f"({type(e).__name__}: {e}); save it with numpy.savez.") from e
+
+
 def load_calibration(path: str | Path) -> np.ndarray:
     """Read calibration samples from a `.npz` or `.npy` file (no pickles).
+
+    The array header is checked before any data is allocated: Python objects,
+    0-d arrays, sizes above `MAX_CALIBRATION_BYTES` and headers that declare
+    more data than the file holds are refused.
 
     Args:
         path: a `.npy` array, or a `.npz` holding a single array or one under
@@ -36,30 +119,26 @@ def load_calibration(path: str | Path) -> np.ndarray:
         The samples, first axis = samples.
 
     Raises:
-        DataError: the file is missing, holds pickled objects, or has no
-            single/``x`` array.
+        DataError: the file is missing, damaged or truncated, holds pickled
+            objects or a 0-d array, is too large, or has no single/``x`` array.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> d = tempfile.mkdtemp(); np.save(os.path.join(d, "x.npy"), np.zeros((3, 4)))
+        >>> load_calibration(os.path.join(d, "x.npy")).shape
+        (3, 4)
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"calibration file {str(path)!r} does not exist; pass a .npz or .npy file.")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(
-            f"calibration file {str(path)!r} cannot be read without unpickling objects "
-            f"({e}); save plain numeric arrays with numpy.savez."
-        ) from e
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        if "x" in loaded.files:
-            return loaded["x"]
-        if len(loaded.files) == 1:
-            return loaded[loaded.files[0]]
-        raise DataError(
-            f"calibration file {str(path)!r} holds arrays {loaded.files}; store the samples "
-            "as its only array or under the key 'x'."
-        )
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"PK"):
+        return _load_npz(path)
+    if magic == b"\x93NUMPY":
+        return _load_npy(path)
+    raise DataError(f"calibration file {str(path)!r} is neither a .npy array nor a .npz "
+                    "archive; save the samples with numpy.save or numpy.savez.")
 
 
 def _to_arrays(item, n_inputs: int) -> list[np.ndarray]:
@@ -91,6 +170,29 @@ def _iter_items(data) -> Iterator:
     if hasattr(data, "as_numpy_iterator"):
         data = data.as_numpy_iterator()
     yield from data
+
+
+def _check_array_ranks(data, input_shapes, batched: bool | None) -> None:
+    """Arrays with samples first must have the model input's rank: otherwise the
+    sample axis would silently move (data (200, 128, 3) for input (None, 10))."""
+    if batched:
+        return
+    if isinstance(data, np.ndarray) and len(input_shapes) == 1:
+        arrays = [data]
+    elif isinstance(data, (list, tuple)) and len(data) == len(input_shapes) > 1 and all(
+            isinstance(a, np.ndarray) for a in data):
+        arrays = list(data)
+    else:
+        return
+    for i, (a, shape) in enumerate(zip(arrays, input_shapes)):
+        want = tuple(shape[1:])
+        if a.ndim != len(shape):
+            expected = ", ".join(["n"] + ["?" if w is None else str(w) for w in want])
+            raise DataError(
+                f"representative data for input {i} has shape {a.shape} (rank {a.ndim}), but "
+                f"the model takes arrays of shape ({expected}) (rank {len(shape)}) with the "
+                "samples on the first axis; reshape the data to the model's input shape."
+            )
 
 
 def prepare_samples(
@@ -125,6 +227,7 @@ def prepare_samples(
         (120, (1, 4))
     """
     n_inputs = len(input_shapes)
+    _check_array_ranks(data, input_shapes, batched)
     samples: list[list[np.ndarray]] = []
     for k, item in enumerate(_iter_items(data)):
         arrays = _to_arrays(item, n_inputs)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 import tflite_export
+from hostile_models import relabelled, single_op_model, with_input_shape
 from tflite_export.arena import ARENA_MARGIN_BYTES
+from tflite_export.errors import ModelFormatError, UnsupportedModelError
 
 
 @pytest.mark.slow
@@ -24,3 +26,30 @@ def test_tflm_runs_with_the_measured_size_and_fails_below_it(name, converted):
 def test_scratch_bound_counts_the_largest_convolution(converted):
     # conv_b in the cnn fixture: 3x3 kernel over 8 input channels.
     assert tflite_export.kernel_scratch_bound(converted("cnn")) == 4 * 8 * 3 * 3
+
+
+def test_inputs_larger_than_the_host_arena_are_refused_before_allocation():
+    import tracemalloc
+
+    big = single_op_model("RELU", [1, 2**28])  # passes validate; 256 MiB per sample
+    tflite_export.validate(big)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsupportedModelError, match="arena_size="):
+            tflite_export.measure_arena(big)
+        with pytest.raises(UnsupportedModelError, match="host arena"):
+            tflite_export.arena_fits(big, [1024])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def test_scratch_bound_and_measurement_refuse_models_that_break_kernels():
+    tiny = tflite_export.testing.tiny_model()
+    for bad in (relabelled(tiny, "FULLY_CONNECTED", "CONV_2D"), with_input_shape(tiny, [1] * 69 + [4])):
+        for fn in (tflite_export.kernel_scratch_bound, tflite_export.measure_arena):
+            with pytest.raises(ModelFormatError):
+                fn(bad)
+        with pytest.raises(ModelFormatError):
+            tflite_export.inspect(bad, measure=False)

@@ -78,3 +78,45 @@ def test_the_bytes_side_never_imports_tensorflow():
     code = ("import sys, tflite_export; "
             "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras', 'tinycompress')))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---- hostile inputs (issue 13) ---------------------------------------------------------
+
+def test_junk_bytes_are_refused_before_anything_reads_them():
+    for junk in (b"abc", b"\x00" * 64, b"TFL3" * 8):
+        with pytest.raises(ModelFormatError):
+            tflite_export.run_tflm(junk, np.zeros((1, 4), np.int8))
+        with pytest.raises(ModelFormatError):
+            tflite_export.run_litert(junk, np.zeros((1, 4), np.int8))
+        with pytest.raises(ModelFormatError):
+            tflite_export.measure_arena(junk)
+
+
+def test_inputs_that_do_not_fit_raise_our_input_error():
+    from tflite_export.errors import InputError
+
+    with pytest.raises(InputError, match="samples on the first axis"):
+        tflite_export.run_tflm(tiny_model(), np.zeros((0, 4), np.int8))
+    with pytest.raises(InputError, match="numeric arrays"):
+        tflite_export.run_tflm(tiny_model(), [np.zeros((1, 4), np.int8), [[1], [1, 2]]])
+
+
+def test_the_default_time_limit_is_seconds_from_the_model_size():
+    from tflite_export.runtime import time_limit
+
+    limit, why = time_limit(tiny_model(), runs=1)
+    assert 10 <= limit < 20 and "estimate" in why
+    assert time_limit(tiny_model(), runs=1, timeout_s=3)[0] == 3
+
+
+def test_a_run_past_its_limit_is_ended_promptly_and_says_how_to_raise_it(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TINYCOMPRESS_TIMEOUT_S", "0.3")
+    start = time.monotonic()
+    with pytest.raises(RuntimeCheckError) as info:
+        tflite_export.measure_arena(tiny_model())
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "within 0.3 s" in message and "TINYCOMPRESS_TIMEOUT_S" in message
+    assert "timeout_s=" in message

@@ -249,3 +249,113 @@ def test_tensor_name_not_utf8(conv_model):
     t = int(m.subgraphs[0].inputs[0])
     m.subgraphs[0].tensors[t].name = b"in\xf9put"
     raises(repack(m), f"the name of subgraph 0 tensor {t}", "not valid UTF-8")
+
+
+# ---- models that passed validate but crashed TFLM (issue 13) ----------------------------
+
+def _refused_everywhere(bad: bytes, *fragments: str) -> None:
+    import tempfile
+
+    import tflite_export
+
+    raises(bad, *fragments)
+    for fn in (tflite_export.slim, tflite_export.measure_arena, tflite_export.kernel_scratch_bound,
+               lambda m: tflite_export.run_tflm(m, np.zeros((1, 4), np.int8))):
+        with pytest.raises(ModelFormatError):
+            fn(bad)
+    with tempfile.TemporaryDirectory() as d:
+        with pytest.raises(ModelFormatError):
+            tflite_export.emit_c_sources(bad, d, arena_size=4096)
+        assert not list(__import__("pathlib").Path(d).iterdir())
+
+
+def test_offline_memory_plan_on_an_empty_buffer_is_refused():
+    # TFLM read the plan from the missing data and died with SIGSEGV.
+    from hostile_models import offline_plan_on_empty_buffer
+
+    from tflite_export.testing import tiny_model
+
+    _refused_everywhere(offline_plan_on_empty_buffer(tiny_model()),
+                        "OfflineMemoryAllocation", "0 inline bytes")
+
+
+def test_a_fully_connected_op_relabelled_conv_2d_is_refused():
+    # TFLM's CONV_2D kernel divided by the missing stride: SIGFPE.
+    from hostile_models import relabelled
+
+    from tflite_export.testing import tiny_model
+
+    _refused_everywhere(relabelled(tiny_model(), "FULLY_CONNECTED", "CONV_2D"),
+                        "operator 0 (CONV_2D) carries FullyConnectedOptions")
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    ("stride0", ("strideW = 0", "expected an integer >= 1")),
+    ("filter3d", ("filter (input 1) has shape", "rank 4")),
+    ("bias8", ("INT8 bias", "INT32")),
+    ("channels", ("output has", "channels")),
+    ("inputs", ("has 1 input(s)", "takes 2 to 3 input(s)")),
+    ("rank7", ("rank 7", "at most 6")),
+])
+def test_operands_that_do_not_fit_the_kernel_are_refused(conv_model, edit, fragments):
+    m = fb.unpack(conv_model[1])
+    op = m.subgraphs[0].operators[op_index(m, "CONV_2D")]
+    tensors = m.subgraphs[0].tensors
+    if edit == "stride0":
+        op.builtinOptions.strideW = 0
+    elif edit == "filter3d":
+        w = tensors[op.inputs[1]]
+        w.shape = [int(w.shape[0]), int(w.shape[1]) * int(w.shape[2]), int(w.shape[3])]
+    elif edit == "bias8":
+        b = tensors[op.inputs[2]]
+        b.type = fb.schema.TensorType.INT8
+        m.buffers[b.buffer].data = np.asarray(m.buffers[b.buffer].data)[: int(b.shape[0])]
+    elif edit == "channels":
+        y = tensors[op.outputs[0]]
+        y.shape = [int(d) for d in y.shape[:3]] + [int(y.shape[3]) + 1]
+    elif edit == "inputs":
+        op.inputs = op.inputs[:1]
+    elif edit == "rank7":
+        x = tensors[op.inputs[0]]
+        x.shape = [1, 1, 1] + [int(d) for d in x.shape]
+    raises(repack(m), *fragments)
+
+
+@pytest.mark.parametrize("field", ["tensors", "inputs", "outputs", "op.inputs", "op.outputs"])
+def test_missing_vectors_that_tflm_dereferences_are_refused(field):
+    # Found by bench/fuzz.py (10,000 mutants): each made the TFLM worker die with SIGSEGV.
+    from hostile_models import without_vector
+
+    from tflite_export.testing import tiny_model
+
+    name = field.rpartition(".")[2]
+    raises(without_vector(tiny_model(), field), f"no {name} vector", "missing one is not")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ("add_input_scale", "requantization multiplier"),
+    ("softmax_beta", "beta * input scale * 2**26 > 1"),
+])
+def test_scales_that_make_tflm_kernels_abort_are_refused(edit, fragment):
+    # Found by bench/fuzz.py: TFLM's ADD and SOFTMAX prepare functions abort (SIGABRT).
+    from pathlib import Path
+
+    seed = (Path(__file__).parent / "data" / "fuzz_cnn.tflite").read_bytes()
+    validate(seed)
+    m = fb.unpack(seed)
+    if edit == "add_input_scale":
+        op = m.subgraphs[0].operators[op_index(m, "ADD")]
+        m.subgraphs[0].tensors[op.inputs[0]].quantization.scale = np.array([1e30], np.float32)
+    else:
+        m.subgraphs[0].operators[op_index(m, "SOFTMAX")].builtinOptions.beta = 1e-30
+    raises(repack(m), fragment)
+
+
+def test_a_fully_connected_output_larger_than_its_input_rows_is_refused():
+    # Found by bench/fuzz.py: output [2097153, 3] for one input row crashed measure_arena.
+    from tflite_export.testing import tiny_model
+
+    m = fb.unpack(tiny_model())
+    sg = m.subgraphs[0]
+    sg.tensors[sg.outputs[0]].shape = [2097153, 3]
+    raises(repack(m), "output has shape [2097153, 3]", "make 3 elements")

@@ -175,3 +175,26 @@ def test_an_unexpected_failure_shows_the_end_of_the_native_log(capsys):
             raise RuntimeError("converter crashed")
     err = capsys.readouterr().err
     assert "the reason" in err and "--verbose" in err
+
+
+@pytest.mark.parametrize("edit", ["relabelled", "rank70", "offline_plan"])
+def test_inspect_refuses_models_that_break_tflm_with_exit_2(tmp_path, capsys, edit):
+    # These passed validate and raised IndexError/ValueError or crashed TFLM (issue 13).
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tflite_export"))
+    import hostile_models as h
+
+    from tflite_export.testing import tiny_model
+
+    bad = {"relabelled": lambda m: h.relabelled(m, "FULLY_CONNECTED", "CONV_2D"),
+           "rank70": lambda m: h.with_input_shape(m, [1] * 69 + [4]),
+           "offline_plan": h.offline_plan_on_empty_buffer}[edit](tiny_model())
+    (tmp_path / "bad.tflite").write_bytes(bad)
+    for arena in ("--arena", "--no-arena"):
+        code = main(["inspect", str(tmp_path / "bad.tflite"), arena,
+                     "--json", str(tmp_path / "r.json")])
+        assert code == 2
+        assert "ModelFormatError" in capsys.readouterr().err
+        assert not (tmp_path / "r.json").exists()

@@ -68,10 +68,12 @@ def test_foreign_module_is_refused(tmp_path):
         load_model(tmp_path / "evil.keras")
 
 
-def test_saved_model_directory(keras_models, tmp_path):
+def test_saved_model_directory_runs_code_so_it_needs_allow_unsafe(keras_models, tmp_path):
     model, x = keras_models("mlp")
     model.export(str(tmp_path / "sm"), verbose=False)
-    loaded = load_model(tmp_path / "sm")
+    with pytest.raises(UnsafeModelError, match=r"(?s)runs its TensorFlow graph.*allow_unsafe=True"):
+        load_model(tmp_path / "sm")
+    loaded = load_model(tmp_path / "sm", allow_unsafe=True)
     assert loaded.source == "saved_model"
     _check_exports(loaded, x, model.predict(x, verbose=0))
 
@@ -135,6 +137,8 @@ def test_lambda_in_legacy_h5_is_refused(tmp_path):
     )
     with pytest.raises(UnsafeModelError, match=r"Lambda\('plus'\)"):
         load_model(tmp_path / "lam.h5")
+    loaded = load_model(tmp_path / "lam.h5", allow_unsafe=True)
+    assert loaded.model.layers[0].name == "plus"
 
 
 def test_in_memory_tf_keras_model_converts():
@@ -146,3 +150,91 @@ def test_in_memory_tf_keras_model_converts():
     loaded = load_model(m)
     assert loaded.source == "tf_keras"
     _check_exports(loaded, x, m.predict(x, verbose=0))
+
+
+# ---- hostile and damaged files (issue 13) ----------------------------------------------
+
+def _keras_file_with(tmp_path, name: str, edit) -> str:
+    import json
+    import zipfile
+
+    import keras
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    m.save(tmp_path / "base.keras")
+    with zipfile.ZipFile(tmp_path / "base.keras") as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    files["config.json"] = edit(config, files)
+    with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("module, registered, fragment", [
+    ("kerasevil.layers", None, "module 'kerasevil.layers' is outside"),
+    ("tinycompress_evil", None, "module 'tinycompress_evil' is outside"),
+    (None, "evil>Dense", "registered name 'evil>Dense' is from package 'evil'"),
+    (None, "kerasevil>Dense", "package 'kerasevil'"),
+])
+def test_the_allowlist_matches_whole_package_names(tmp_path, module, registered, fragment):
+    import json
+
+    def edit(config, files):
+        layer = config["config"]["layers"][-1]
+        layer.pop("module", None)
+        if module:
+            layer["module"] = module
+        layer["registered_name"] = registered
+        return json.dumps(config).encode()
+
+    with pytest.raises(UnsafeModelError, match=fragment):
+        load_model(_keras_file_with(tmp_path, "evil.keras", edit))
+
+
+def test_a_config_that_inflates_past_the_bound_is_not_read(tmp_path):
+    import tracemalloc
+
+    from tinycompress.loading import MAX_CONFIG_BYTES
+
+    # 17 MB of JSON whitespace deflates to about 17 KB.
+    path = _keras_file_with(tmp_path, "bomb.keras",
+                            lambda config, files: b" " * (MAX_CONFIG_BYTES + 10**6) + b"{}")
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(LoadError, match=f"more than {MAX_CONFIG_BYTES} bytes"):
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+@pytest.mark.parametrize("case", ["not_json", "json_list", "bad_weights", "h5_garbage",
+                                  "h5_config_not_json", "h5_config_number"])
+def test_loader_failures_are_load_errors_naming_the_file(tmp_path, case):
+    import json
+
+    if case == "not_json":
+        path = _keras_file_with(tmp_path, "m.keras", lambda c, f: b"{not json")
+    elif case == "json_list":
+        path = _keras_file_with(tmp_path, "m.keras", lambda c, f: b"[1, 2]")
+    elif case == "bad_weights":
+        def edit(config, files):
+            files["model.weights.h5"] = b"\x89HDF\r\n\x1a\n" + b"\x00" * 64
+            return json.dumps(config).encode()
+        path = _keras_file_with(tmp_path, "m.keras", edit)
+    else:
+        import h5py
+
+        path = tmp_path / "m.h5"
+        if case == "h5_garbage":
+            path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\xff" * 512)
+        else:
+            with h5py.File(path, "w") as f:
+                f.attrs["model_config"] = "{oops" if case == "h5_config_not_json" else 7
+    with pytest.raises(LoadError) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
