@@ -133,14 +133,16 @@ def _smallest_arena(model: bytes, inputs: list[np.ndarray], upper: int, hint: in
     if hi == upper and not _arena_ok(model, inputs, hi):
         raise SystemExit(f"TFLM cannot run the model even with {upper} arena bytes")
     steps, done = max(1, (hi - lo - 1).bit_length()), 0  # at most this many halvings
+    print(f"progress 0 {steps}", flush=True)
     while hi - lo > 1:
-        print(f"progress {done} {steps}", flush=True)
-        done += 1
         mid = (lo + hi) // 2
         if _arena_ok(model, inputs, mid):
             hi = mid
         else:
             lo = mid
+        done += 1
+        if done < steps:
+            print(f"progress {done} {steps}", flush=True)
     print(f"progress {steps} {steps}", flush=True)
     return hi
 

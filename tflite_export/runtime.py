@@ -188,7 +188,7 @@ def _spawn(job: str, kind: str, limit: float, why: str, on_progress=None) -> tup
             proc.stdout.close()
         if killed.is_set():
             raise RuntimeCheckError(
-                f"the {kind} run did not finish within {limit:.1f} s (the limit from {why}) and "
+                f"the {kind} run did not finish within {limit:g} s (the limit from {why}) and "
                 "was killed; a malformed model can make TFLM loop. If the model is right and the "
                 f"host is slow, raise the limit with timeout_s= or the {TIMEOUT_ENV} environment "
                 "variable (seconds)."
