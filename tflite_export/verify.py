@@ -27,7 +27,7 @@ import dataclasses
 import numpy as np
 
 from tflite_export import _flatbuffer as fb
-from tflite_export.errors import VerificationError
+from tflite_export.errors import InputError, VerificationError
 from tflite_export.io_details import input_details, output_details, quantize
 from tflite_export.progress import Progress, report
 from tflite_export.op_models import SLOPES, lsb_unit, op_tolerance, single_op_models
@@ -100,7 +100,7 @@ def _as_list(y) -> list[np.ndarray]:
 def _quantize_all(x, model: bytes) -> list[np.ndarray]:
     xs = x if isinstance(x, (list, tuple)) else [x]
     if len(xs) != len(input_details(model)):
-        raise ValueError(
+        raise InputError(
             f"the model has {len(input_details(model))} input(s) but {len(xs)} "
             "array(s) were given; pass one array per input."
         )
@@ -204,7 +204,7 @@ def _check_float_outputs(float_outputs, model: bytes, n: int) -> list:
     if len(ref) != len(details) or any(
         r.size != n * _elements(d.shape) for r, d in zip(ref, details)
     ):
-        raise ValueError(
+        raise InputError(
             f"float_outputs must hold one array per model output ({len(details)}), each with "
             f"{n} samples of the output's shape {[tuple(d.shape[1:]) for d in details]}; "
             f"received shapes {[r.shape for r in ref]}."
@@ -290,7 +290,7 @@ def verify(
         (0, [('FULLY_CONNECTED', True), ('FULLY_CONNECTED', True)])
     """
     if task not in TASKS:
-        raise ValueError(f"expected task in {TASKS}. Received: task={task!r}.")
+        raise InputError(f"expected task in {TASKS}. Received: task={task!r}.")
     reference = litert_model or model
     validate(reference)
     xq = _quantize_all(x_float, model)

@@ -314,6 +314,7 @@ def for_export(model, *, lstm: str = "fused"):
         each LSTM/GRU/SimpleRNN is replaced by its export form.
 
     Raises:
+        ArgumentError: ``lstm`` is neither "fused" nor "unrolled".
         ConversionError: a layer cannot be exported, or the model is
             subclassed and has recurrent layers (it cannot be rebuilt).
 
@@ -323,10 +324,10 @@ def for_export(model, *, lstm: str = "fused"):
         >>> type(for_export(m).layers[0]).__name__
         '_RecurrentExport'
     """
-    from tinycompress.errors import ConversionError
+    from tinycompress.errors import ArgumentError, ConversionError
 
     if lstm not in ("fused", "unrolled"):
-        raise ValueError(f"expected lstm in ('fused', 'unrolled'). Received: lstm={lstm!r}.")
+        raise ArgumentError(f"expected lstm in ('fused', 'unrolled'). Received: lstm={lstm!r}.")
     check_exportable(model)
     recurrent = [l for l in _walk(model) if type(l).__name__ in _RECURRENT]
     if not recurrent:
