@@ -97,6 +97,66 @@ def _weight_zeros(t: _Tensor, raw: bytes, axis: int) -> tuple[int, int] | None:
     return int(zero.sum()), int(per_channel.all(axis=1).sum())
 
 
+def _layer_report(m, s: int, k: int, op, tensors, raw, weight_buffers: set[int],
+                  param_tensors: dict[tuple[int, int], int]):
+    """One operator's `LayerReport`, and (zero kernel elements, kernel elements) or None.
+
+    Adds the op's weight buffers to ``weight_buffers`` and its parameter
+    tensors to ``param_tensors`` (shared tensors are counted once by the caller).
+    """
+    name, label = _op_label(m.operatorCodes[op.opcodeIndex])
+    ins = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+    outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+    in_shapes = tuple(tensors[i].shape if i >= 0 else None for i in ins)
+    out_shapes = tuple(tensors[i].shape for i in outs)
+    weight_pos = WEIGHT_INPUTS.get(name, ())
+    shape_pos = SHAPE_INPUTS.get(name, ())
+    is_decode = label == f"CUSTOM:{DECODE_CUSTOM_CODE}"
+    params = param_bytes = 0
+    for pos, i in enumerate(ins):
+        if i < 0 or pos in shape_pos:
+            continue
+        t = tensors[i]
+        if t.nbytes:
+            param_bytes += t.nbytes
+            weight_buffers.add(t.buffer)
+        if (t.nbytes and not is_decode) or pos in weight_pos:
+            params += t.size
+            param_tensors[(s, i)] = t.size
+    weight_shape = out_ch = sparsity = zero_ch = counted = None
+    per_channel = False
+    if weight_pos and len(ins) > weight_pos[0] and ins[weight_pos[0]] >= 0:
+        w = tensors[ins[weight_pos[0]]]
+        axis = OUT_CHANNEL_AXIS[name]
+        weight_shape = w.shape
+        out_ch = w.shape[axis] if axis < len(w.shape) else None
+        q = w.quantization
+        per_channel = q is not None and q.scale is not None and len(q.scale) > 1
+        zeros = _weight_zeros(w, raw[w.buffer], axis)
+        if zeros is not None:
+            sparsity, zero_ch = zeros[0] / w.size, zeros[1]
+            counted = (zeros[0], w.size)
+    layer = LayerReport(
+        index=k,
+        subgraph=s,
+        op=label,
+        input_shapes=in_shapes,
+        input_dtypes=tuple(tensors[i].dtype if i >= 0 else None for i in ins),
+        output_shapes=out_shapes,
+        output_dtypes=tuple(tensors[i].dtype for i in outs),
+        params=params,
+        param_bytes=param_bytes,
+        macs=macs(name, in_shapes, out_shapes, op.builtinOptions),
+        weight_shape=weight_shape,
+        out_channels=out_ch,
+        sparsity=sparsity,
+        zero_channels=zero_ch,
+        per_channel=per_channel,
+        tflm_supported=is_supported(name, label.partition(":")[2] or None),
+    )
+    return layer, counted
+
+
 def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
     """Report what a model costs on a device and whether TFLM can run it.
 
@@ -141,57 +201,11 @@ def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
             for t in sg.tensors or []
         ]
         for k, op in enumerate(sg.operators or []):
-            name, label = _op_label(m.operatorCodes[op.opcodeIndex])
-            ins = [int(i) for i in (op.inputs if op.inputs is not None else [])]
-            outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
-            in_shapes = tuple(tensors[i].shape if i >= 0 else None for i in ins)
-            out_shapes = tuple(tensors[i].shape for i in outs)
-            weight_pos = WEIGHT_INPUTS.get(name, ())
-            shape_pos = SHAPE_INPUTS.get(name, ())
-            is_decode = label == f"CUSTOM:{DECODE_CUSTOM_CODE}"
-            params = param_bytes = 0
-            for pos, i in enumerate(ins):
-                if i < 0 or pos in shape_pos:
-                    continue
-                t = tensors[i]
-                if t.nbytes:
-                    param_bytes += t.nbytes
-                    weight_buffers.add(t.buffer)
-                if (t.nbytes and not is_decode) or pos in weight_pos:
-                    params += t.size
-                    param_tensors[(s, i)] = t.size
-            weight_shape = out_ch = sparsity = zero_ch = None
-            per_channel = False
-            if weight_pos and len(ins) > weight_pos[0] and ins[weight_pos[0]] >= 0:
-                w = tensors[ins[weight_pos[0]]]
-                axis = OUT_CHANNEL_AXIS[name]
-                weight_shape = w.shape
-                out_ch = w.shape[axis] if axis < len(w.shape) else None
-                q = w.quantization
-                per_channel = q is not None and q.scale is not None and len(q.scale) > 1
-                zeros = _weight_zeros(w, raw[w.buffer], axis)
-                if zeros is not None:
-                    sparsity, zero_ch = zeros[0] / w.size, zeros[1]
-                    kernel_zeros += zeros[0]
-                    kernel_elements += w.size
-            layers.append(LayerReport(
-                index=k,
-                subgraph=s,
-                op=label,
-                input_shapes=in_shapes,
-                input_dtypes=tuple(tensors[i].dtype if i >= 0 else None for i in ins),
-                output_shapes=out_shapes,
-                output_dtypes=tuple(tensors[i].dtype for i in outs),
-                params=params,
-                param_bytes=param_bytes,
-                macs=macs(name, in_shapes, out_shapes, op.builtinOptions),
-                weight_shape=weight_shape,
-                out_channels=out_ch,
-                sparsity=sparsity,
-                zero_channels=zero_ch,
-                per_channel=per_channel,
-                tflm_supported=is_supported(name, label.partition(":")[2] or None),
-            ))
+            layer, zeros = _layer_report(m, s, k, op, tensors, raw, weight_buffers, param_tensors)
+            layers.append(layer)
+            if zeros is not None:
+                kernel_zeros += zeros[0]
+                kernel_elements += zeros[1]
     counts = Counter(layer.op for layer in layers)
     ops = tuple(dict.fromkeys(layer.op for layer in layers))
     unsupported = tuple(dict.fromkeys(layer.op for layer in layers if not layer.tflm_supported))
