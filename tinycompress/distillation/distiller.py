@@ -48,6 +48,24 @@ def _ends_with_softmax(model: keras.Model) -> bool:
     return False
 
 
+def _check_pair(teacher, student) -> None:
+    """Both are Keras models that output logits (no softmax at the end)."""
+    for role, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise DistillationConfigError(
+                f"expected `{role}` to be a keras.Model. Received: {type(model).__name__}. "
+                "Load it first, e.g. keras.saving.load_model(path)."
+            )
+        if _ends_with_softmax(model):
+            raise DistillationConfigError(
+                f"expected the {role} to output logits, but its last layer "
+                f"{model.layers[-1].name!r} applies softmax. Build it with activation=None on "
+                "the last layer and train with from_logits=True losses; argmax (and int8 "
+                "accuracy) is unchanged, and a keras.layers.Softmax can be appended after "
+                "distillation."
+            )
+
+
 def build_distiller(
     teacher: keras.Model,
     student: keras.Model,
@@ -136,20 +154,7 @@ def build_distiller(
         ...
         tinycompress.errors.DistillationConfigError: expected `temperature` ...
     """
-    for role, model in (("teacher", teacher), ("student", student)):
-        if not isinstance(model, keras.Model):
-            raise DistillationConfigError(
-                f"expected `{role}` to be a keras.Model. Received: {type(model).__name__}. "
-                "Load it first, e.g. keras.saving.load_model(path)."
-            )
-        if _ends_with_softmax(model):
-            raise DistillationConfigError(
-                f"expected the {role} to output logits, but its last layer "
-                f"{model.layers[-1].name!r} applies softmax. Build it with activation=None on "
-                "the last layer and train with from_logits=True losses; argmax (and int8 "
-                "accuracy) is unchanged, and a keras.layers.Softmax can be appended after "
-                "distillation."
-            )
+    _check_pair(teacher, student)
     temperature = check_temperature(temperature)
     student_loss_weight = check_weight("student_loss_weight", student_loss_weight, upper=1.0)
     logits_weight = check_weight("logits_weight", logits_weight)
