@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 
-DATA_DIR = os.path.normpath(
+#: ``../shared/data`` beside the checkout, or the folder in ``$TINYCOMPRESS_DATA``.
+DATA_DIR = os.environ.get("TINYCOMPRESS_DATA") or os.path.normpath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 )
 
@@ -44,8 +45,11 @@ def load_mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     return (x[:8000], y[:8000]), (x[8000:], y[8000:])
 
 
-def _read_ts(path: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """Parse an equal-length sktime/UEA ``.ts`` file: (series, labels, class names)."""
+def _read_ts(path: str) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Parse a sktime/UEA ``.ts`` file: (series of shape (steps, dims), labels, class names).
+
+    Series may differ in length (JapaneseVowels); equal-length sets stack them.
+    """
     classes: list[str] = []
     series, labels = [], []
     in_data = False
@@ -62,10 +66,16 @@ def _read_ts(path: str) -> tuple[np.ndarray, list[str], list[str]]:
                     in_data = True
                 continue
             *dims, label = line.split(":")
-            series.append([[float(v) for v in dim.split(",")] for dim in dims])
+            # (dims, steps) -> (steps, dims)
+            series.append(np.asarray([[float(v) for v in dim.split(",")] for dim in dims], np.float32).T)
             labels.append(label)
-    # (N, dims, steps) -> (N, steps, dims)
-    return np.asarray(series, np.float32).transpose(0, 2, 1), labels, classes
+    return series, labels, classes
+
+
+def _missing(name: str, folder: str, files: str) -> None:
+    sys.stderr.write(f"{name} data not found in {folder} (expected ../shared/data/"
+                     f"{os.path.basename(folder)} relative to the repository, with {files}).\n")
+    raise SystemExit(2)
 
 
 def load_basicmotions() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -79,14 +89,32 @@ def load_basicmotions() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray
     folder = os.path.join(DATA_DIR, "basicmotions")
     paths = [os.path.join(folder, f"BasicMotions_{part}.ts") for part in ("TRAIN", "TEST")]
     if not all(os.path.exists(p) for p in paths):
-        sys.stderr.write(
-            f"BasicMotions data not found in {folder} (expected ../shared/data/basicmotions "
-            "relative to the repository, with BasicMotions_TRAIN.ts and BasicMotions_TEST.ts).\n"
-        )
-        raise SystemExit(2)
+        _missing("BasicMotions", folder, "BasicMotions_TRAIN.ts and BasicMotions_TEST.ts")
     out = []
     for path in paths:
-        x, names, classes = _read_ts(path)
+        series, names, classes = _read_ts(path)
         y = np.asarray([classes.index(n) for n in names], np.int64)
-        out.append((x, y))
+        out.append((np.stack(series), y))
+    return out[0], out[1]
+
+
+def load_japanese_vowels(frames: int = 29):
+    """Return JapaneseVowels ``(x_train, y_train), (x_test, y_test)``: 270 / 370 utterances.
+
+    Series (7 to 29 frames of 12 LPC cepstra) are pre-padded with zeros to
+    ``frames`` (longer ones keep their last ``frames``): float32 of shape
+    (N, frames, 12); labels are int64 speaker indices. Exits with status 2 and a
+    message when ``../shared/data/japanesevowels`` is missing.
+    """
+    folder = os.path.join(DATA_DIR, "japanesevowels")
+    paths = [os.path.join(folder, f"JapaneseVowels_{part}.ts") for part in ("TRAIN", "TEST")]
+    if not all(os.path.exists(p) for p in paths):
+        _missing("JapaneseVowels", folder, "JapaneseVowels_TRAIN.ts and JapaneseVowels_TEST.ts")
+    out = []
+    for path in paths:
+        series, names, classes = _read_ts(path)
+        x = np.zeros((len(series), frames, series[0].shape[1]), np.float32)
+        for i, one in enumerate(series):
+            x[i, frames - len(one[-frames:]):] = one[-frames:]
+        out.append((x, np.asarray([classes.index(n) for n in names], np.int64)))
     return out[0], out[1]

@@ -54,7 +54,6 @@ sys.path.insert(0, HERE)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _data  # noqa: E402
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_basicmotions, load_mnist  # noqa: E402
@@ -272,8 +271,6 @@ def main() -> int:
     parser.add_argument("--ae-ranks", type=int, nargs="+", default=[32, 16, 8])
     parser.add_argument("--only", choices=["lenet5", "resnet8", "autoencoder"], default=None)
     args = parser.parse_args()
-    # A git worktree is not next to ../shared: let the data folder be named.
-    _data.DATA_DIR = os.environ.get("TINYCOMPRESS_DATA", _data.DATA_DIR)
     if args.only in (None, "lenet5", "resnet8"):
         mnist = load_mnist()
         if args.only in (None, "lenet5"):

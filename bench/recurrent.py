@@ -49,49 +49,11 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import _data  # noqa: E402
 import tflite_export  # noqa: E402
 from tinycompress import convert  # noqa: E402
 
-VOWEL_FRAMES = 29
-_data.DATA_DIR = os.environ.get("TINYCOMPRESS_DATA", _data.DATA_DIR)
-
-
-def _read_ragged_ts(path: str) -> tuple[list[np.ndarray], list[str], list[str]]:
-    classes, series, labels, in_data = [], [], [], False
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                if line.lower().startswith("@classlabel"):
-                    classes = line.split()[2:]
-                in_data = line.lower().startswith("@data")
-                continue
-            *dims, label = line.split(":")
-            series.append(np.asarray([[float(v) for v in d.split(",")] for d in dims], np.float32).T)
-            labels.append(label)
-    return series, labels, classes
-
-
-def load_japanese_vowels():
-    """``(x_train, y_train), (x_test, y_test)``, sequences pre-padded to 29 frames."""
-    folder = os.path.join(_data.DATA_DIR, "japanesevowels")
-    out = []
-    for part in ("TRAIN", "TEST"):
-        path = os.path.join(folder, f"JapaneseVowels_{part}.ts")
-        if not os.path.exists(path):
-            sys.stderr.write(f"JapaneseVowels data not found: {path}\n")
-            raise SystemExit(2)
-        series, names, classes = _read_ragged_ts(path)
-        x = np.zeros((len(series), VOWEL_FRAMES, series[0].shape[1]), np.float32)
-        for i, s in enumerate(series):
-            x[i, VOWEL_FRAMES - len(s):] = s[-VOWEL_FRAMES:]
-        out.append((x, np.asarray([classes.index(n) for n in names], np.int64)))
-    return out[0], out[1]
 
 
 def _standardize(train, test):
@@ -154,7 +116,7 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=["japanesevowels", "basicmotions"])
     parser.add_argument("--models", nargs="+", default=["lstm", "gru", "simplernn", "conv1d"])
     args = parser.parse_args()
-    loaders = {"japanesevowels": load_japanese_vowels, "basicmotions": _data.load_basicmotions}
+    loaders = {"japanesevowels": _data.load_japanese_vowels, "basicmotions": _data.load_basicmotions}
     for dataset in args.datasets:
         data = _standardize(*loaders[dataset]())
         for kind in args.models:
