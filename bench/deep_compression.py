@@ -18,10 +18,14 @@ Configurations: ``float``, ``int8``, ``unstructured90_prune`` and
 ``cluster4_encode`` (clustering only), ``structured_cluster4_encode`` (70% of
 the hidden layers' channels pruned and removed, then clustered),
 ``structured_unstructured{S}_cluster4_encode`` (the same, pruned S% unstructured
-before clustering; ``--structured-unstructured``, default 80 and 90), ``best``
-(smallest flash within 0.3 points of float) and ``best_arena64k`` (the smallest within 0.3 points whose arena fits 65,536 B;
-configurations over it are re-encoded with ``arena_budget=65536``, rows named
-``<config>_arena64k``).
+before clustering; ``--structured-unstructured``, default 80 and 90),
+``structured_lowrank{R}_unstructured{S}_cluster4_encode`` (the structured model
+with its first Dense kernel factored by SVD to rank R, then pruned S% unstructured,
+clustered and encoded: fewer weights, each still paying at least one bit;
+``--lowrank-rank`` 40, ``--lowrank-sparsity`` 70), ``best``
+(smallest flash within 0.3 points of float) and ``best_arena64k`` (the smallest
+within 0.3 points whose arena fits 65,536 B; configurations over it are re-encoded
+with ``arena_budget=65536``, rows named ``<config>_arena64k``).
 
 Targets (issue 14): LeNet-5 flash >= 100x smaller than float within 0.3 points;
 LeNet-300-100 >= 60x; unstructured90_prune >= 3x smaller than int8 within 0.3 points.
@@ -172,8 +176,8 @@ def structured_lowrank(b: Bench, small, data, args, convert) -> None:
     keras.utils.set_random_seed(0)
     factored, _ = factorize(small, LowRankConfig(ranks={first: args.lowrank_rank}))
     sparse = pruned(factored, data, args.lowrank_sparsity / 100, args.finetune)
-    b.deploy(f"structured_lowrank{args.lowrank_rank}_unstructured{args.lowrank_sparsity}_cluster4_encode",
-             convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
+    config = f"structured_lowrank{args.lowrank_rank}_unstructured{args.lowrank_sparsity}_cluster4_encode"
+    b.deploy(config, convert(clustered(sparse, data, args.cluster_epochs)), encodings="auto")
 
 
 def report_best(b: Bench, base: dict) -> None:
