@@ -32,11 +32,14 @@ LeNet-300-100 >= 60x; unstructured90_prune >= 3x smaller than int8 within 0.3 po
 
 Usage: ``python bench/deep_compression.py [--models lenet5,lenet300] [--configs structured]``
 
-Measured here (2 shared cores, about 35 minutes for everything): LeNet-5
-``structured_unstructured80_cluster4_encode`` 14,240 B (121x float) at 97.9%
-(float 98.0%), arena 39,376 B; LeNet-300-100 best 19,392 B (55x) at 96.05%
-(float 95.85%), arena 73,656 B; ``unstructured90_prune`` 4.2x smaller than int8
-for both within 0.3 points. Huffman and prune decoders spend at least one bit
+Measured here (2 shared cores, about 30 minutes for everything): best for both
+models is ``structured_lowrank40_unstructured70_cluster4_encode``: LeNet-5
+11,504 B (150x float) at 98.05% (float 98.0%), arena 13,280 B; LeNet-300-100
+14,160 B (75x) at 95.8% (float 95.85%), arena 34,824 B; both also
+``best_arena64k``. Without the low-rank step LeNet-5 reaches 14,400 B (120x,
+``structured_unstructured80_cluster4_encode``) and LeNet-300-100 19,536 B (55x)
+within 0.3 points. ``unstructured90_prune`` is 4.2x smaller than int8 for both
+within 0.3 points. Huffman and prune decoders spend at least one bit
 per weight, and a decoded tensor takes its full int8 size in the arena.
 """
 
