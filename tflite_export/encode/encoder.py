@@ -122,17 +122,14 @@ def _kinds(encodings) -> tuple[str, ...]:
     return kinds
 
 
-def _choose(model_bytes: bytes, cands: list[EncodeCandidate], tensors, kinds,
-            min_bytes: int) -> dict[int, str]:
+def _choose(cands: list[EncodeCandidate], tensors, kinds, min_bytes: int) -> dict[int, str]:
     if isinstance(tensors, str):
         if tensors != "auto":
             raise EncodeError("expected tensors='auto', a list of tensor indices or a callable. "
                               f"Received tensors={tensors!r}.")
         best = {c.index: c.best(kinds) for c in cands if c.nbytes >= min_bytes}
         by = {c.index: c for c in cands}
-        # the estimate screens; the flatbuffer with that tensor alone encoded decides
-        return {i: k for i, k in best.items() if k is not None and by[i].saving(k) > 0
-                and len(_build(model_bytes, {i: k}, by)) < len(model_bytes)}
+        return {i: k for i, k in best.items() if k is not None and by[i].saving(k) > 0}
     if callable(tensors):
         return {c.index: c.best(kinds) for c in cands
                 if c.best(kinds) is not None and tensors(c)}
@@ -191,8 +188,7 @@ def encode(
             Huffman), one of them, or a list. Each tensor gets the allowed one
             with the smallest encoded size.
         tensors: ``"auto"`` (default): every tensor of at least ``min_bytes``
-            whose encoding saves more than its DECODE bookkeeping, measured (the
-            flatbuffer with that tensor alone encoded is smaller); the input is
+            whose encoding saves more than its DECODE bookkeeping; the input is
             returned unchanged when the encoded model is not smaller. A list of
             tensor indices: exactly those. A callable taking an
             `EncodeCandidate` and returning True to encode it.
@@ -227,7 +223,7 @@ def encode(
     kinds = _kinds(encodings)
     cands = encode_candidates(model_bytes, kinds)
     by = {c.index: c for c in cands}
-    chosen = _choose(model_bytes, cands, tensors, kinds, min_bytes)
+    chosen = _choose(cands, tensors, kinds, min_bytes)
     arena_before = measure_arena(model_bytes).host_bytes
     if arena_budget is not None and chosen:
         chosen = _within_budget(model_bytes, chosen, by, int(arena_budget), arena_before)

@@ -5,7 +5,7 @@ import pytest
 
 import tflite_export
 from tflite_export import _flatbuffer as fb
-from tflite_export.encode import EncodeError, encode, encode_candidates, insert_decodes
+from tflite_export.encode import EncodeError, encode, encode_candidates
 
 
 @pytest.fixture(scope="module")
@@ -103,39 +103,3 @@ def test_never_returns_a_larger_model():
     assert forced.flash_after > forced.flash_before  # the DECODE bookkeeping costs more
     r = encode(tiny, min_bytes=1, verify_samples=2)
     assert r.model_bytes == tiny and r.tensors == [] and r.flash_saved == 0
-
-
-
-def test_auto_keeps_only_tensors_whose_encoding_measurably_shrinks_the_file():
-    """Beside a 95%-sparse kernel that pays off, a 256-byte int32 bias with 4 non-zero
-    values encodes to a few dozen bytes, so the estimate (DECODE_OVERHEAD_BYTES of
-    bookkeeping) says it saves too, but encoding it grows the flatbuffer: it stays out."""
-    import keras
-
-    import tinycompress
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, name="fc"),
-                              keras.layers.Dense(4, name="out")])
-    rng = np.random.default_rng(0)
-    kernel = rng.uniform(0.5, 1.0, (64, 64)).astype("float32")
-    kernel[rng.random(kernel.shape) < 0.95] = 0.0
-    bias = np.zeros(64, "float32")
-    bias[:4] = 0.5
-    model.get_layer("fc").set_weights([kernel, bias])
-    x = rng.normal(size=(128, 64)).astype("float32")
-    model_bytes = tinycompress.convert(model, x)
-    cands = {c.index: c for c in encode_candidates(model_bytes)}
-    r = encode(model_bytes, min_bytes=1, verify_data=x[:4], measure_each=False)
-    chosen = {t.index for t in r.tensors}
-    optimistic = set()
-    for i, c in cands.items():
-        kind = c.best()
-        if kind is None:
-            continue
-        alone = len(insert_decodes(model_bytes, {i: c.encodings[kind]}))
-        assert (i in chosen) == (alone < len(model_bytes)), (c.name, kind, alone, len(model_bytes))
-        if c.saving(kind) > 0 and alone >= len(model_bytes):
-            optimistic.add(c.name)
-    assert optimistic, "the bias should be a tensor the estimate alone would have encoded"
-    assert chosen and r.flash_after < r.flash_before
