@@ -164,6 +164,22 @@ def _within_budget(model_bytes, chosen, by, budget: int, arena_before: int) -> d
     return kept
 
 
+def _drop_unprofitable(model_bytes: bytes, chosen: dict[int, str], by) -> dict[int, str]:
+    """Leave out, smallest estimated saving first, each tensor whose DECODE costs more flash in the
+    encoded model than its encoding saves (the bookkeeping is not additive: the first DECODE also
+    adds the custom operator code, so a tensor is judged with the others encoded)."""
+    kept = dict(chosen)
+    size = len(_build(model_bytes, kept, by))
+    for i in sorted(chosen, key=lambda j: by[j].saving(chosen[j])):
+        trial = {j: k for j, k in kept.items() if j != i}
+        n = len(_build(model_bytes, trial, by)) if trial else len(model_bytes)
+        if n <= size:
+            logger.info("tensor %d '%s' left unencoded: %d B smaller without it", i, by[i].name,
+                        size - n)
+            kept, size = trial, n
+    return kept
+
+
 def _build(model_bytes: bytes, chosen: dict[int, str], by) -> bytes:
     return insert_decodes(model_bytes, {i: by[i].encodings[k] for i, k in chosen.items()})
 
@@ -188,8 +204,9 @@ def encode(
             Huffman), one of them, or a list. Each tensor gets the allowed one
             with the smallest encoded size.
         tensors: ``"auto"`` (default): every tensor of at least ``min_bytes``
-            whose encoding saves more than its DECODE bookkeeping; the input is
-            returned unchanged when the encoded model is not smaller. A list of
+            whose encoding saves more than its DECODE bookkeeping, less any
+            tensor the encoded model is smaller without (measured); the input
+            is returned unchanged when the encoded model is not smaller. A list of
             tensor indices: exactly those. A callable taking an
             `EncodeCandidate` and returning True to encode it.
         arena_budget: largest TFLM host arena (bytes, as `measure_arena`
@@ -227,6 +244,8 @@ def encode(
     arena_before = measure_arena(model_bytes).host_bytes
     if arena_budget is not None and chosen:
         chosen = _within_budget(model_bytes, chosen, by, int(arena_budget), arena_before)
+    if isinstance(tensors, str) and chosen:
+        chosen = _drop_unprofitable(model_bytes, chosen, by)
     out = _build(model_bytes, chosen, by)
     if not chosen or (isinstance(tensors, str) and len(out) >= len(model_bytes)):
         if chosen:

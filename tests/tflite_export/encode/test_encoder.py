@@ -97,6 +97,18 @@ def test_encodings_and_tensors_select(sparse_and_clustered):
         encode(model_bytes, tensors="all")
 
 
+def test_auto_keeps_only_tensors_that_shrink_the_encoded_model(sparse_and_clustered):
+    model_bytes, x = sparse_and_clustered
+    r = encode(model_bytes, min_bytes=1, verify_data=x[:4], measure_each=False)
+    chosen = [t.index for t in r.tensors]
+    assert chosen and r.flash_after < r.flash_before
+    for i in chosen:  # leaving any one out gives a model no smaller
+        others = [j for j in chosen if j != i]
+        without = (encode(model_bytes, tensors=others, verify_data=x[:2], measure_each=False)
+                   .flash_after if others else len(model_bytes))
+        assert without >= r.flash_after, (i, without, r.flash_after)
+
+
 def test_never_returns_a_larger_model():
     tiny = tflite_export.testing.tiny_model()
     forced = encode(tiny, tensors=[1, 2], verify_samples=2, measure_each=False)
