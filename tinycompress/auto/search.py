@@ -269,7 +269,7 @@ def search(
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
     train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
     out_dir = None if out is None else check_search_dir(out, resume=resume)
-    keras_model = model if hasattr(model, "layers") else load_model(model).keras_model
+    keras_model = _keras_model(model, load_model)
     space = _fitted_space(keras_model, space or SearchSpace(), epochs)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}
@@ -282,14 +282,22 @@ def search(
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device)
-    best = _choose(records, objective)
-    if best is not None:
-        _final(result, best, run, train, val, target=target, name=name)
+    _final(result, run, train, val, target=target, name=name)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
     if not result.fits:
         raise NoFeasibleModelError(_no_fit_message(result), result)
     return result
+
+
+def _keras_model(model, load_model):
+    if hasattr(model, "layers"):
+        return model
+    loaded = load_model(model)
+    if loaded.source != "keras":
+        raise AutoError(f"the search fine-tunes Keras 3 models; {str(model)!r} loaded as "
+                        f"{loaded.source}. Save the model with Keras 3 (model.save('m.keras')).")
+    return loaded.model
 
 
 def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
@@ -310,6 +318,8 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
               progress) -> None:
     from tinycompress.auto._study import finished
 
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(run.space.baseline())
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)
@@ -326,20 +336,22 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
                    gc_after_trial=True)
 
 
-def _final(result: SearchResult, best: TrialRecord, run: _Objective, train, val, *, target, name) -> None:
-    """Build the chosen trial again (full verification, firmware) and re-check the budget."""
-    recipe = Recipe.from_config(best.recipe)
-    built, metrics = measure(run.prepared(best), recipe, train[0], val, arena_budget=result.budget.arena_bytes,
-                             estimate=run.estimate, device=run.device, verify_samples=32, name=name,
-                             target=target)
-    if metrics["flash_bytes"] != best.metrics.get("flash_bytes"):
-        _LOG.warning("trial %d measured %s B of flash in the search and %d B when built again",
-                     best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
-    violations = result.budget.violations(metrics)
-    if violations:
+def _final(result: SearchResult, run: _Objective, train, val, *, target, name) -> None:
+    """Build the chosen trial again (full verification, firmware) and re-check the budget; when
+    it no longer fits (a figure moved), the next feasible trial is tried."""
+    while (best := _choose(result.trials, result.objective)) is not None:
+        recipe = Recipe.from_config(best.recipe)
+        built, metrics = measure(run.prepared(best), recipe, train[0], val,
+                                 arena_budget=result.budget.arena_bytes, estimate=run.estimate,
+                                 device=run.device, verify_samples=32, name=name, target=target)
+        if metrics["flash_bytes"] != best.metrics.get("flash_bytes"):
+            _LOG.warning("trial %d measured %s B of flash in the search and %d B when built again",
+                         best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
+        violations = result.budget.violations(metrics)
+        if not violations:
+            result.best, result.recipe, result.build = best, recipe, built
+            best.metrics = {**best.metrics, "final": metrics}
+            return
         _LOG.warning("trial %d no longer meets the budget when built again (%s); not returned",
                      best.number, "; ".join(violations))
         best.feasible, best.violations = False, violations
-        return
-    result.best, result.recipe, result.build = best, recipe, built
-    best.metrics = {**best.metrics, "final": metrics}
