@@ -94,7 +94,7 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
              f"- study: `{result.study_name}` in `{result.storage}`", f"- trials: {len(result.trials)} ({counts})",
              ""]
     if best is not None:
-        final = best.metrics.get("final", best.metrics)
+        final = best.metrics
         lines += ["## Chosen model", "", f"Trial {best.number}: techniques "
                   f"{', '.join(_techniques(best)) or 'none'}; recipe in `recipe.json`, model in `model/`.", "",
                   f"- accuracy on the TFLM interpreter ({best.recipe['mode']}) on the validation data: "
