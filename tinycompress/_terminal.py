@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = [
@@ -214,9 +215,13 @@ class SearchProgressBar:
     def __init__(self, console: Console | None = None, describe=str) -> None:
         self._console = console or Console(stderr=True)
         self._describe = describe
+        fixed = Column(no_wrap=True, min_width=0)
         self._bar = Progress(
-            TextColumn("  trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"), TextColumn("{task.fields[best]}"),
+            TextColumn("  trials", table_column=Column(no_wrap=True, min_width=8)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=7)),
+            BarColumn(bar_width=12, table_column=Column(no_wrap=True, min_width=12)),
+            TextColumn("{task.fields[left]}", table_column=Column(no_wrap=True, min_width=11)),
+            TextColumn("{task.fields[best]}", table_column=fixed),
             console=self._console,
         )
         self._task = None
@@ -226,13 +231,11 @@ class SearchProgressBar:
             self._bar.start()
             self._task = self._bar.add_task("trials", total=status.total, left="", best="")
         left = "" if status.remaining_s is None else f"~{_minutes(status.remaining_s)} left"
-        best = "best: none fits yet" if status.best is None else f"best: {self._describe(status.best)}"
+        best = "none fits yet" if status.best is None else self._describe(status.best)
         last = status.last
-        note = f"trial {last.number} {last.state}"
-        if last.failure:
-            note += f" ({last.failure.split(':')[0]})"
+        note = f"#{last.number} {last.state}" + (f" ({last.failure.split(':')[0]})" if last.failure else "")
         self._bar.update(self._task, completed=min(status.done, status.total), total=status.total,
-                         left=left, best=escape(f"{best} | {note}"))
+                         left=left, best=escape(f"last {note}; best {best}"))
 
     def __enter__(self) -> SearchProgressBar:
         return self

@@ -324,7 +324,7 @@ def _quiet_optuna():
 
 def _describe_trial(t) -> str:
     m = t.metrics
-    text = f"trial {t.number}: acc {m['accuracy']:.4f}, flash {m['flash_bytes']} B, arena {m['arena_bytes']} B"
+    text = f"#{t.number} acc {m['accuracy']:.4f}, {m['flash_bytes']} B flash, {m['arena_bytes']} B arena"
     return text + (f", {m['latency_ms']:.3g} ms" if m.get("latency_ms") is not None else "")
 
 
@@ -339,7 +339,7 @@ def _print_search(result) -> None:
         table.add_row(f"{t.number}{mark}", f"{m['accuracy']:.4f}", str(m["flash_bytes"]),
                       str(m["arena_bytes"]), latency, "yes" if t.feasible else "no")
     _console.print(table)
-    _console.print(f"Chosen (*): {escape(_describe_trial(result.best))}; techniques: "
+    _console.print(f"Chosen (*): trial {escape(_describe_trial(result.best))}; techniques: "
                    f"{', '.join(result.recipe.techniques()) or 'none'}, {result.recipe.mode}"
                    f"{', encoded' if result.recipe.encode else ''}")
     _console.print(f"Wrote the model, report.md and recipe.json to [bold]{escape(str(result.out_dir))}[/]")
