@@ -90,6 +90,9 @@ class _Objective:
         try:
             recipe = self.space.suggest(trial, seed=self.seed)
             trial.set_user_attr("recipe", recipe.get_config())
+            twin = _twin(trial)
+            if twin is not None:
+                return self._copy(trial, twin, start)
 
             def on_epoch(step: int, accuracy: float) -> None:
                 trial.report(accuracy, step)
@@ -118,6 +121,19 @@ class _Objective:
         self._keep(trial.number, prepared, built, feasible)
         return float(metrics[OBJECTIVES[self.objective][0]])
 
+    def _copy(self, trial, twin, start: float) -> float:
+        """Record the measurements of a finished trial with the same parameters (same recipe,
+        same seed: the same model) instead of training and building it again."""
+        for key in ("metrics", "feasible", "violations"):
+            trial.set_user_attr(key, twin.user_attrs[key])
+        for key, value in twin.constraints.items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("duration_s", time.monotonic() - start)
+        _LOG.info("trial %d has the parameters of trial %d: its measurements are reused",
+                  trial.number, twin.number)
+        return float(twin.values[0])
+
     def _unmeasured(self, trial, start: float) -> None:
         """A pruned or failed trial: infeasible for the constrained sampler."""
         trial.set_user_attr("duration_s", time.monotonic() - start)
@@ -127,7 +143,11 @@ class _Objective:
     def _keep(self, number: int, prepared, built, feasible: bool) -> None:
         if self.artifacts is not None:
             self.artifacts.mkdir(parents=True, exist_ok=True)
-            prepared.save(self.artifacts / f"trial-{number}.keras")
+            try:
+                prepared.save(self.artifacts / f"trial-{number}.keras")
+            except Exception as e:  # noqa: BLE001 - the recipe still makes the model again
+                _LOG.warning("trial %d: its model could not be saved (%s: %s); a resumed search "
+                             "makes it again from its recipe", number, type(e).__name__, e)
         if feasible:  # the best is chosen among these at the end; keep the latest in memory too
             self.kept[number] = (prepared, built)
 
@@ -149,6 +169,17 @@ class _Objective:
         return measure(prepared, Recipe.from_config(record.recipe), self.train[0], self.val,
                        arena_budget=self.budget.arena_bytes, estimate=self.estimate, device=self.device,
                        name=name)
+
+
+def _twin(trial):
+    """A complete trial of the study with exactly ``trial``'s parameters, or None."""
+    from optuna.trial import TrialState
+
+    params = trial.params
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.params == params and "metrics" in other.user_attrs:
+            return other
+    return None
 
 
 def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
@@ -288,7 +319,7 @@ def search(
     train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
     out_dir = None if out is None else check_search_dir(out, resume=resume)
     keras_model = _keras_model(model, load_model)
-    space = _fitted_space(keras_model, space or SearchSpace(), epochs)
+    space = _fitted_space(keras_model, space or SearchSpace(), epochs, val)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}
     study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
@@ -318,7 +349,7 @@ def _keras_model(model, load_model):
     return loaded.model
 
 
-def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
+def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchSpace:
     from dataclasses import replace
 
     from tinycompress.auto.recipe import ends_in_softmax
@@ -328,8 +359,15 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ArgumentError(f"expected epochs as an int >= 1. Received: epochs={epochs!r}.")
         space = replace(space, epochs=(1, epochs))
+    sensitivity = None
+    if "pruning" in space.techniques and space.sensitivity is None and space.channel_sparsity[1] > 0:
+        from tinycompress.auto.sensitivity import channel_sensitivity
+
+        sensitivity = channel_sensitivity(model, val)
+        _LOG.info("channel-pruning sensitivity (accuracy drop at 50%% of a layer's channels): %s",
+                  sensitivity)
     return space.fit_to(model, candidates=len(find_candidates(model, ("residual", "layer"))),
-                        logits=not ends_in_softmax(model))
+                        logits=not ends_in_softmax(model), sensitivity=sensitivity)
 
 
 def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, objective: str,
