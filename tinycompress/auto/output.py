@@ -120,6 +120,12 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
               *[_row(t, best) for t in result.pareto], ""]
     if plot:
         lines += [f"![accuracy against flash, arena and latency]({plot})", ""]
+    if result.sensitivity:
+        lines += ["## Channel-pruning sensitivity (measured)", "",
+                  "Float validation accuracy lost when half of one layer's channels are pruned "
+                  "(no fine-tuning); trials with `pruning_allocation=sensitivity` prune robust "
+                  "layers more.", "", "| layer | accuracy drop |", "|---|---|",
+                  *[f"| {name} | {drop:.4f} |" for name, drop in result.sensitivity.items()], ""]
     failed = [t for t in result.trials if t.state == "failed"]
     if failed:
         lines += ["## Failed trials", ""] + [f"- trial {t.number}: {t.failure}" for t in failed] + [""]

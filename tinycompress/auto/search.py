@@ -106,6 +106,10 @@ class _Objective:
         except optuna.TrialPruned:
             self._unmeasured(trial, start)
             raise
+        except KeyboardInterrupt:  # Optuna fails the trial; a resumed search runs it again
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("failure", "interrupted: the search was stopped during this trial")
+            raise
         except Exception as e:  # noqa: BLE001 - any failure is this trial's outcome; the search goes on
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
             self._unmeasured(trial, start)
@@ -330,7 +334,8 @@ def search(
     _optimize(study, run, n_trials, timeout_s, objective, progress)
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
-                          study_name=study.study_name, storage=url, device=device)
+                          study_name=study.study_name, storage=url, device=device,
+                          sensitivity=space.sensitivity)
     _final(result, run, target=target, name=name)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
