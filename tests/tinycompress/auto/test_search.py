@@ -123,16 +123,24 @@ def test_no_fit_names_the_budget_and_the_closest_trials(tiny_task, tmp_path):
     assert "## No model fits" in (tmp_path / "s" / "report.md").read_text()
 
 
-def test_latency_without_a_device_is_refused_before_any_work(tiny_task):
-    model, train, val = tiny_task
+def _untrained():
+    """An untrained model and data: for checks that refuse before any work."""
+    import keras
+
+    x = np.zeros((8, 8), "float32")
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)]), (x, np.zeros(8, "int64")), (x, np.zeros(8, "int64"))
+
+
+def test_latency_without_a_device_is_refused_before_any_work():
+    model, train, val = _untrained()
     with pytest.raises(BudgetError, match="needs a device"):
         search(model, train, val, Budget(latency_ms="30ms"), n_trials=1)
     with pytest.raises(BudgetError, match="needs a device"):
         search(model, train, val, Budget(flash_bytes="8KB"), objective="energy", n_trials=1)
 
 
-def test_a_foreign_folder_is_never_used(tiny_task, tmp_path):
-    model, train, val = tiny_task
+def test_a_foreign_folder_is_never_used(tmp_path):
+    model, train, val = _untrained()
     (tmp_path / "mine.txt").write_text("user data")
     with pytest.raises(AutoError, match="not a tinycompress search folder"):
         search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path)
