@@ -149,7 +149,9 @@ def search(
             AdaDeep's form). Default "accuracy".
         space: a `SearchSpace` to restrict techniques and ranges. Default None: all.
         n_trials: trials of the study in total (earlier runs and other workers
-            count). Default 40.
+            count; workers check before each trial, so several workers may end
+            up to one trial each past it; trials repeating an earlier parameter
+            set reuse its measurements). Default 40.
         timeout_s: stop starting trials after this many seconds. Default None.
         epochs: most fine-tuning epochs of a trial (sets ``space.epochs`` to
             ``(1, epochs)``). Default None: the space's.
