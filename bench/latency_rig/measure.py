@@ -4,7 +4,9 @@ The firmware is the ``cortex-m`` project `tflite_export.firmware.render_project`
 the core's board (`qemu.MACHINES`), with its ``main.cc`` replaced by the rig's profiling main
 (``c/rig_main.cc.j2``): the model, golden sample, op resolver, startup code, linker script and
 Makefile are the product's own. TFLM is built once per (TFLM arch, kernels) flavour under
-``gen_cache`` and reused by every model.
+``gen_cache`` and reused by every model: the full library of the firmware tests' flavour folder
+when it exists, else the rig's restricted one (`latency_rig.tflm_lib`; same flags, same kernel
+sources for the measured operators, hence the same instruction counts).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tflite_export.cost.records import MeasuredOp, ModelTotal, op_records
 from tflite_export.firmware import render_project
 
 from latency_rig.qemu import C_DIR, MACHINES, RigError, board, qemu, run
+from latency_rig.tflm_lib import build_library
 
 #: Arena bytes added to the host measurement: CMSIS-NN scratch is bounded separately; this
 #: covers 32-bit vs 64-bit bookkeeping differences.
@@ -35,9 +38,12 @@ def flavour(cpu: str, kernels: str) -> str:
     return arch if kernels == "cmsis_nn" else f"{arch}-{kernels}"
 
 
-def tflm_library(tflm_dir: Path, gen_cache: Path, cpu: str, kernels: str) -> Path:
-    """Path of the flavour's ``libtensorflow-microlite.a`` (it may not be built yet)."""
-    return gen_cache / flavour(cpu, kernels) / "lib" / "libtensorflow-microlite.a"
+def tflm_gen(tflm_dir: Path, gen_cache: Path, cpu: str, kernels: str) -> Path:
+    """The ``TFLM_GEN`` folder to link with: a full library if built, else the rig's (built now)."""
+    full = gen_cache / flavour(cpu, kernels)
+    if (full / "lib" / "libtensorflow-microlite.a").exists():
+        return full
+    return build_library(tflm_dir, gen_cache, cpu, kernels)
 
 
 def _golden(model: bytes, seed: int) -> list[np.ndarray]:
@@ -109,7 +115,7 @@ def measure(model: bytes, name: str, cpu: str, kernels: str, *, tflm_dir: Path, 
     """Build and run the rig firmware of one model; see the module docstring."""
     project = write_project(model, name, cpu, workdir / f"{c_identifier(name)}-{cpu}-{kernels}",
                             repeats)
-    gen = gen_cache / flavour(cpu, kernels)
+    gen = tflm_gen(tflm_dir, gen_cache, cpu, kernels)
     make = ["make", "-C", str(project), f"TFLM_DIR={tflm_dir}", f"TFLM_GEN={gen}/",
             f"KERNELS={kernels}", "-j2"]
     run(make, timeout)
