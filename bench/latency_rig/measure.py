@@ -11,12 +11,14 @@ sources for the measured operators, hence the same instruction counts).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from tflite_export import input_details, kernel_scratch_bound, measure_arena
@@ -56,24 +58,52 @@ def _golden(model: bytes, seed: int) -> list[np.ndarray]:
     return out
 
 
-def write_project(model: bytes, name: str, cpu: str, out: Path, repeats: int, seed: int = 0) -> Path:
-    """Render the rig firmware of ``model`` for ``cpu`` into ``out`` (created or replaced)."""
-    ident = c_identifier(name)
+_RIG_SYMBOLS = """
+/* ---- latency rig: this model's symbols for the rig's model-independent main.cc ---- */
+const void* const rig_inputs[] = {{{inputs}}};
+const unsigned rig_input_bytes[] = {{{input_bytes}}};
+const int rig_n_inputs = {n_inputs};
+const void* const rig_outputs[] = {{{outputs}}};
+const unsigned rig_output_bytes[] = {{{output_bytes}}};
+const int rig_n_outputs = {n_outputs};
+const int rig_repeats = {repeats};
+__attribute__((aligned(16))) uint8_t rig_arena[MODEL_TENSOR_ARENA_SIZE];
+const unsigned rig_arena_size = MODEL_TENSOR_ARENA_SIZE;
+"""
+
+
+def write_project(model: bytes, cpu: str, out: Path, repeats: int, seed: int = 0) -> Path:
+    """Render the rig firmware of ``model`` for ``cpu`` into ``out`` (files replaced).
+
+    The project is rendered with the name ``model`` (so every project has the same file and
+    symbol names); ``src/main.cc`` is the rig's main and ``src/model_golden.c`` gets the
+    ``rig_*`` symbols it reads.
+    """
     arena = measure_arena(model).emitted_bytes + kernel_scratch_bound(model) + ARENA_MARGIN
-    files = render_project(model, "cortex-m", name=name, golden_input=_golden(model, seed),
+    files = render_project(model, "cortex-m", name="model", golden_input=_golden(model, seed),
                            arena_size=arena, board=board(cpu))
-    main = jinja2.Template((C_DIR / "rig_main.cc.j2").read_text(), keep_trailing_newline=True,
-                           trim_blocks=True, lstrip_blocks=True)
-    n_out = len(re.findall(r"#define \w+_OUTPUT\d+_BYTES", files[f"src/{ident}_io.h"]))
-    files["src/main.cc"] = main.render(ident=ident, MACRO=ident.upper(), n_inputs=len(input_details(model)),
-                                       n_outputs=n_out).replace(
-        "#ifndef RIG_REPEATS", f"#define RIG_REPEATS {int(repeats)}\n#ifndef RIG_REPEATS", 1)
+    n_in = len(input_details(model))
+    n_out = len(re.findall(r"#define MODEL_OUTPUT\d+_BYTES", files["src/model_io.h"]))
+    files["src/model_golden.c"] += _RIG_SYMBOLS.format(
+        inputs=", ".join(f"g_model_golden_input{i}" for i in range(n_in)),
+        input_bytes=", ".join(f"MODEL_INPUT{i}_BYTES" for i in range(n_in)), n_inputs=n_in,
+        outputs=", ".join(f"g_model_golden_output{i}" for i in range(n_out)),
+        output_bytes=", ".join(f"MODEL_OUTPUT{i}_BYTES" for i in range(n_out)), n_outputs=n_out,
+        repeats=int(repeats))
+    files["src/main.cc"] = (C_DIR / "rig_main.cc").read_text()
     files["src/tick_counter.h"] = (C_DIR / "tick_counter.h").read_text()
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return out
+
+
+def _main_object(workdir: Path, gen: Path, cpu: str, kernels: str) -> Path:
+    """Where the compiled rig main of one core, kernel library and TFLM build is kept."""
+    text = (C_DIR / "rig_main.cc").read_bytes() + (C_DIR / "tick_counter.h").read_bytes()
+    key = hashlib.sha256(text + str(gen).encode()).hexdigest()[:12]
+    return workdir / "main_objects" / f"{cpu}-{kernels}-{key}.o"
 
 
 @dataclass(frozen=True)
@@ -113,12 +143,20 @@ def parse(output: str, model: bytes, name: str, cpu: str, kernels: str) -> Measu
 def measure(model: bytes, name: str, cpu: str, kernels: str, *, tflm_dir: Path, gen_cache: Path,
             workdir: Path, repeats: int = 1, timeout: float = 1800) -> Measurement:
     """Build and run the rig firmware of one model; see the module docstring."""
-    project = write_project(model, name, cpu, workdir / f"{c_identifier(name)}-{cpu}-{kernels}",
-                            repeats)
+    project = write_project(model, cpu, workdir / f"{c_identifier(name)}-{cpu}-{kernels}", repeats)
     gen = tflm_gen(tflm_dir, gen_cache, cpu, kernels)
+    cached = _main_object(workdir, gen, cpu, kernels)
+    built = project / "build" / "main.o"
+    if cached.exists():  # newer than src/main.cc and the library: make keeps it
+        built.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, built)
+        os.utime(built)
     make = ["make", "-C", str(project), f"TFLM_DIR={tflm_dir}", f"TFLM_GEN={gen}/",
             f"KERNELS={kernels}", "-j2"]
     run(make, timeout)
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, cached)
     elf = next((project / "build").glob("*.elf"))
     try:
         output = qemu(cpu, elf, timeout)

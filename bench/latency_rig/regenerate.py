@@ -26,6 +26,7 @@ from latency_rig.measure import measure, tool_versions  # noqa: E402
 from latency_rig.op_models import bench_models, build_probes, mlperf_models  # noqa: E402
 from latency_rig.qemu import MACHINES, RigError  # noqa: E402
 from tflite_export.cost import records as rec  # noqa: E402
+from tflite_export.errors import TinyCompressError  # noqa: E402
 from tflite_export.firmware import TFLM_COMMIT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
                 m = measure(path.read_bytes(), name, cpu, kernels, tflm_dir=tflm_dir,
                             gen_cache=gen_cache, workdir=args.work / "projects",
                             repeats=1 if name in held_out else 3)
-            except RigError as e:
+            except (RigError, TinyCompressError) as e:  # logged; the other models go on
                 failures += 1
                 logger.error("%s", e)
                 continue
