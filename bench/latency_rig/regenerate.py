@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="model names to (re)measure (default all)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip (model, kernels, cpu) triples already in the table")
+    parser.add_argument("--held-out-first", action="store_true",
+                        help="measure the held-out whole models before the probes")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("RIG_WORK", "/tmp/latency-rig")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -79,6 +81,8 @@ def main(argv=None) -> int:
     if os.environ.get("MLPERF_TINY_DIR"):
         models.update(mlperf_models(Path(os.environ["MLPERF_TINY_DIR"])))
     held_out = set(models) - fitting
+    if args.held_out_first:
+        models = {k: models[k] for k in sorted(models, key=lambda k: k in fitting)}
     meta, rows = _load(TABLE, rec.read_table)
     _, totals = _load(MODEL_TABLE, rec.read_model_table)
     command = "python bench/latency_rig/regenerate.py --targets " + " ".join(args.targets)
