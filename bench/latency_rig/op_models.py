@@ -11,6 +11,7 @@ firmware build measures a dozen operators. The probes are converted with
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +94,14 @@ def build_probes(out_dir: Path, names: list[str] | None = None, seed: int = 0) -
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    rng = np.random.default_rng(seed)
     for name, (inputs, branches) in probe_specs().items():
         if names is not None and name not in names:
             continue
         path = out_dir / f"{name}.tflite"
         if not path.exists():
             model = _keras_model(inputs, branches, seed)
+            # one generator per probe: a probe converts the same alone or among the others
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             data = [rng.normal(size=(64, *s)).astype("float32") for s in inputs]
             tflite = convert(model, data if len(data) > 1 else data[0])
             path.write_bytes(tflite)

@@ -67,7 +67,7 @@ def test_single_op_measurement_is_reproducible(tmp_path):
     name = "probe_b16c8"  # ADD and MUL of two 16x16x8 int8 tensors
     model = build_probes(tmp_path / "probes", [name])[name].read_bytes()
     gen = Path(os.environ.get("TFLM_GEN_CACHE", tmp_path / "gen"))
-    runs = [measure(model, name, "cortex-m4", "cmsis_nn", tflm_dir=Path(os.environ["TFLM_DIR"]),
+    runs = [measure(model, name, "cortex-m4", "reference", tflm_dir=Path(os.environ["TFLM_DIR"]),
                     gen_cache=gen, workdir=tmp_path / f"w{i}", repeats=3) for i in range(2)]
     first, second = ([op.instructions for op in r.ops] for r in runs)
     assert first == second and all(n > 2048 for n in first)  # > 1 instruction per element
@@ -75,6 +75,6 @@ def test_single_op_measurement_is_reproducible(tmp_path):
     if TABLE.exists():  # the shipped table holds what this rig measures today
         rows = {(r.model, r.kernels, r.cpu, r.record.op_index): r.instructions
                 for r in read_table(TABLE)[1]}
-        key = (name, "cmsis_nn", "cortex-m4")
+        key = (name, "reference", "cortex-m4")
         if (*key, 0) in rows:
             assert [rows[(*key, op.record.op_index)] for op in runs[0].ops] == first
