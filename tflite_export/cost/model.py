@@ -1,0 +1,188 @@
+"""Per-operator instruction model: features of an `OpRecord` and a least-squares fit.
+
+The instructions one TFLM kernel executes grow with the work its shapes imply.
+Each operator family has a short, fixed feature list:
+
+* convolutions (``CONV_2D``, ``DEPTHWISE_CONV_2D``, ``TRANSPOSE_CONV``): a
+  constant, MACs, output elements (requantization), input elements (im2col /
+  padding copies) and output channels (per-channel multiplier setup);
+* ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
+* pooling: a constant, MACs (window reads) and output elements;
+* everything else (element-wise, activations, softmax, data movement): a
+  constant, input elements and output elements.
+
+A table is fitted per (op, input dtype) within one (kernel library, rig CPU)
+table by non-negative least squares on relative residuals (each row divided by
+its measured count, so a 200-instruction op weighs as much as a 2M one). Non-
+negative coefficients keep the estimate monotone in every feature, MACs
+included. The fit is plain numpy (`nnls`).
+
+Example:
+    >>> import numpy as np
+    >>> a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> nnls(a, np.array([2.0, -1.0, 1.0])).round(3).tolist()
+    [1.5, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tflite_export.cost.records import OpRecord
+
+__all__ = ["FEATURES", "OpFit", "feature_names", "features", "fit_op", "nnls", "op_key"]
+
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+_POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
+
+#: Feature names per operator family (``"other"`` for every op not listed).
+FEATURES: dict[str, tuple[str, ...]] = {
+    "conv": ("one", "macs", "out", "in", "out_c"),
+    "fc": ("one", "macs", "out", "in"),
+    "pool": ("one", "macs", "out"),
+    "other": ("one", "in", "out"),
+}
+
+
+def _family(op: str) -> str:
+    if op in _CONVS:
+        return "conv"
+    if op == "FULLY_CONNECTED":
+        return "fc"
+    return "pool" if op in _POOLS else "other"
+
+
+def feature_names(op: str) -> tuple[str, ...]:
+    """The feature names of ``op``'s family (see the module docstring)."""
+    return FEATURES[_family(op)]
+
+
+def op_key(record: OpRecord) -> str:
+    """``"<op>/<dtype of input 0>"``, the key a table fits and looks up."""
+    dtype = next((d for d in record.input_dtypes if d is not None), "none")
+    return f"{record.op}/{dtype}"
+
+
+def _elements(shape: Sequence[int] | None) -> int:
+    return math.prod(shape) if shape is not None else 0
+
+
+def features(record: OpRecord) -> np.ndarray:
+    """The feature vector of one operator, in `feature_names` order.
+
+    Args:
+        record: the operator.
+
+    Returns:
+        float64 vector.
+
+    Example:
+        >>> from tflite_export.cost.records import op_records
+        >>> from tflite_export.testing import tiny_model
+        >>> features(op_records(tiny_model())[0]).tolist()
+        [1.0, 32.0, 8.0, 4.0]
+    """
+    out_shape = record.output_shapes[0] if record.output_shapes else None
+    values = {
+        "one": 1.0,
+        "macs": float(record.macs),
+        "out": float(_elements(out_shape)),
+        "in": float(_elements(record.input_shapes[0] if record.input_shapes else None)),
+        "out_c": float(out_shape[-1]) if out_shape else 0.0,
+    }
+    return np.array([values[name] for name in feature_names(record.op)], dtype=np.float64)
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
+    """Non-negative least squares, ``argmin ||a x - b||`` with ``x >= 0`` (Lawson-Hanson).
+
+    Args:
+        a: (m, n) matrix.
+        b: (m,) vector.
+        max_iter: iteration cap. Default None: ``3 * n``.
+
+    Returns:
+        The (n,) solution.
+    """
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    tol = 1e-10 * max(1.0, float(np.abs(a).max(initial=0.0))) * max(m, n)
+    for _ in range(max_iter or 3 * n):
+        w = a.T @ (b - a @ x)
+        if passive.all() or w[~passive].max(initial=-np.inf) <= tol:
+            break
+        passive[np.argmax(np.where(passive, -np.inf, w))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+    return x
+
+
+@dataclass(frozen=True)
+class OpFit:
+    """The fitted instruction model of one (op, dtype) in one table.
+
+    Attributes:
+        key: ``"<op>/<dtype>"`` (`op_key`).
+        features: feature names.
+        coef: one non-negative coefficient per feature (instructions per unit).
+        rows: measured rows fitted.
+        fit_rel_rms: RMS relative residual on the fitted rows.
+    """
+
+    key: str
+    features: tuple[str, ...]
+    coef: tuple[float, ...]
+    rows: int
+    fit_rel_rms: float
+
+    def predict(self, record: OpRecord) -> float:
+        """Estimated instructions of ``record`` (same op and dtype)."""
+        return float(features(record) @ np.asarray(self.coef))
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (coefficients rounded to 6 significant digits)."""
+        return {"features": list(self.features), "coef": [float(f"{c:.6g}") for c in self.coef],
+                "rows": self.rows, "fit_rel_rms": round(self.fit_rel_rms, 4)}
+
+    @classmethod
+    def from_dict(cls, key: str, d: dict) -> OpFit:
+        """The inverse of `to_dict`."""
+        return cls(key, tuple(d["features"]), tuple(float(c) for c in d["coef"]), int(d["rows"]),
+                   float(d["fit_rel_rms"]))
+
+
+def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -> OpFit:
+    """Fit one (op, dtype) on measured rows by non-negative relative least squares.
+
+    Features are scaled to unit maximum before solving so that MAC counts in
+    the millions and the constant term are equally conditioned.
+
+    Args:
+        key: the `op_key` of every record.
+        records: the measured operators (at least one).
+        instructions: measured instructions per record (> 0).
+
+    Returns:
+        The `OpFit`.
+    """
+    x = np.stack([features(r) for r in records])
+    y = np.asarray(instructions, dtype=np.float64)
+    scale = np.abs(x).max(axis=0)
+    scale[scale == 0] = 1.0
+    coef = nnls(x / scale / y[:, None], np.ones_like(y)) / scale
+    rel = x @ coef / y - 1.0
+    return OpFit(key, feature_names(records[0].op), tuple(float(c) for c in coef), len(y),
+                 float(np.sqrt(np.mean(rel ** 2))))
