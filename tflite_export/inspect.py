@@ -163,7 +163,7 @@ def _layer_report(m, s: int, k: int, op, tensors, raw, weight_buffers: set[int],
 
 def _with_cost(report: ModelReport, data: bytes, device: str | Device) -> ModelReport:
     """``report`` with the cost estimate on ``device`` (per layer of subgraph 0 and total)."""
-    from tflite_export.cost.estimate import estimate
+    from tflite_export.cost.estimator import estimate
 
     cost = estimate(data, device)
     per_op = {c.index: c for c in cost.layers}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tflite_export.io_details import TensorIO
 
 if TYPE_CHECKING:
-    from tflite_export.cost.estimate import CostEstimate, LayerCost
+    from tflite_export.cost.estimator import CostEstimate, LayerCost
 
 __all__ = ["LayerReport", "ModelReport", "render_table", "print_report", "cost_summary"]
 
@@ -214,7 +214,7 @@ def _cost_cells(cost: LayerCost | None) -> list[str]:
         return ["-", "-", "-"]
     if not cost.known:
         return ["no data", "no data", "no data"]
-    uj = "-" if cost.uj is None else f"{cost.uj:.3g}{_pm(cost.rel_error)}"
+    uj = "-" if cost.uj is None else f"{cost.uj:.3g}{_pm(cost.uj_rel_error)}"
     return [f"{cost.cycles:.3g}", f"{cost.ms:.3g}{_pm(cost.rel_error)}", uj]
 
 
@@ -258,7 +258,7 @@ def _summary_rows(r: ModelReport) -> list[tuple[str, str]]:
         ("inputs", "; ".join(_io_text(t) for t in r.inputs)),
         ("outputs", "; ".join(_io_text(t) for t in r.outputs)),
         ("TFLM", "supported" if r.tflm_supported else f"unsupported ops: {unsupported}"),
-    ] + ([] if r.cost is None else [(f"est. {k}" if k != "estimated from" else k, v)
+    ] + ([] if r.cost is None else [(k if k in ("device", "estimated from") else f"est. {k}", v)
                                     for k, v in cost_summary(r.cost)])
 
 

@@ -41,7 +41,7 @@ from tflite_export.cost.devices import (
     DeviceError,
     get_device,
 )
-from tflite_export.cost.estimate import CostEstimate, LayerCost, estimate, load_cost_model
+from tflite_export.cost.estimator import CostEstimate, LayerCost, estimate, load_cost_model
 
 __all__ = [
     *_RECORDS_ALL,

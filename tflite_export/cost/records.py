@@ -145,7 +145,7 @@ def _snake(name: str) -> str:
 
 def _options(builtin_options) -> dict:
     out = {}
-    for key, value in sorted(vars(builtin_options or object()).items()):
+    for key, value in sorted((vars(builtin_options) if builtin_options is not None else {}).items()):
         if key in _SKIP or not isinstance(value, (bool, int, float)):
             continue
         if key in _ENUMS:

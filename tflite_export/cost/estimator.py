@@ -51,6 +51,7 @@ class LayerCost:
         instructions, cycles, ms: estimates, None when not ``known``.
         uj: energy estimate, None when not ``known`` or the device's power is unknown.
         rel_error: relative uncertainty of ``cycles``/``ms`` (None when not known).
+        uj_rel_error: relative uncertainty of ``uj`` (adds the power's), or None.
         known: the cost model has data for this op, dtype and device.
     """
 
@@ -61,6 +62,7 @@ class LayerCost:
     ms: float | None
     uj: float | None
     rel_error: float | None
+    uj_rel_error: float | None
     known: bool
 
 
@@ -106,28 +108,31 @@ class CostEstimate:
         return d
 
 
-@functools.lru_cache(maxsize=4)
 def load_cost_model(path: str | None = None) -> dict:
-    """The fitted cost model (JSON document), read once per path.
+    """The fitted cost model (JSON document), read once per file.
 
     Args:
         path: a JSON file `tflite_export.cost.fit` wrote. Default None: the shipped one.
 
     Returns:
-        The parsed document.
+        The parsed document (shared: do not modify it).
 
     Raises:
         ModelFormatError: the file is missing or not a cost model.
     """
-    file = Path(path) if path is not None else MODEL_FILE
+    return _load(str(Path(path) if path is not None else MODEL_FILE))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(file: str) -> dict:
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelFormatError(
-            f"cannot read the cost model {str(file)!r}: {e}. Regenerate it with "
+            f"cannot read the cost model {file!r}: {e}. Regenerate it with "
             "`python -m tflite_export.cost.fit`.") from e
     if not isinstance(doc, dict) or doc.get("format") != 1 or "tables" not in doc:
-        raise ModelFormatError(f"expected a cost model (format 1) in {str(file)!r}.")
+        raise ModelFormatError(f"expected a cost model (format 1) in {file!r}.")
     return doc
 
 
@@ -148,15 +153,16 @@ def _lookup(doc: dict, tables: list[tuple[str, bool]], record: OpRecord):
 
 def _layer(record: OpRecord, found, cpi: float, cpi_err: float, device: Device) -> LayerCost:
     if found is None:
-        return LayerCost(record.op_index, record.op, None, None, None, None, None, False)
+        return LayerCost(record.op_index, record.op, None, None, None, None, None, None, False)
     _, proxy, fit, entry = found
     instructions = fit.predict(record)
     op_err = entry.get("held_out_rel_rms") or entry["fit_rel_rms"] * 2
     err = math.hypot(op_err, cpi_err, PROXY_TABLE_ERROR if proxy else 0.0)
     ms = instructions * cpi / (device.mhz * 1e3)
     uj = None if device.active_mw is None else ms * device.active_mw
+    uj_err = None if uj is None else round(math.hypot(err, device.power_rel_error), 4)
     return LayerCost(record.op_index, record.op, instructions, instructions * cpi, ms, uj,
-                     round(err, 4), True)
+                     round(err, 4), uj_err, True)
 
 
 def estimate(model: bytes, device: str | Device, *, cost_model: str | None = None) -> CostEstimate:
