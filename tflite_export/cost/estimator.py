@@ -10,7 +10,8 @@ Everything is an estimate and says so: each figure carries a relative error
 (``rel_error``) and the estimate names what it was fitted and calibrated on
 (``source``). An operator the model has no data for is flagged
 (``known=False``, listed in ``unknown_ops``) and left out of the totals, which
-say so; it never counts as zero silently.
+say so; it never counts as zero silently. Operators of subgraphs other than the
+main one (control-flow bodies) are not estimated and are listed the same way.
 
 Example:
     >>> from tflite_export.testing import tiny_model
@@ -29,6 +30,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tflite_export import _flatbuffer as fb
 from tflite_export.cost.devices import CORES, Device, get_device
 from tflite_export.cost.fit import MODEL_FILE
 from tflite_export.cost.model import OpFit, op_key
@@ -194,6 +196,9 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
             f"{dev.core} with {dev.kernels} kernels (tables: {sorted(doc['tables'])}, cores: "
             f"{sorted(doc.get('cores', {}))}). Pick another device or refit with a measured table.")
     records = op_records(model)
+    # Ops of other subgraphs (control-flow bodies) are not estimated: named, never dropped silently.
+    nested = [f"{op.name} (subgraph {op.subgraph})" for op in fb.ModelView(bytes(model)).operators
+              if op.subgraph != 0]
     found = [_lookup(doc, tables, r) for r in records]
     layers = tuple(_layer(r, f, core["cpi"], core["rel_error"], dev) for r, f in zip(records, found))
     known = [layer for layer in layers if layer.known]
@@ -214,6 +219,6 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
         device=dev, layers=layers, total_instructions=instructions, total_cycles=cycles,
         total_ms=ms, total_uj=uj, rel_error=round(err, 4),
         uj_rel_error=None if uj_err is None else round(uj_err, 4),
-        unknown_ops=tuple(dict.fromkeys(layer.op for layer in layers if not layer.known)),
+        unknown_ops=tuple(dict.fromkeys([layer.op for layer in layers if not layer.known] + nested)),
         source=source,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -70,6 +71,21 @@ def test_unknown_ops_are_flagged_and_excluded(synthetic_file):
     assert e.total_instructions == pytest.approx(sum(c.instructions for c in known) + overhead * len(known))
     assert not e.complete and e.to_dict()["totals_exclude"] == list(e.unknown_ops)
     assert e.total_uj is None and e.uj_rel_error is None  # no active power given
+
+
+def test_ops_of_other_subgraphs_are_named_not_dropped(synthetic_file):
+    import flatbuffers
+
+    from tflite_export import _flatbuffer as fb
+
+    m = fb.unpack(tiny_model())
+    m.subgraphs.append(copy.deepcopy(m.subgraphs[0]))
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    e = estimate(bytes(b.Output()), Device(core="cortex-m4", mhz=100), cost_model=synthetic_file)
+    plain = estimate(tiny_model(), Device(core="cortex-m4", mhz=100), cost_model=synthetic_file)
+    assert e.unknown_ops == ("FULLY_CONNECTED (subgraph 1)",)
+    assert e.total_instructions == plain.total_instructions and not e.complete
 
 
 def test_estimate_is_monotone_in_macs_within_an_op(synthetic_file):
