@@ -3,7 +3,7 @@
 ``python -m tflite_export.cost.fit`` reads the measured tables the rig wrote
 (``tflite_export/data/cost/measured.csv`` and ``measured_models.csv``) and the
 published silicon latencies (``silicon.csv``), and writes
-``tflite_export/data/cost/cost_model.json``:
+``tflite_export/data/cost/cost_model.json`` (and its summary ``CALIBRATION.md``):
 
 1. **Instruction tables**, one per (kernel library, rig CPU): a non-negative
    least-squares fit per (op, dtype) on the single-op models
@@ -54,6 +54,7 @@ from tflite_export.cost.records import (
     read_model_table,
     read_table,
 )
+from tflite_export.cost.summary import render_summary
 from tflite_export.errors import ModelFormatError
 
 __all__ = ["DATA_DIR", "MODEL_FILE", "fit_tables", "calibrate_cores", "fit_files", "main"]
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "cost"
 MODEL_FILE = DATA_DIR / "cost_model.json"
+#: The human-readable summary written beside the JSON (`tflite_export.cost.summary`).
+SUMMARY_NAME = "CALIBRATION.md"
 SILICON_COLUMNS = ("board", "core", "mhz", "kernels", "model", "published_ms", "role", "source")
 #: Smallest relative error a table states (a perfect held-out match is still an estimate).
 MIN_REL_ERROR = 0.01
@@ -267,15 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, default=DATA_DIR / "measured.csv")
     parser.add_argument("--model-table", type=Path, default=DATA_DIR / "measured_models.csv")
     parser.add_argument("--silicon", type=Path, default=DATA_DIR / "silicon.csv")
-    parser.add_argument("--out", type=Path, default=MODEL_FILE)
-    parser.add_argument("--check", action="store_true", help="fail if --out differs from a refit")
+    parser.add_argument("--out", type=Path, default=MODEL_FILE,
+                        help="the JSON to write; CALIBRATION.md is written beside it")
+    parser.add_argument("--check", action="store_true", help="fail if the files differ from a refit")
     args = parser.parse_args(argv)
-    text = json.dumps(fit_files(args.table, args.model_table, args.silicon), indent=1, sort_keys=True) + "\n"
+    doc = fit_files(args.table, args.model_table, args.silicon)
+    files = {args.out.name: json.dumps(doc, indent=1, sort_keys=True) + "\n",
+             SUMMARY_NAME: render_summary(doc)}
     if args.check:
-        same = args.out.exists() and args.out.read_text(encoding="utf-8") == text
-        logger.info("%s is %s", args.out, "up to date" if same else "out of date")
-        return 0 if same else 1
-    write_files(args.out.parent, {args.out.name: text})
+        stale = [n for n, text in files.items() if not (args.out.parent / n).exists()
+                 or (args.out.parent / n).read_text(encoding="utf-8") != text]
+        logger.info("%s", f"out of date: {', '.join(stale)}" if stale else "up to date")
+        return 1 if stale else 0
+    write_files(args.out.parent, files)
     return 0
 
 
