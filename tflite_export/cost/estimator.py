@@ -33,7 +33,7 @@ from pathlib import Path
 from tflite_export import _flatbuffer as fb
 from tflite_export.cost.devices import CORES, Device, get_device
 from tflite_export.cost.fit import MODEL_FILE
-from tflite_export.cost.model import OpFit, op_key
+from tflite_export.cost.model import OpFit, op_keys
 from tflite_export.cost.records import OpRecord, op_records
 from tflite_export.errors import ModelFormatError
 
@@ -145,11 +145,12 @@ def _tables_for(doc: dict, device: Device) -> list[tuple[str, bool]]:
 
 
 def _lookup(doc: dict, tables: list[tuple[str, bool]], record: OpRecord):
-    key = op_key(record)
+    """(table, is a proxy, OpFit, JSON entry) of the best table and most specific key, or None."""
     for name, proxy in tables:
-        entry = doc["tables"][name]["ops"].get(key)
-        if entry is not None:
-            return name, proxy, OpFit.from_dict(key, entry), entry
+        ops = doc["tables"][name]["ops"]
+        key = next((k for k in op_keys(record) if k in ops), None)
+        if key is not None:
+            return name, proxy, OpFit.from_dict(key, ops[key]), ops[key]
     return None
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from tflite_export.atomic import write_files
 from tflite_export.cost.devices import CORES
-from tflite_export.cost.model import OpFit, fit_op, op_key
+from tflite_export.cost.model import FEATURES, OpFit, find_fit, fit_op, op_keys
 from tflite_export.cost.records import (
     MeasuredOp,
     ModelTotal,
@@ -88,7 +88,7 @@ def _held_out_check(fits: dict[str, OpFit], rows: list[MeasuredOp], totals: dict
     by_model: dict[str, list[MeasuredOp]] = defaultdict(list)
     for m in rows:
         by_model[m.model].append(m)
-        fit = fits.get(op_key(m.record))
+        fit = find_fit(fits, m.record)
         if fit is not None:
             per_op[fit.key].append(fit.predict(m.record) / m.instructions - 1.0)
     overheads = [(t.instructions - sum(m.instructions for m in by_model[name])) / t.ops
@@ -99,8 +99,8 @@ def _held_out_check(fits: dict[str, OpFit], rows: list[MeasuredOp], totals: dict
         if name not in by_model:
             continue
         ops = by_model[name]
-        if all(op_key(m.record) in fits for m in ops):
-            est = sum(fits[op_key(m.record)].predict(m.record) for m in ops) + overhead * t.ops
+        if all(find_fit(fits, m.record) is not None for m in ops):
+            est = sum(find_fit(fits, m.record).predict(m.record) for m in ops) + overhead * t.ops
             models[name] = {"measured": t.instructions, "estimated": round(est),
                             "rel_err": round(est / t.instructions - 1.0, 4)}
     return per_op, overhead, models
@@ -131,9 +131,12 @@ def fit_tables(rows: Iterable[MeasuredOp], totals: Iterable[ModelTotal],
         by_key: dict[str, list[MeasuredOp]] = defaultdict(list)
         for m in members:
             if m.model not in held_out:
-                by_key[op_key(m.record)].append(m)
+                for key in op_keys(m.record):
+                    by_key[key].append(m)
+        # A code-path key is fitted only with at least one row per feature.
         fits = {key: fit_op(key, [m.record for m in ms], [m.instructions for m in ms])
-                for key, ms in sorted(by_key.items())}
+                for key, ms in sorted(by_key.items())
+                if "[" not in key or len(ms) >= len(FEATURES["conv"])}
         check_rows = [m for m in members if m.model in held_out]
         check_totals = {k: v for k, v in total_groups[table].items() if k in held_out}
         per_op, overhead, models = _held_out_check(fits, check_rows, check_totals)

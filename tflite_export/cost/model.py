@@ -11,7 +11,8 @@ Each operator family has a short, fixed feature list:
 * everything else (element-wise, activations, softmax, data movement): a
   constant, input elements and output elements.
 
-A table is fitted per (op, input dtype) within one (kernel library, rig CPU)
+A table is fitted per (op, input dtype) within one (kernel library, rig CPU),
+and per CMSIS-NN code path where the probes measured enough rows of it (`op_keys`),
 table by non-negative least squares on relative residuals (each row divided by
 its measured count, so a 200-instruction op weighs as much as a 2M one). Non-
 negative coefficients keep the estimate monotone in every feature, MACs
@@ -34,7 +35,7 @@ import numpy as np
 
 from tflite_export.cost.records import OpRecord
 
-__all__ = ["FEATURES", "OpFit", "feature_names", "features", "fit_op", "nnls", "op_key"]
+__all__ = ["FEATURES", "OpFit", "feature_names", "features", "find_fit", "fit_op", "nnls", "op_keys"]
 
 _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 _POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
@@ -61,10 +62,44 @@ def feature_names(op: str) -> tuple[str, ...]:
     return FEATURES[_family(op)]
 
 
-def op_key(record: OpRecord) -> str:
-    """``"<op>/<dtype of input 0>"``, the key a table fits and looks up."""
+def _variant(record: OpRecord) -> str | None:
+    """The CMSIS-NN code path a convolution takes, when it is not the general one.
+
+    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col); ``mult``: a depthwise
+    convolution with a channel multiplier above 1 (the slow generic kernel).
+    """
+    shapes = record.input_shapes
+    if len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(shapes[1]) != 4:
+        return None
+    if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1) and \
+            record.options.get("stride_h", 1) == record.options.get("stride_w", 1) == 1:
+        return "1x1"
+    if record.op == "DEPTHWISE_CONV_2D" and shapes[1][3] > shapes[0][-1]:
+        return "mult"
+    return None
+
+
+def op_keys(record: OpRecord) -> tuple[str, ...]:
+    """The keys a table fits and looks up for ``record``, most specific first.
+
+    ``"<op>/<dtype of input 0>"``, preceded by ``"<op>[<path>]/<dtype>"`` when
+    the op takes a special kernel path (see `_variant`).
+
+    Example:
+        >>> from tflite_export.cost.records import op_records
+        >>> from tflite_export.testing import tiny_model
+        >>> op_keys(op_records(tiny_model())[0])
+        ('FULLY_CONNECTED/int8',)
+    """
     dtype = next((d for d in record.input_dtypes if d is not None), "none")
-    return f"{record.op}/{dtype}"
+    variant = _variant(record)
+    base = f"{record.op}/{dtype}"
+    return (f"{record.op}[{variant}]/{dtype}", base) if variant else (base,)
+
+
+def find_fit(fits, record: OpRecord):
+    """The entry of ``fits`` (a mapping by key) for ``record``'s most specific key, or None."""
+    return next((fits[k] for k in op_keys(record) if k in fits), None)
 
 
 def _elements(shape: Sequence[int] | None) -> int:
@@ -135,7 +170,7 @@ class OpFit:
     """The fitted instruction model of one (op, dtype) in one table.
 
     Attributes:
-        key: ``"<op>/<dtype>"`` (`op_key`).
+        key: ``"<op>/<dtype>"`` or ``"<op>[<path>]/<dtype>"`` (`op_keys`).
         features: feature names.
         coef: one non-negative coefficient per feature (instructions per unit).
         rows: measured rows fitted.
@@ -171,7 +206,7 @@ def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -
     the millions and the constant term are equally conditioned.
 
     Args:
-        key: the `op_key` of every record.
+        key: a key of `op_keys` every record shares.
         records: the measured operators (at least one).
         instructions: measured instructions per record (> 0).
 

@@ -10,7 +10,7 @@ import pytest
 
 import cost_synthetic as syn
 from tflite_export.cost import fit
-from tflite_export.cost.model import FEATURES, features, fit_op, nnls, op_key
+from tflite_export.cost.model import FEATURES, features, fit_op, nnls, op_keys
 from tflite_export.cost.records import ModelTotal, read_model_table, read_table
 
 
@@ -39,6 +39,9 @@ def test_fit_recovers_known_coefficients():
     # CONV_2D's five features are independent over the synthetic shapes: exact recovery.
     assert conv["coef"] == pytest.approx(syn.TRUE_COEF["CONV_2D"], rel=1e-3)
     assert conv["rows"] == 12
+    # 1x1 convolutions also get their own fit (same true coefficients here).
+    assert table["ops"]["CONV_2D[1x1]/int8"]["rows"] == sum(
+        1 for r in syn.single_op_records() if r.op == "CONV_2D" and r.input_shapes[1][1] == 1)
     assert table["overhead_per_op"] == pytest.approx(syn.OVERHEAD, abs=1)
     assert table["held_out_models"]["net"]["rel_err"] == pytest.approx(0, abs=1e-4)
     for key, entry in table["ops"].items():
@@ -49,19 +52,26 @@ def test_fit_recovers_known_coefficients():
 def test_held_out_models_are_not_fitted_and_give_the_error():
     rows, totals, held_out = syn.table(noise=0.05, seed=3)
     table = fit.fit_tables(rows, totals, held_out)["cmsis_nn/cortex-m4"]
-    assert sum(e["rows"] for e in table["ops"].values()) == len(syn.single_op_records(3))
+    assert sum(e["rows"] for k, e in table["ops"].items() if "[" not in k) == len(syn.single_op_records(3))
     err = abs(table["held_out_models"]["net"]["rel_err"])
     assert table["rel_error"] == pytest.approx(max(err, fit.MIN_REL_ERROR), abs=1e-4)
     assert 0 < table["ops"]["FULLY_CONNECTED/int8"]["held_out_rel_rms"] < 0.2
     assert 0.01 < table["fit_rel_rms"] < 0.1
 
 
-def test_op_key_separates_dtypes():
+def test_op_keys_separate_dtypes_and_kernel_paths():
     r = syn.fc(0, 8, 4)
-    assert op_key(r) == "FULLY_CONNECTED/int8"
+    assert op_keys(r) == ("FULLY_CONNECTED/int8",)
     r16 = type(r)(0, r.op, r.input_shapes, ("int16", "int8", "int64"), r.output_shapes,
                   ("int16",), {}, r.macs)
-    assert op_key(r16) == "FULLY_CONNECTED/int16"
+    assert op_keys(r16) == ("FULLY_CONNECTED/int16",)
+    assert op_keys(syn.conv(0, 8, 4, 8, 1)) == ("CONV_2D[1x1]/int8", "CONV_2D/int8")
+    assert op_keys(syn.conv(0, 8, 4, 8, 3)) == ("CONV_2D/int8",)
+    dw = syn.conv(0, 8, 4, 8, 3, "DEPTHWISE_CONV_2D")
+    mult = type(dw)(0, dw.op, (dw.input_shapes[0], (1, 3, 3, 8), (8,)), dw.input_dtypes,
+                    ((1, 8, 8, 8),), ("int8",), {}, 8 * 8 * 8 * 9)
+    assert op_keys(dw) == ("DEPTHWISE_CONV_2D/int8",)
+    assert op_keys(mult) == ("DEPTHWISE_CONV_2D[mult]/int8", "DEPTHWISE_CONV_2D/int8")
     fitted = fit_op("FULLY_CONNECTED/int8", [r], [1000])
     assert fitted.predict(r) == pytest.approx(1000)
     assert features(r).tolist() == [1.0, 32.0, 4.0, 8.0]
