@@ -10,8 +10,6 @@
 #define RIG_SYST_CSR (*(volatile uint32_t*)0xE000E010u)
 #define RIG_SYST_RVR (*(volatile uint32_t*)0xE000E014u)
 #define RIG_SYST_CVR (*(volatile uint32_t*)0xE000E018u)
-#define RIG_ICSR (*(volatile uint32_t*)0xE000ED04u)
-#define RIG_PENDSTSET (1u << 26)
 
 static volatile uint32_t g_rig_wraps = 0;
 
@@ -24,18 +22,21 @@ static inline void tc_ticks_init(void) {
   RIG_SYST_RVR = 0x00FFFFFFu;
   RIG_SYST_CVR = 0;
   RIG_SYST_CSR = 7u; /* core clock, wrap interrupt, enable */
+  while (RIG_SYST_CVR == 0u) {
+    /* until the first reload: a read of 0 here would count as 0xFFFFFF ticks */
+  }
 }
 
 static inline uint32_t tc_ticks_now(void) {
+  /* A wrap between the two reads is caught by the loop; a wrap whose interrupt is still
+   * pending would lose 2^24 ticks, but wraps come every 2^24 ticks (~6.7e8 instructions)
+   * and the window is a few instructions. */
   uint32_t wraps;
   uint32_t value;
-  uint32_t pending;
   do {
     wraps = g_rig_wraps;
     value = RIG_SYST_CVR;
-    pending = RIG_ICSR & RIG_PENDSTSET;
   } while (wraps != g_rig_wraps);
-  if (pending && value > 0x00800000u) wraps += 1u; /* reloaded, wrap interrupt not yet taken */
   return wraps * 0x01000000u + (0x00FFFFFFu - value);
 }
 
