@@ -4,8 +4,12 @@ The instructions one TFLM kernel executes grow with the work its shapes imply.
 Each operator family has a short, fixed feature list:
 
 * convolutions (``CONV_2D``, ``DEPTHWISE_CONV_2D``, ``TRANSPOSE_CONV``): a
-  constant, MACs, output elements (requantization), input elements (im2col /
-  padding copies) and output channels (per-channel multiplier setup);
+  constant, MACs, MACs on the input rather than the padding (the reference
+  kernels skip padded taps; CMSIS-NN's im2col computes them), output elements
+  (requantization), input elements (padding copies), output channels (per-channel multiplier setup), filter taps per
+  output element (``out * k_h * k_w``: the reference kernels' bounds check per
+  tap) and the input patch per output pixel (``pixels * k_h * k_w * in_c``:
+  CMSIS-NN's im2col copy);
 * ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
 * pooling: a constant, MACs (window reads) and output elements;
 * everything else (element-wise, activations, softmax, data movement): a
@@ -42,7 +46,7 @@ _POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
 
 #: Feature names per operator family (``"other"`` for every op not listed).
 FEATURES: dict[str, tuple[str, ...]] = {
-    "conv": ("one", "macs", "out", "in", "out_c"),
+    "conv": ("one", "macs", "valid_macs", "out", "in", "out_c", "taps", "patch"),
     "fc": ("one", "macs", "out", "in"),
     "pool": ("one", "macs", "out"),
     "other": ("one", "in", "out"),
@@ -106,6 +110,27 @@ def _elements(shape: Sequence[int] | None) -> int:
     return math.prod(shape) if shape is not None else 0
 
 
+def _inside(n_in: int, n_out: int, k: int, stride: int, dilation: int, same: bool) -> float:
+    """Fraction of a filter's taps along one axis that fall inside the input (not padding)."""
+    span = (k - 1) * dilation + 1
+    pad = max((n_out - 1) * stride + span - n_in, 0) // 2 if same else 0
+    inside = sum(1 for o in range(n_out) for t in range(k)
+                 if 0 <= o * stride - pad + t * dilation < n_in)
+    return inside / (n_out * k) if n_out * k else 1.0
+
+
+def _valid_fraction(record: OpRecord) -> float:
+    """Share of a 2-D convolution's MACs that read the input rather than padding."""
+    x, w = record.input_shapes[0], record.input_shapes[1]
+    y = record.output_shapes[0]
+    if record.op == "TRANSPOSE_CONV" or x is None or len(x) != 4 or len(y) != 4:
+        return 1.0
+    o = record.options
+    same = o.get("padding") == "SAME"
+    return (_inside(x[1], y[1], w[1], o.get("stride_h", 1), o.get("dilation_h", 1), same)
+            * _inside(x[2], y[2], w[2], o.get("stride_w", 1), o.get("dilation_w", 1), same))
+
+
 def features(record: OpRecord) -> np.ndarray:
     """The feature vector of one operator, in `feature_names` order.
 
@@ -122,12 +147,23 @@ def features(record: OpRecord) -> np.ndarray:
         [1.0, 32.0, 8.0, 4.0]
     """
     out_shape = record.output_shapes[0] if record.output_shapes else None
+    out = _elements(out_shape)
+    w = record.input_shapes[1] if len(record.input_shapes) > 1 else None
+    taps = patch = valid = 0.0
+    if record.op in _CONVS and w is not None and len(w) == 4 and out_shape:
+        pixels = out / out_shape[-1]
+        taps = float(out * w[1] * w[2])
+        patch = pixels * w[1] * w[2] * (1 if record.op == "DEPTHWISE_CONV_2D" else w[3])
+        valid = record.macs * _valid_fraction(record)
     values = {
         "one": 1.0,
         "macs": float(record.macs),
-        "out": float(_elements(out_shape)),
+        "valid_macs": float(valid),
+        "out": float(out),
         "in": float(_elements(record.input_shapes[0] if record.input_shapes else None)),
         "out_c": float(out_shape[-1]) if out_shape else 0.0,
+        "taps": taps,
+        "patch": float(patch),
     }
     return np.array([values[name] for name in feature_names(record.op)], dtype=np.float64)
 
@@ -138,7 +174,7 @@ def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarra
     Args:
         a: (m, n) matrix.
         b: (m,) vector.
-        max_iter: iteration cap. Default None: ``3 * n``.
+        max_iter: iteration cap. Default None: ``10 * n``.
 
     Returns:
         The (n,) solution.
@@ -147,7 +183,7 @@ def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarra
     x = np.zeros(n)
     passive = np.zeros(n, dtype=bool)
     tol = 1e-10 * max(1.0, float(np.abs(a).max(initial=0.0))) * max(m, n)
-    for _ in range(max_iter or 3 * n):
+    for _ in range(max_iter or 10 * n):
         w = a.T @ (b - a @ x)
         if passive.all() or w[~passive].max(initial=-np.inf) <= tol:
             break
@@ -202,8 +238,9 @@ class OpFit:
 def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -> OpFit:
     """Fit one (op, dtype) on measured rows by non-negative relative least squares.
 
-    Features are scaled to unit maximum before solving so that MAC counts in
-    the millions and the constant term are equally conditioned.
+    Each row is divided by its measured count (relative residuals), then each
+    column by its largest entry, so that MAC counts in the millions and the
+    constant term are equally conditioned.
 
     Args:
         key: a key of `op_keys` every record shares.
@@ -215,9 +252,10 @@ def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -
     """
     x = np.stack([features(r) for r in records])
     y = np.asarray(instructions, dtype=np.float64)
-    scale = np.abs(x).max(axis=0)
+    a = x / y[:, None]
+    scale = np.abs(a).max(axis=0)
     scale[scale == 0] = 1.0
-    coef = nnls(x / scale / y[:, None], np.ones_like(y)) / scale
+    coef = nnls(a / scale, np.ones_like(y)) / scale
     rel = x @ coef / y - 1.0
     return OpFit(key, feature_names(records[0].op), tuple(float(c) for c in coef), len(y),
                  float(np.sqrt(np.mean(rel ** 2))))

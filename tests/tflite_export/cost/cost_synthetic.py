@@ -9,8 +9,8 @@ from tflite_export.cost.records import MeasuredOp, ModelTotal, OpRecord
 
 #: Instructions per feature (see `tflite_export.cost.model.FEATURES`) per op.
 TRUE_COEF = {
-    "CONV_2D": (900.0, 1.6, 12.0, 0.5, 40.0),
-    "DEPTHWISE_CONV_2D": (700.0, 3.1, 9.0, 0.8, 25.0),
+    "CONV_2D": (900.0, 1.6, 0.4, 12.0, 0.5, 40.0, 2.0, 0.3),
+    "DEPTHWISE_CONV_2D": (700.0, 3.1, 0.0, 9.0, 0.8, 25.0, 0.0, 1.5),
     "FULLY_CONNECTED": (400.0, 1.1, 15.0, 0.2),
     "ADD": (300.0, 0.0, 6.0),
 }
