@@ -32,12 +32,16 @@ from pathlib import Path
 
 from tflite_export import _flatbuffer as fb
 from tflite_export.cost.devices import CORES, Device, get_device
-from tflite_export.cost.fit import MODEL_FILE
 from tflite_export.cost.model import OpFit, op_keys
 from tflite_export.cost.records import OpRecord, op_records
 from tflite_export.errors import ModelFormatError
 
-__all__ = ["LayerCost", "CostEstimate", "estimate", "load_cost_model"]
+__all__ = ["LayerCost", "CostEstimate", "estimate", "load_cost_model", "DATA_DIR", "MODEL_FILE"]
+
+#: Package data of the cost model: the rig's tables, silicon.csv and the fitted model.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "cost"
+#: The fitted cost model `estimate` reads (written by ``python -m tflite_export.cost.fit``).
+MODEL_FILE = DATA_DIR / "cost_model.json"
 
 #: Relative error added (in quadrature) when a core borrows another CPU's instruction table.
 PROXY_TABLE_ERROR = 0.25

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from tflite_export.atomic import write_files
 from tflite_export.cost.devices import CORES
+from tflite_export.cost.estimator import DATA_DIR, MODEL_FILE
 from tflite_export.cost.model import FEATURES, OpFit, find_fit, fit_op, op_keys
 from tflite_export.cost.records import (
     MeasuredOp,
@@ -61,8 +62,6 @@ __all__ = ["DATA_DIR", "MODEL_FILE", "fit_tables", "calibrate_cores", "fit_files
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "cost"
-MODEL_FILE = DATA_DIR / "cost_model.json"
 #: The human-readable summary written beside the JSON (`tflite_export.cost.summary`).
 SUMMARY_NAME = "CALIBRATION.md"
 SILICON_COLUMNS = ("board", "core", "mhz", "kernels", "model", "published_ms", "role", "source")
