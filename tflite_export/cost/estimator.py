@@ -34,7 +34,7 @@ from tflite_export import _flatbuffer as fb
 from tflite_export.cost.devices import CORES, Device, get_device
 from tflite_export.cost.model import OpFit, op_keys
 from tflite_export.cost.records import OpRecord, op_records
-from tflite_export.errors import ModelFormatError
+from tflite_export.errors import ModelFormatError, UnsupportedModelError
 
 __all__ = ["LayerCost", "CostEstimate", "estimate", "load_cost_model", "DATA_DIR", "MODEL_FILE"]
 
@@ -189,8 +189,6 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
         UnsupportedModelError: the cost model has no instruction table or
             CPI for the device's core and kernel library.
     """
-    from tflite_export.errors import UnsupportedModelError
-
     dev = get_device(device)
     doc = load_cost_model(cost_model)
     tables = _tables_for(doc, dev)
