@@ -10,10 +10,10 @@ import pytest
 
 import cost_synthetic as syn
 from tflite_export import inspect
-from tflite_export.cost import Device, estimate, load_cost_model
+from tflite_export.cost import CORES, DEVICES, Device, estimate, load_cost_model
 from tflite_export.cost import estimator as estimate_module
 from tflite_export.cost import fit
-from tflite_export.cost.model import OpFit, features
+from tflite_export.cost.model import OpFit
 from tflite_export.cost.records import op_records
 from tflite_export.errors import UnsupportedModelError
 from tflite_export.testing import tiny_model
@@ -132,17 +132,31 @@ def test_inspect_and_reports_label_the_estimate(synthetic_file, monkeypatch):
 
 def test_shipped_fits_are_monotone_in_macs():
     doc = load_cost_model()
+    series = {  # growing MACs at a fixed spatial size, one series per kernel path
+        "CONV_2D": [syn.conv(0, 8, c, 16, 3) for c in (1, 2, 4, 8, 16, 32)],
+        "CONV_2D[1x1]": [syn.conv(0, 8, c, 16, 1) for c in (1, 2, 4, 8, 16, 32)],
+        "DEPTHWISE_CONV_2D": [syn.conv(0, 8, c, 0, 3, "DEPTHWISE_CONV_2D") for c in (1, 4, 16, 64)],
+        "FULLY_CONNECTED": [syn.fc(0, n, 16) for n in (8, 32, 128, 512)],
+    }
     for name, table in doc["tables"].items():
         for key, entry in table["ops"].items():
             assert all(c >= 0 for c in entry["coef"]), (name, key)
-            if key.split("/")[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-                assert entry["coef"][entry["features"].index("macs")] > 0, (name, key)
+            op = key.split("/")[0]
+            if op in series and key.endswith("/int8"):
+                fitted = OpFit.from_dict(key, entry)
+                costs = [fitted.predict(r) for r in series[op]]
+                assert all(a < b for a, b in zip(costs, costs[1:])), (name, key, costs)
 
 
-@pytest.mark.parametrize("device", ["nrf52840", "stm32l4r5", "stm32h7a3", "rp2040", "ek-ra6m4",
-                                    "alif-e7-hp"])
-def test_every_preset_estimates_the_tiny_model(device):
-    e = estimate(tiny_model(), device)
-    assert e.complete and e.total_cycles > 0 and 0 < e.rel_error < 1.5
-    assert (e.total_uj is None) == (e.device.active_mw is None)
-    assert features(op_records(tiny_model())[0]).size == 4
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_every_preset_is_estimated_or_refused_by_what_the_model_ships(name):
+    doc, device = load_cost_model(), DEVICES[name]
+    tables = [f"{device.kernels}/{cpu}" for cpu in CORES[device.core].tables]
+    if device.core in doc["cores"] and any(t in doc["tables"] for t in tables):
+        e = estimate(tiny_model(), name)
+        assert e.complete and e.total_cycles > 0 and 0 < e.rel_error < 1.5
+        assert (e.total_uj is None) == (device.active_mw is None)
+        assert e.total_cycles == pytest.approx(e.total_instructions * doc["cores"][device.core]["cpi"])
+    else:
+        with pytest.raises(UnsupportedModelError, match=device.core):
+            estimate(tiny_model(), name)
