@@ -1,7 +1,16 @@
 """Cost of running a model on a named microcontroller.
 
 The measured table (records, rows, read/write) comes from the rig; the device
-catalogue and the fitted cost model build on it.
+catalogue (`Device`, `get_device`) and the fitted cost model (`estimate`) build
+on it. Every figure `estimate` returns is an estimate with its relative error
+and the source it was fitted and calibrated on.
+
+Example:
+    >>> from tflite_export.cost import estimate
+    >>> from tflite_export.testing import tiny_model
+    >>> e = estimate(tiny_model(), "nrf52840")
+    >>> e.device.name, len(e.layers), e.unknown_ops
+    ('nrf52840', 2, ())
 """
 
 # --- measured table (helper rig: tflite_export/cost/records.py) ---
@@ -23,4 +32,19 @@ _RECORDS_ALL = [
 ]
 # --- end measured table ---
 
-__all__ = [*_RECORDS_ALL]
+from tflite_export.cost.devices import (
+    CORES,
+    DEVICES,
+    KERNEL_LIBRARIES,
+    Core,
+    Device,
+    DeviceError,
+    get_device,
+)
+from tflite_export.cost.estimator import CostEstimate, LayerCost, estimate, load_cost_model
+
+__all__ = [
+    *_RECORDS_ALL,
+    "Core", "Device", "DeviceError", "CORES", "DEVICES", "KERNEL_LIBRARIES", "get_device",
+    "estimate", "CostEstimate", "LayerCost", "load_cost_model",
+]
