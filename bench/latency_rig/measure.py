@@ -4,9 +4,9 @@ The firmware is the ``cortex-m`` project `tflite_export.firmware.render_project`
 the core's board (`qemu.MACHINES`), with its ``main.cc`` replaced by the rig's profiling main
 (``c/rig_main.cc.j2``): the model, golden sample, op resolver, startup code, linker script and
 Makefile are the product's own. TFLM is built once per (TFLM arch, kernels) flavour under
-``gen_cache`` and reused by every model: the full library of the firmware tests' flavour folder
-when it exists, else the rig's restricted one (`latency_rig.tflm_lib`; same flags, same kernel
-sources for the measured operators, hence the same instruction counts).
+``gen_cache`` and reused by every model: the rig's restricted library (`latency_rig.tflm_lib`:
+TFLM's Makefile and flags, only the measured operators' kernels). Another folder's library may
+lack kernels the rig's main registers.
 """
 
 from __future__ import annotations
@@ -34,17 +34,8 @@ from latency_rig.tflm_lib import build_library
 ARENA_MARGIN = 8 * 1024
 
 
-def flavour(cpu: str, kernels: str) -> str:
-    """Name of TFLM's build folder for a core and kernel library (as the firmware tests use)."""
-    arch = board(cpu).tflm_arch
-    return arch if kernels == "cmsis_nn" else f"{arch}-{kernels}"
-
-
 def tflm_gen(tflm_dir: Path, gen_cache: Path, cpu: str, kernels: str) -> Path:
-    """The ``TFLM_GEN`` folder to link with: a full library if built, else the rig's (built now)."""
-    full = gen_cache / flavour(cpu, kernels)
-    if (full / "lib" / "libtensorflow-microlite.a").exists():
-        return full
+    """The ``TFLM_GEN`` folder to link with: the rig's restricted library (built if missing)."""
     return build_library(tflm_dir, gen_cache, cpu, kernels)
 
 
