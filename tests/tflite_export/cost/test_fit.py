@@ -148,3 +148,16 @@ def test_shipped_model_equals_a_refit_of_the_shipped_tables():
     assert {f"{m.kernels}/{m.cpu}" for m in rows} == set(doc["tables"])
     assert {"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m0plus"} <= set(doc["cores"])
     assert totals
+
+
+def test_shipped_tables_are_self_consistent():
+    # Probes of one op differ only in shapes: a linear fit explains them to a few percent.
+    # A large residual means rows whose instructions belong to another operator (e.g. a
+    # probe re-converted with another op order while its old counts were kept).
+    doc = json.loads(fit.MODEL_FILE.read_text())
+    for name, table in doc["tables"].items():
+        for key, entry in table["ops"].items():
+            if key.split("[")[0].split("/")[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                assert entry["fit_rel_rms"] < 0.1, (
+                    f"{name} {key}: probe rows fit to {entry['fit_rel_rms']:.0%} RMS; check that "
+                    "measured.csv pairs each record with its own count (re-measure the probe)")
