@@ -17,6 +17,7 @@ Silicon lines (one per published MLPerf Tiny TFLM + CMSIS-NN result in
 others are only checked).
 
 Run: python bench/latency.py [--targets cortex-m4:cmsis_nn ...] [--table] [--include-fitted]
+     [--cost-model fitted.json]
 """
 
 from __future__ import annotations
@@ -56,11 +57,14 @@ def _models(work: Path, include_fitted: bool) -> tuple[dict[str, Path], set[str]
     return models, fitted
 
 
+_COST_MODEL = {"path": None}  # --cost-model
+
+
 def _estimate(model: bytes, device):
     from tflite_export.cost import estimate
 
     try:
-        return estimate(model, device)
+        return estimate(model, device, cost_model=_COST_MODEL["path"])
     except Exception as e:  # an estimate the model cannot give is reported, not fatal
         return e
 
@@ -133,9 +137,11 @@ def main(argv=None) -> int:
                         help="without TFLM_DIR, take measurements from the shipped table")
     parser.add_argument("--include-fitted", action="store_true", help="also the probe models")
     parser.add_argument("--no-silicon", action="store_true")
+    parser.add_argument("--cost-model", help="a fitted cost model JSON (default: the shipped one)")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("RIG_WORK", "")) if
                         os.environ.get("RIG_WORK") else Path(tempfile.gettempdir()) / "latency-rig")
     args = parser.parse_args(argv)
+    _COST_MODEL["path"] = args.cost_model
     models, fitted = _models(args.work, args.include_fitted)
     for line in emulator_lines(models, fitted, args.targets, args.table, args.work):
         print(json.dumps(line), flush=True)
