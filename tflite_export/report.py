@@ -218,6 +218,13 @@ def _cost_cells(cost: LayerCost | None) -> list[str]:
     return [f"{cost.cycles:.3g}", f"{cost.ms:.3g}{_pm(cost.rel_error)}", uj]
 
 
+def _est_ms(cost: LayerCost | None) -> str:
+    """A layer's estimated ms for the terminal table (its ± is in the caption and report.md)."""
+    if cost is None:
+        return "-"
+    return f"{cost.ms:.3g}" if cost.known else "no data"
+
+
 def cost_summary(cost: CostEstimate) -> list[tuple[str, str]]:
     """Summary rows of an estimate: latency, energy and what they rest on, each labelled.
 
@@ -282,8 +289,9 @@ def render_table(report: ModelReport):
 
     Returns:
         A ``rich.table.Table`` whose caption holds flash, weights, arena and
-        TFLM support, and the estimated latency and energy when the report has
-        a cost estimate (then an ``est. ms`` column too).
+        TFLM support, and the estimated latency and energy with their errors
+        when the report has a cost estimate (then an ``est. ms`` column in
+        place of ``out ch``).
 
     Example:
         >>> import tflite_export
@@ -295,27 +303,34 @@ def render_table(report: ModelReport):
     from rich.table import Table
 
     cost = report.cost
-    table = Table(title="Model report", caption=" | ".join(
-        f"{k}: {v}" for k, v in _summary_rows(report) if k in
-        ("flash", "weights", "overhead", "arena", "weight sparsity", "TFLM", "est. latency",
-         "est. energy")))
+    caption = [f"{k}: {v}" for k, v in _summary_rows(report) if k in
+               ("flash", "weights", "overhead", "arena", "weight sparsity", "TFLM")]
+    if cost is not None:
+        energy = "" if cost.total_uj is None else f", {cost.total_uj:.3g} µJ{_pm(cost.uj_rel_error)}"
+        caption.append(f"estimated on {cost.device.name}: {cost.total_ms:.3g} ms"
+                       f"{_pm(cost.rel_error)}{energy}"
+                       + (f", excluding {', '.join(cost.unknown_ops)}" if cost.unknown_ops else ""))
+    table = Table(title="Model report", caption=" | ".join(caption))
     # Fits an 80-column terminal: the output shape stands for the activations
     # (inputs are the previous row's output); the Markdown report has them all.
+    # With an estimate, its ms column takes the place of the output channels.
+    numbers = ("params", "bytes", "MACs") + (("sparsity", "est. ms") if cost else ("out ch", "sparsity"))
     table.add_column("#", justify="right")
     table.add_column("op", no_wrap=True)
     table.add_column("output", no_wrap=True)
-    for name in ("params", "bytes", "MACs", "out ch", "sparsity") + (("est. ms",) if cost else ()):
+    for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
     for layer in report.layers:
         cells = _layer_cells(layer)
         outs = " ".join("x".join(str(d) for d in s) if s is not None else "-"
                         for s in layer.output_shapes)
-        extra = [_cost_cells(layer.cost)[1]] if cost else []
-        table.add_row(cells[0], cells[1], outs, *cells[4:], *extra)
+        tail = [cells[8], _est_ms(layer.cost)] if cost else cells[7:9]
+        table.add_row(cells[0], cells[1], outs, *cells[4:7], *tail)
     table.add_section()
+    total = [f"{report.weight_sparsity:.1%}", f"{cost.total_ms:.3g}"] if cost else [
+        "", f"{report.weight_sparsity:.1%}"]
     table.add_row("", "total", "", str(report.params), str(report.weight_bytes),
-                  str(report.macs), "", f"{report.weight_sparsity:.1%}",
-                  *([f"{cost.total_ms:.3g}{_pm(cost.rel_error)}"] if cost else []))
+                  str(report.macs), *total)
     return table
 
 

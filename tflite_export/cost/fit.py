@@ -2,7 +2,8 @@
 
 ``python -m tflite_export.cost.fit`` reads the measured tables the rig wrote
 (``tflite_export/data/cost/measured.csv`` and ``measured_models.csv``) and the
-published silicon latencies (``silicon.csv``), and writes
+published silicon latencies (``silicon.csv``), skips the measurements
+``excluded.csv`` lists (with the reason), and writes
 ``tflite_export/data/cost/cost_model.json`` (and its summary ``CALIBRATION.md``):
 
 1. **Instruction tables**, one per (kernel library, rig CPU): a non-negative
@@ -64,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 #: The human-readable summary written beside the JSON (`tflite_export.cost.summary`).
 SUMMARY_NAME = "CALIBRATION.md"
+EXCLUDED_COLUMNS = ("model", "kernels", "cpu", "reason")
 SILICON_COLUMNS = ("board", "core", "mhz", "kernels", "model", "published_ms", "role", "source")
 #: Smallest relative error a table states (a perfect held-out match is still an estimate).
 MIN_REL_ERROR = 0.01
@@ -242,18 +244,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fit_files(table: Path, model_table: Path, silicon: Path) -> dict:
-    """The cost-model JSON document fitted from the three input files."""
+def read_excluded(path: Path | None) -> list[dict]:
+    """Measurements the fit must skip (``excluded.csv``: model,kernels,cpu,reason), or none."""
+    if path is None or not path.exists():
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
+    reader = csv.DictReader(lines)
+    if tuple(reader.fieldnames or ()) != EXCLUDED_COLUMNS:
+        raise ModelFormatError(f"expected the columns {','.join(EXCLUDED_COLUMNS)} in {str(path)!r}.")
+    return list(reader)
+
+
+def fit_files(table: Path, model_table: Path, silicon: Path, excluded: Path | None = None) -> dict:
+    """The cost-model JSON document fitted from the input files.
+
+    Rows of the (model, kernels, cpu) triples ``excluded`` lists are skipped,
+    and the document says which and why.
+    """
     meta, rows = read_table(table)
     model_meta, totals = read_model_table(model_table)
     held_out = held_out_models(meta) | held_out_models(model_meta)
+    skip = read_excluded(excluded)
+    drop = {(e["model"], e["kernels"], e["cpu"]) for e in skip}
+    rows = [m for m in rows if (m.model, m.kernels, m.cpu) not in drop]
+    totals = [t for t in totals if (t.model, t.kernels, t.cpu) not in drop]
+    inputs = [p for p in (table, model_table, silicon, excluded) if p is not None and p.exists()]
     return {
         "format": 1,
         "generated_by": "python -m tflite_export.cost.fit",
         "tflm_commit": meta.get("tflm_commit", "unknown"),
-        "inputs": {p.name: _sha256(p) for p in (table, model_table, silicon)},
+        "inputs": {p.name: _sha256(p) for p in inputs},
         "table_meta": dict(sorted(meta.items())),
         "held_out": sorted(held_out),
+        "excluded": skip,
         "tables": fit_tables(rows, totals, held_out),
         "cores": calibrate_cores(read_silicon(silicon), totals),
     }
@@ -272,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, default=DATA_DIR / "measured.csv")
     parser.add_argument("--model-table", type=Path, default=DATA_DIR / "measured_models.csv")
     parser.add_argument("--silicon", type=Path, default=DATA_DIR / "silicon.csv")
+    parser.add_argument("--excluded", type=Path, default=DATA_DIR / "excluded.csv")
     parser.add_argument("--out", type=Path, default=MODEL_FILE,
                         help="the JSON to write; CALIBRATION.md is written beside it")
     parser.add_argument("--check", action="store_true", help="fail if the files differ from a refit")
     args = parser.parse_args(argv)
-    doc = fit_files(args.table, args.model_table, args.silicon)
+    doc = fit_files(args.table, args.model_table, args.silicon, args.excluded)
     files = {args.out.name: json.dumps(doc, indent=1, sort_keys=True) + "\n",
              SUMMARY_NAME: render_summary(doc)}
     if args.check:

@@ -69,8 +69,10 @@ def feature_names(op: str) -> tuple[str, ...]:
 def _variant(record: OpRecord) -> str | None:
     """The CMSIS-NN code path a convolution takes, when it is not the general one.
 
-    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col); ``mult``: a depthwise
-    convolution with a channel multiplier above 1 (the slow generic kernel).
+    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col); ``cin<4``: a CONV_2D on
+    fewer than 4 input channels (im2col patches too short for the 4-wide DSP
+    loop); ``mult``: a depthwise convolution with a channel multiplier above 1
+    (the generic kernel); ``3x3``: a 3x3 depthwise convolution (its own fast kernel).
     """
     shapes = record.input_shapes
     if len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(shapes[1]) != 4:
@@ -78,8 +80,12 @@ def _variant(record: OpRecord) -> str | None:
     if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1) and \
             record.options.get("stride_h", 1) == record.options.get("stride_w", 1) == 1:
         return "1x1"
+    if record.op == "CONV_2D" and shapes[1][3] < 4:
+        return "cin<4"
     if record.op == "DEPTHWISE_CONV_2D" and shapes[1][3] > shapes[0][-1]:
         return "mult"
+    if record.op == "DEPTHWISE_CONV_2D" and shapes[1][1:3] == (3, 3):
+        return "3x3"
     return None
 
 

@@ -68,4 +68,6 @@ def render_summary(doc: dict) -> str:
             f"TFLM commit `{doc['tflm_commit']}`; inputs: "
             + ", ".join(f"`{k}` (sha256 {v[:12]})" for k, v in doc["inputs"].items()) + ".",
             f"Held-out models (never fitted): {', '.join(doc['held_out']) or 'none'}.", ""]
+    head += [f"Excluded: {e['model']} {e['kernels']}/{e['cpu']}: {e['reason']}."
+             for e in doc.get("excluded", [])] + ([""] if doc.get("excluded") else [])
     return "\n".join(head + _cores(doc) + [""] + _tables(doc)).rstrip() + "\n"
