@@ -3,7 +3,8 @@
 Takes `.tflite` flatbuffer bytes and returns bytes or dataclasses, without
 TensorFlow: validate and inspect a model, run it on the real TFLM interpreter
 and on LiteRT, measure its tensor arena, slim it, emit C sources and firmware
-projects, and report what the device pays (flash, arena, MACs).
+projects, and report what the device pays (flash, arena, MACs) and what it is
+estimated to take on a named microcontroller (cycles, ms, µJ; `tflite_export.cost`).
 """
 
 from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
@@ -11,7 +12,9 @@ from tflite_export.checks import check_deployable, find_problems
 from tflite_export.encode import EncodeError, EncodeResult, EncodedTensor, encode, encode_candidates
 from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, compress_luts, lut_candidates
 from tflite_export.firmware import BOARDS, TARGETS, write_firmware_project
+from tflite_export.cost import CostEstimate, Device, DEVICES, LayerCost, estimate, get_device
 from tflite_export.errors import (
+    DeviceError,
     EmitError,
     InputError,
     ModelFormatError,
@@ -96,4 +99,11 @@ __all__ = [
     "VerificationError",
     "EmitError",
     "InputError",
+    "DeviceError",
+    "estimate",
+    "CostEstimate",
+    "LayerCost",
+    "Device",
+    "DEVICES",
+    "get_device",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "VerificationError",
     "EmitError",
     "InputError",
+    "DeviceError",
 ]
 
 
@@ -47,3 +48,7 @@ class EmitError(TinyCompressError, ValueError):
 
 class InputError(TinyCompressError, ValueError):
     """Arrays handed to a model run do not fit the model's inputs."""
+
+
+class DeviceError(TinyCompressError, ValueError):
+    """A device for cost estimates is unknown or badly defined (core, clock, kernels, power)."""

@@ -45,18 +45,33 @@ TARGETS = firmware_templates.TARGETS
 #: (the one the projects were tested against).
 TFLM_COMMIT = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
 
-_CPUS = {  # cpu -> (TFLM TARGET_ARCH with FPU, without FPU)
+_CPUS = {  # cpu -> (TFLM TARGET_ARCH with FPU, without FPU); None: the core has no such variant
+    "cortex-m0plus": (None, "cortex-m0plus"),
     "cortex-m4": ("cortex-m4+fp", "cortex-m4"),
     "cortex-m7": ("cortex-m7+fp", "cortex-m7"),
+    "cortex-m33": ("cortex-m33", None),
+    "cortex-m55": ("cortex-m55", None),
 }
 _MiB = 1 << 20
 
-#: Memory maps of boards QEMU emulates (ZBT SSRAM as flash at 0, SSRAM2/3 as RAM).
+#: Memory maps of boards QEMU emulates. MPS2 AN385/386/500: ZBT SSRAM1 as flash at 0, SSRAM2/3
+#: as RAM. AN385 is a Cortex-M3 FPGA image: its preset builds for the Cortex-M0+ (ARMv6-M is a
+#: subset of ARMv7-M, so the M0+ binary runs and executes the M0+ instruction stream). AN505
+#: (Cortex-M33) and AN547 (Cortex-M55) boot in the secure state from the secure aliases: SSRAM1
+#: at 0x10000000 and SSRAM2/3 at 0x38000000 (AN505); ITCM at 0x10000000 for the vectors, SRAM
+#: at 0x11000000 for code and DTCM at 0x30000000 for data (AN547).
 BOARDS: dict[str, dict] = {
+    "mps2-an385": {"cpu": "cortex-m0plus", "flash_origin": 0x0, "flash_size": 4 * _MiB,
+                   "ram_origin": 0x20000000, "ram_size": 4 * _MiB, "float_abi": "soft",
+                   "qemu_machine": "mps2-an385"},
     "mps2-an386": {"cpu": "cortex-m4", "flash_origin": 0x0, "flash_size": 4 * _MiB,
                    "ram_origin": 0x20000000, "ram_size": 4 * _MiB, "qemu_machine": "mps2-an386"},
     "mps2-an500": {"cpu": "cortex-m7", "flash_origin": 0x0, "flash_size": 4 * _MiB,
                    "ram_origin": 0x20000000, "ram_size": 4 * _MiB, "qemu_machine": "mps2-an500"},
+    "mps2-an505": {"cpu": "cortex-m33", "flash_origin": 0x10000000, "flash_size": 4 * _MiB,
+                   "ram_origin": 0x38000000, "ram_size": 4 * _MiB, "qemu_machine": "mps2-an505"},
+    "mps3-an547": {"cpu": "cortex-m55", "flash_origin": 0x10000000, "flash_size": 512 * 1024,
+                   "ram_origin": 0x30000000, "ram_size": 512 * 1024, "qemu_machine": "mps3-an547"},
 }
 
 #: Custom operators each target's TFLM package is known to lack (LUT compression's
@@ -117,12 +132,14 @@ class Board:
 
     Attributes:
         name: board name (used in comments and READMEs).
-        cpu: ``"cortex-m4"`` or ``"cortex-m7"``.
+        cpu: gcc ``-mcpu`` name: ``"cortex-m0plus"``, ``"cortex-m4"``, ``"cortex-m7"``,
+            ``"cortex-m33"`` or ``"cortex-m55"``.
         flash_origin, flash_size: code and read-only data region, bytes.
         ram_origin, ram_size: data, tensor arena, heap and stack region, bytes.
         stack_size: main stack bytes, at the top of RAM. Default 16 KiB.
         heap_size: heap bytes (newlib). Default 8 KiB.
-        float_abi: ``"hard"`` (FPU, default) or ``"soft"``.
+        float_abi: ``"hard"`` (FPU, default) or ``"soft"`` (the only choice, and the
+            default `resolve_board` picks, for the Cortex-M0+).
         qemu_machine: QEMU ``-M`` machine that emulates the board, or None.
     """
 
@@ -140,7 +157,7 @@ class Board:
     @property
     def tflm_arch(self) -> str:
         """TFLM Makefile ``TARGET_ARCH`` for this CPU and float ABI."""
-        return _CPUS[self.cpu][0 if self.float_abi == "hard" else 1]
+        return _CPUS[self.cpu][0 if self.float_abi == "hard" else 1] or self.cpu
 
 
 def resolve_board(board: str | dict | Board) -> Board:
@@ -175,6 +192,8 @@ def resolve_board(board: str | dict | Board) -> Board:
         fields = {"name": "custom-board", **board}
     else:
         raise EmitError(f"expected board as a str, dict or Board. Received {type(board).__name__}.")
+    if _CPUS.get(fields.get("cpu"), ("",))[0] is None:
+        fields.setdefault("float_abi", "soft")  # a core without an FPU
     known = set(Board.__dataclass_fields__)
     if set(fields) - known:
         raise EmitError(f"unknown board fields {sorted(set(fields) - known)}; expected among {sorted(known)}.")
@@ -187,6 +206,9 @@ def resolve_board(board: str | dict | Board) -> Board:
         raise EmitError(f"expected cpu in {sorted(_CPUS)}. Received cpu={result.cpu!r}.")
     if result.float_abi not in ("hard", "soft"):
         raise EmitError(f"expected float_abi 'hard' or 'soft'. Received {result.float_abi!r}.")
+    if _CPUS[result.cpu][0 if result.float_abi == "hard" else 1] is None:
+        raise EmitError(f"the {result.cpu} has no float_abi={result.float_abi!r} build in TFLM. "
+                        f"Use float_abi={'soft' if result.float_abi == 'hard' else 'hard'!r}.")
     for key in ("flash_origin", "flash_size", "ram_origin", "ram_size", "stack_size", "heap_size"):
         value = getattr(result, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 32 or (

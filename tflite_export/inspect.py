@@ -8,7 +8,8 @@ skipped with ``measure=False``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from tflite_export.io_details import input_details, output_details
 from tflite_export.report import LayerReport, ModelReport
 from tflite_export.tflm_ops import is_supported
 from tflite_export.validate import validate
+
+if TYPE_CHECKING:
+    from tflite_export.cost.devices import Device
 
 __all__ = ["inspect"]
 
@@ -157,7 +161,18 @@ def _layer_report(m, s: int, k: int, op, tensors, raw, weight_buffers: set[int],
     return layer, counted
 
 
-def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
+def _with_cost(report: ModelReport, data: bytes, device: str | Device) -> ModelReport:
+    """``report`` with the cost estimate on ``device`` (per layer of subgraph 0 and total)."""
+    from tflite_export.cost.estimator import estimate
+
+    cost = estimate(data, device)
+    per_op = {c.index: c for c in cost.layers}
+    layers = tuple(replace(layer, cost=per_op.get(layer.index)) if layer.subgraph == 0 else layer
+                   for layer in report.layers)
+    return replace(report, layers=layers, cost=cost)
+
+
+def inspect(model: bytes, *, measure: bool = True, device: str | Device | None = None) -> ModelReport:
     """Report what a model costs on a device and whether TFLM can run it.
 
     The model is validated first. Weights are the constant inputs of operators
@@ -172,6 +187,11 @@ def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
         measure: run TFLM in a child process to measure the tensor arena.
             Default True; False leaves ``arena_bytes`` None and needs no
             native code.
+        device: a device preset name (``"nrf52840"``, ``"stm32l4r5"``...; see
+            `tflite_export.cost.DEVICES`) or a `tflite_export.cost.Device`:
+            add the estimated cycles, ms and µJ per layer and in total, each
+            with its relative error (`tflite_export.cost.estimate`). Default
+            None: no estimate.
 
     Returns:
         A `ModelReport`.
@@ -179,12 +199,17 @@ def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
     Raises:
         ModelFormatError: the model is malformed.
         RuntimeCheckError: ``measure=True`` and TFLM could not run the model.
+        DeviceError: ``device`` is not a preset name or a `Device`.
 
     Example:
         >>> import tflite_export
         >>> r = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False)
         >>> r.ops, r.macs, r.params, r.weight_bytes
         (('FULLY_CONNECTED',), 56, 56, 56)
+        >>> r = tflite_export.inspect(tflite_export.testing.tiny_model(), measure=False,
+        ...                           device="stm32l4r5")
+        >>> r.cost.total_ms > 0, r.layers[0].cost.known
+        (True, True)
     """
     validate(model)
     data = bytes(model)
@@ -215,7 +240,7 @@ def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
         from tflite_export.arena import measure_arena
 
         arena = measure_arena(data)
-    return ModelReport(
+    report = ModelReport(
         flash_bytes=len(data),
         weight_bytes=weight_bytes,
         overhead_bytes=len(data) - weight_bytes,
@@ -232,3 +257,4 @@ def inspect(model: bytes, *, measure: bool = True) -> ModelReport:
         unsupported_ops=unsupported,
         weight_sparsity=kernel_zeros / kernel_elements if kernel_elements else 0.0,
     )
+    return report if device is None else _with_cost(report, data, device)

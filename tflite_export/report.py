@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tflite_export.io_details import TensorIO
 
-__all__ = ["LayerReport", "ModelReport", "render_table", "print_report"]
+if TYPE_CHECKING:
+    from tflite_export.cost.estimator import CostEstimate, LayerCost
+
+__all__ = ["LayerReport", "ModelReport", "render_table", "print_report", "cost_summary"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class LayerReport:
             ``sparsity``.
         per_channel: the weights are quantized with one scale per channel.
         tflm_supported: TFLM has a kernel for the operator.
+        cost: estimated instructions, cycles, ms and µJ on the device
+            `tflite_export.inspect` was given (``device=``), or None.
     """
 
     index: int
@@ -61,6 +66,7 @@ class LayerReport:
     zero_channels: int | None
     per_channel: bool
     tflm_supported: bool
+    cost: LayerCost | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class ModelReport:
         weight_sparsity: fraction of zeros over the weight tensors of
             convolution and fully connected layers (biases excluded); 0.0 when
             the model has none.
+        cost: the `tflite_export.cost.CostEstimate` on the device
+            `tflite_export.inspect` was given (``device=``), or None.
     """
 
     flash_bytes: int
@@ -106,6 +114,7 @@ class ModelReport:
     tflm_supported: bool
     unsupported_ops: tuple[str, ...]
     weight_sparsity: float
+    cost: CostEstimate | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (tuples become lists once serialized).
@@ -116,7 +125,10 @@ class ModelReport:
             >>> d["ops"], d["macs"]
             (('FULLY_CONNECTED',), 56)
         """
-        return asdict(self)
+        d = asdict(self)
+        if self.cost is not None:
+            d["cost"] = self.cost.to_dict()
+        return d
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text with sorted keys (stable for diffs).
@@ -168,10 +180,16 @@ class ModelReport:
         """
         lines = ["| quantity | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in _summary_rows(self)]
-        lines += ["", "| # | op | inputs | outputs | params | param bytes | MACs | "
-                  "out ch | sparsity |", "|---|---|---|---|---|---|---|---|---|"]
+        cost = self.cost is not None
+        lines += ["", "| # | op | inputs | outputs | params | param bytes | MACs | out ch | sparsity |"
+                  + (" est. cycles | est. ms | est. µJ |" if cost else ""),
+                  "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if cost else "")]
         for layer in self.layers:
-            lines.append("| " + " | ".join(_layer_cells(layer)) + " |")
+            cells = _layer_cells(layer) + (_cost_cells(layer.cost) if cost else [])
+            lines.append("| " + " | ".join(cells) + " |")
+        if cost:
+            lines += ["", f"Estimated on {self.cost.device.name}, not measured: {self.cost.source}. "
+                      "Per-layer figures exclude the interpreter's own work, which the totals include."]
         return "\n".join(lines) + "\n"
 
 
@@ -184,6 +202,50 @@ def _shape_text(shape: tuple[int, ...] | None, dtype: str | None) -> str:
 def _io_text(t: TensorIO) -> str:
     quant = f" scale={t.scale:.6g} zp={t.zero_point}" if t.quantized else ""
     return f"{_shape_text(t.shape, t.dtype)}{quant}"
+
+
+def _pm(rel: float | None) -> str:
+    return "" if rel is None else f" ± {rel:.0%}"
+
+
+def _cost_cells(cost: LayerCost | None) -> list[str]:
+    """Estimated cycles, ms and µJ of one layer (``no data`` when unknown, ``-`` when not estimated)."""
+    if cost is None:
+        return ["-", "-", "-"]
+    if not cost.known:
+        return ["no data", "no data", "no data"]
+    uj = "-" if cost.uj is None else f"{cost.uj:.3g}{_pm(cost.uj_rel_error)}"
+    return [f"{cost.cycles:.3g}", f"{cost.ms:.3g}{_pm(cost.rel_error)}", uj]
+
+
+def _est_ms(cost: LayerCost | None) -> str:
+    """A layer's estimated ms for the terminal table (its ± is in the caption and report.md)."""
+    if cost is None:
+        return "-"
+    return f"{cost.ms:.3g}" if cost.known else "no data"
+
+
+def cost_summary(cost: CostEstimate) -> list[tuple[str, str]]:
+    """Summary rows of an estimate: latency, energy and what they rest on, each labelled.
+
+    Args:
+        cost: the estimate.
+
+    Returns:
+        (quantity, text) pairs.
+    """
+    excluded = f"; excludes {', '.join(cost.unknown_ops)} (no data)" if cost.unknown_ops else ""
+    d = cost.device
+    energy = ("unknown (no active power for the device)" if cost.total_uj is None else
+              f"{cost.total_uj:.4g} µJ{_pm(cost.uj_rel_error)} (estimated, {d.active_mw:g} mW "
+              f"from {d.active_mw_source})")
+    return [
+        ("device", f"{d.name} ({d.core}, {d.mhz:g} MHz, {d.kernels} kernels)"),
+        ("latency", f"{cost.total_ms:.4g} ms{_pm(cost.rel_error)} (estimated, "
+                    f"{cost.total_cycles:.4g} cycles{excluded})"),
+        ("energy", energy + excluded),
+        ("estimated from", cost.source),
+    ]
 
 
 def _summary_rows(r: ModelReport) -> list[tuple[str, str]]:
@@ -203,7 +265,8 @@ def _summary_rows(r: ModelReport) -> list[tuple[str, str]]:
         ("inputs", "; ".join(_io_text(t) for t in r.inputs)),
         ("outputs", "; ".join(_io_text(t) for t in r.outputs)),
         ("TFLM", "supported" if r.tflm_supported else f"unsupported ops: {unsupported}"),
-    ]
+    ] + ([] if r.cost is None else [(k if k in ("device", "estimated from") else f"est. {k}", v)
+                                    for k, v in cost_summary(r.cost)])
 
 
 def _layer_cells(layer: LayerReport) -> list[str]:
@@ -226,7 +289,9 @@ def render_table(report: ModelReport):
 
     Returns:
         A ``rich.table.Table`` whose caption holds flash, weights, arena and
-        TFLM support.
+        TFLM support, and the estimated latency and energy with their errors
+        when the report has a cost estimate (then an ``est. ms`` column in
+        place of ``out ch``).
 
     Example:
         >>> import tflite_export
@@ -237,24 +302,35 @@ def render_table(report: ModelReport):
     """
     from rich.table import Table
 
-    table = Table(title="Model report", caption=" | ".join(
-        f"{k}: {v}" for k, v in _summary_rows(report) if k in
-        ("flash", "weights", "overhead", "arena", "weight sparsity", "TFLM")))
+    cost = report.cost
+    caption = [f"{k}: {v}" for k, v in _summary_rows(report) if k in
+               ("flash", "weights", "overhead", "arena", "weight sparsity", "TFLM")]
+    if cost is not None:
+        energy = "" if cost.total_uj is None else f", {cost.total_uj:.3g} µJ{_pm(cost.uj_rel_error)}"
+        caption.append(f"estimated on {cost.device.name}: {cost.total_ms:.3g} ms"
+                       f"{_pm(cost.rel_error)}{energy}"
+                       + (f", excluding {', '.join(cost.unknown_ops)}" if cost.unknown_ops else ""))
+    table = Table(title="Model report", caption=" | ".join(caption))
     # Fits an 80-column terminal: the output shape stands for the activations
     # (inputs are the previous row's output); the Markdown report has them all.
+    # With an estimate, its ms column takes the place of the output channels.
+    numbers = ("params", "bytes", "MACs") + (("sparsity", "est. ms") if cost else ("out ch", "sparsity"))
     table.add_column("#", justify="right")
     table.add_column("op", no_wrap=True)
     table.add_column("output", no_wrap=True)
-    for name in ("params", "bytes", "MACs", "out ch", "sparsity"):
+    for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
     for layer in report.layers:
         cells = _layer_cells(layer)
         outs = " ".join("x".join(str(d) for d in s) if s is not None else "-"
                         for s in layer.output_shapes)
-        table.add_row(cells[0], cells[1], outs, *cells[4:])
+        tail = [cells[8], _est_ms(layer.cost)] if cost else cells[7:9]
+        table.add_row(cells[0], cells[1], outs, *cells[4:7], *tail)
     table.add_section()
+    total = [f"{report.weight_sparsity:.1%}", f"{cost.total_ms:.3g}"] if cost else [
+        "", f"{report.weight_sparsity:.1%}"]
     table.add_row("", "total", "", str(report.params), str(report.weight_bytes),
-                  str(report.macs), "", f"{report.weight_sparsity:.1%}")
+                  str(report.macs), *total)
     return table
 
 

@@ -35,16 +35,20 @@ DEFAULT_VERIFY_SAMPLES = 32
 
 
 def check_build_arguments(*, name: str, mode: str, io_dtype: str | None, language: str,
-                          target: str | None, verify_samples: int) -> None:
+                          target: str | None, verify_samples: int, device=None) -> None:
     """Refuse bad `build` arguments before any work (seconds of conversion) starts.
 
     Args:
-        name, mode, io_dtype, language, target, verify_samples: as in `build`.
+        name, mode, io_dtype, language, target, verify_samples, device: as in
+            `build` (``device`` defaults to None).
 
     Raises:
         ArgumentError: a value `build` does not accept, named with the accepted ones.
         EmitError: ``name`` gives no valid C identifier.
+        DeviceError: ``device`` is not a preset name or a `tflite_export.Device`.
     """
+    if device is not None:
+        tflite_export.get_device(device)
     c_identifier(name)
     resolve_io_dtype(mode, io_dtype)
     if language not in LANGUAGES:
@@ -110,11 +114,12 @@ def _encode_tensors(model: bytes, encode, x_verify: list[np.ndarray], arena_budg
     return result.model_bytes, result
 
 
-def _measure(model: bytes, progress: Progress | None = None):
-    """Measure stage: the host TFLM arena and the model report that includes it."""
+def _measure(model: bytes, progress: Progress | None = None, device=None):
+    """Measure stage: the host TFLM arena and the model report that includes it
+    (with the cost estimate on ``device`` unless None)."""
     arena = tflite_export.measure_arena(model, progress=progress)
     report = dataclasses.replace(
-        tflite_export.inspect(model, measure=False),
+        tflite_export.inspect(model, measure=False, device=device),
         arena_bytes=arena.host_bytes,
         arena_emitted_bytes=arena.emitted_bytes,
     )
@@ -164,6 +169,7 @@ def build(
     encode_min_bytes: int = 256,
     language: str = "c++",
     target: str | None = None,
+    device=None,
     allow_unsafe: bool = False,
     progress: Progress | None = None,
 ) -> BuildResult:
@@ -200,6 +206,11 @@ def build(
         language: ``"c++"`` (``<name>_data.cc``) or ``"c"``. Default "c++".
         target: also render a firmware project (see `tflite_export.TARGETS`)
             whose self-test runs every input and checks every output. Default None.
+        device: also estimate per-layer and total cycles, ms and µJ on this
+            microcontroller: a preset name (``"nrf52840"``, ``"stm32l4r5"``...;
+            `tflite_export.DEVICES`) or a `tflite_export.Device`. The estimate
+            lands in ``report.cost`` and the reports, labelled with its error
+            and source. Default None.
         allow_unsafe: load saved models with Lambda/foreign layers. Default False.
         progress: a `tflite_export.Progress` callback: each stage is announced as
             ``progress(message, 0, 0)`` and the arena, LUT and verification
@@ -222,7 +233,7 @@ def build(
         (['model_data.cc', 'model_data.h', 'model_io.h', 'model_ops.h'], True)
     """
     check_build_arguments(name=name, mode=mode, io_dtype=io_dtype, language=language,
-                          target=target, verify_samples=verify_samples)
+                          target=target, verify_samples=verify_samples, device=device)
     if encode not in (False, None) and lut not in (False, None):
         raise ArgumentError("lut and encode are exclusive: encode=... includes LUT; drop lut.")
 
@@ -250,7 +261,7 @@ def build(
                                         litert_model=converted, max_lsb=verify_max_lsb,
                                         progress=progress)
     step("measuring the tensor arena")
-    arena, model_report = _measure(final, progress)
+    arena, model_report = _measure(final, progress, device)
     errors = []
     if layer_errors:
         from tinycompress.layer_error import layer_errors as _layer_errors

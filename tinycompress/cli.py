@@ -36,6 +36,12 @@ DISTRIBUTION = "tinycompress-tflm"
 #: Per-layer error rows printed on the console (report.md lists them all).
 LAYER_ERROR_ROWS = 10
 
+#: Device presets listed in ``--device``'s help (`tflite_export.DEVICES`; a test pins the two
+#: equal, so ``--help`` needs no numpy import).
+DEVICE_PRESETS = ("alif-e7-hp", "ek-ra6m4", "ek-ra8d1", "nrf52840", "rp2040", "stm32h7a3", "stm32l4r5")
+_DEVICE_HELP = ("Also estimate cycles, ms and µJ per layer on this microcontroller: "
+                + ", ".join(DEVICE_PRESETS) + " (estimates, with their error and source).")
+
 _console = Console()
 _err = Console(stderr=True)
 
@@ -110,12 +116,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--language", type=click.Choice(["c++", "c"]), default="c++", show_default=True)
 @click.option("--target", type=click.Choice(["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]),
               default=None, help="Also write a firmware project for this target.")
+@click.option("--device", default=None, metavar="NAME", help=_DEVICE_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out directory.")
 @click.option("--allow-unsafe", is_flag=True,
               help="Load models with Lambda/foreign layers (runs saved code: trusted files only).")
 def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense, slim,
                verify_samples, verify_max_lsb, layer_errors, lut, lut_min_bytes, encode,
-               encode_arena_budget, encode_min_bytes, language, target, overwrite,
+               encode_arena_budget, encode_min_bytes, language, target, device, overwrite,
                allow_unsafe) -> None:
     """Export MODEL (.keras, .h5 or SavedModel dir) as a verified int8 TFLM model."""
     if lut_min_bytes is not None and not lut:
@@ -134,7 +141,7 @@ def export_cmd(model, calibration, out, name, io_dtype, mode, per_channel_dense,
             verify_max_lsb=verify_max_lsb,
             layer_errors=layer_errors, lut=lut_arg, encode=encodings,
             encode_arena_budget=encode_arena_budget, encode_min_bytes=encode_min_bytes or 256,
-            language=language, target=target, overwrite=overwrite,
+            language=language, target=target, device=device, overwrite=overwrite,
             allow_unsafe=allow_unsafe, progress=progress,
         )
     _print_export(result)
@@ -170,7 +177,16 @@ def _print_export(result) -> None:
         )
     if result.layer_errors:
         _console.print(_layer_error_table(result.layer_errors))
+    if result.report.cost is not None:
+        _print_cost(result.report.cost)
     _console.print(f"Wrote {len(result.files)} files to [bold]{escape(str(result.out_dir))}[/]")
+
+
+def _print_cost(cost) -> None:
+    from tflite_export.report import cost_summary
+
+    for key, value in cost_summary(cost):
+        _console.print(f"{key}: {value}", markup=False, highlight=False)
 
 
 def _encodings(encode: str | None, lut: bool, arena_budget: int | None, min_bytes: int | None):
@@ -208,13 +224,14 @@ def _layer_error_table(rows) -> Table:
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write it as Markdown.")
 @click.option("--arena/--no-arena", default=True, show_default=True,
               help="Measure the arena on the TFLM interpreter.")
-def inspect_cmd(tflite, json_path, md_path, arena) -> None:
-    """Report flash, arena, MACs and ops of a .tflite model."""
+@click.option("--device", default=None, metavar="NAME", help=_DEVICE_HELP)
+def inspect_cmd(tflite, json_path, md_path, arena, device) -> None:
+    """Report flash, arena, MACs and ops of a .tflite model (and its estimated latency)."""
     import tflite_export
     from tflite_export.report import render_table
 
     model = Path(tflite).read_bytes()
-    report = tflite_export.inspect(model, measure=False)
+    report = tflite_export.inspect(model, measure=False, device=device)
     if arena:
         with _native_work(_verbose()), ProgressDisplay(_err) as progress:
             measured = tflite_export.measure_arena(model, progress=progress)
@@ -222,6 +239,8 @@ def inspect_cmd(tflite, json_path, md_path, arena) -> None:
             report, arena_bytes=measured.host_bytes, arena_emitted_bytes=measured.emitted_bytes
         )
     _console.print(render_table(report))
+    if report.cost is not None:
+        _print_cost(report.cost)
     if json_path:
         Path(json_path).write_text(report.to_json())
     if md_path:

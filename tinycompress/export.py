@@ -41,6 +41,7 @@ def export(
     encode_min_bytes: int = 256,
     language: str = "c++",
     target: str | None = None,
+    device=None,
     overwrite: bool = False,
     allow_unsafe: bool = False,
     progress: Progress | None = None,
@@ -59,6 +60,10 @@ def export(
         target: also write a firmware project (``cmake``, ``cortex-m``,
             ``arduino``, ``zephyr``, ``esp-idf``) under ``firmware/``, whose
             self-test feeds every model input and checks every output. Default None.
+        device: also estimate cycles, ms and µJ per layer and in total on this
+            microcontroller (a `tflite_export.DEVICES` name or a
+            `tflite_export.Device`); report.json and report.md show them,
+            labelled as estimates with their error. Default None.
         overwrite: replace an existing ``out_dir`` written by a previous export
             (it holds the marker file `tinycompress.write.MARKER`). Default False.
         progress: a `tflite_export.Progress` callback (see `tinycompress.build`;
@@ -83,14 +88,14 @@ def export(
         (['model.tflite', 'model_data.cc'], True)
     """
     check_build_arguments(name=name, mode=mode, io_dtype=io_dtype, language=language,
-                          target=target, verify_samples=verify_samples)
+                          target=target, verify_samples=verify_samples, device=device)
     check_out_dir(out_dir, overwrite=overwrite)
     result = build(
         model, representative_data, name=name, io_dtype=io_dtype, mode=mode,
         per_channel_dense=per_channel_dense, slim=slim, verify_samples=verify_samples,
         verify_max_lsb=verify_max_lsb, layer_errors=layer_errors, lut=lut, encode=encode,
         encode_arena_budget=encode_arena_budget, encode_min_bytes=encode_min_bytes, language=language,
-        target=target, allow_unsafe=allow_unsafe, progress=progress,
+        target=target, device=device, allow_unsafe=allow_unsafe, progress=progress,
     )
     report(progress, "writing model, C sources and report", 0, 0)
     return write(result, out_dir, overwrite=overwrite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -35,7 +36,7 @@ def _golden_values(text: str, array: str) -> list[float]:
 @pytest.fixture(scope="module")
 def built(keras_models):
     model, x = keras_models("mlp")
-    return build(model, x, name="mlp", verify_samples=8), model, x
+    return build(model, x, name="mlp", verify_samples=8, device="stm32h7a3"), model, x
 
 
 def test_build_writes_nothing_and_holds_every_file(built, tmp_path, monkeypatch):
@@ -49,6 +50,24 @@ def test_build_writes_nothing_and_holds_every_file(built, tmp_path, monkeypatch)
     assert sorted(result.contents()) == sorted(
         ["model.tflite", "mlp_data.cc", "mlp_data.h", "mlp_io.h", "mlp_ops.h", "report.json", "report.md"])
     assert result.report.flash_bytes == len(result.model)
+
+
+def test_device_adds_the_cost_estimate_to_the_reports(built):
+    result = built[0]
+    cost = result.report.cost
+    assert cost == tflite_export.estimate(result.model, "stm32h7a3")
+    assert [layer.cost for layer in result.report.layers] == list(cost.layers)
+    d = json.loads(result.contents()["report.json"])
+    assert d["cost"]["total_cycles"] == pytest.approx(cost.total_cycles)
+    assert d["cost"]["estimated"] is True and d["cost"]["source"] == cost.source
+    md = result.contents()["report.md"].decode()
+    assert "| est. latency |" in md and "est. cycles" in md and "estimated from" in md
+
+
+def test_unknown_device_fails_before_any_work(tmp_path):
+    with pytest.raises(tflite_export.DeviceError, match="nrf52840"):
+        export(object(), np.zeros((4, 4), "float32"), tmp_path / "out", device="esp32")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_flash_equals_inspect_of_slimmed_convert(built, converted):

@@ -52,18 +52,26 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_export_then_inspect(saved):
     runner = CliRunner()
     res = runner.invoke(cli, ["export", str(saved / "mlp.keras"), "--calibration",
-                              str(saved / "calib.npz"), "--out", str(saved / "out"), "--name", "mlp"])
+                              str(saved / "calib.npz"), "--out", str(saved / "out"), "--name", "mlp",
+                              "--device", "nrf52840"])
     assert res.exit_code == 0, res.output
     assert "kTensorArenaSize" in res.output and "FULLY_CONNECTED" in res.output
+    assert "est. latency" in res.output and "estimated from" in res.output
     report = json.loads((saved / "out" / "report.json").read_text())
+    assert report["cost"]["estimated"] is True and report["cost"]["device"]["name"] == "nrf52840"
+    assert [layer["cost"]["known"] for layer in report["layers"]] == [True, True, True]
+    md = (saved / "out" / "report.md").read_text()
+    assert "| est. latency |" in md and "Estimated on nrf52840, not measured" in md
     res = runner.invoke(cli, ["inspect", str(saved / "out" / "model.tflite"), "--json",
-                              str(saved / "inspect.json"), "--markdown", str(saved / "inspect.md")])
+                              str(saved / "inspect.json"), "--markdown", str(saved / "inspect.md"),
+                              "--device", "nrf52840"])
     assert res.exit_code == 0, res.output
     assert "measuring the tensor arena" in res.output  # the bisection's progress bar
     again = json.loads((saved / "inspect.json").read_text())
     assert again["flash_bytes"] == report["flash_bytes"]
     assert again["arena_bytes"] == report["arena_bytes"]
     assert again["macs"] == 20 * 32 + 32 * 16 + 16 * 3
+    assert again["cost"] == report["cost"]
     assert "FULLY_CONNECTED" in (saved / "inspect.md").read_text()
 
 
@@ -133,14 +141,24 @@ def test_demo_refuses_an_existing_directory_at_once(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["inspect", str(TINY)]],
-                         ids=["help", "version", "inspect"])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["inspect", str(TINY)],
+                                  ["inspect", str(TINY), "--device", "stm32l4r5"]],
+                         ids=["help", "version", "inspect", "inspect-device"])
 def test_starts_without_tensorflow_and_quietly(args):
     res = _run(*args)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[-1] == "IMPORTED []"
     # stderr holds nothing but inspect's arena progress bar
     assert all("measuring the tensor arena" in line for line in res.stderr.splitlines()), res.stderr
+
+
+def test_inspect_device_prints_the_labelled_estimate(capsys):
+    assert main(["inspect", str(TINY), "--no-arena", "--device", "STM32L4R5"]) == 0
+    out = capsys.readouterr().out
+    assert "est. latency:" in out and "ms ±" in out and "estimated from: QEMU -icount" in out
+    assert main(["inspect", str(TINY), "--no-arena", "--device", "esp32"]) == 2
+    err = capsys.readouterr().err
+    assert "DeviceError" in err and "nrf52840" in err and "Traceback" not in err
 
 
 def test_version_names_the_distribution_of_setup_cfg():

@@ -18,7 +18,7 @@ from tflite_export.errors import UnsupportedModelError
 def exported(keras_models, tmp_path_factory):
     model, x = keras_models("cnn")
     out = tmp_path_factory.mktemp("exp") / "cnn"
-    return export(model, x, out, name="cnn", layer_errors=True), model, x
+    return export(model, x, out, name="cnn", layer_errors=True, device="ek-ra6m4"), model, x
 
 
 def test_files_and_report_are_the_measured_figures(exported):
@@ -37,6 +37,12 @@ def test_files_and_report_are_the_measured_figures(exported):
     assert report["verification"]["max_lsb_diff"] <= 1
     assert report["verification"]["argmax_agreement"] >= 0.9
     assert "64-bit" in (out / "report.md").read_text()
+    cost = report["cost"]
+    assert cost["estimated"] is True and cost["device"]["core"] == "cortex-m33"
+    assert [layer["cost"]["known"] for layer in report["layers"]] == [
+        c["known"] for c in cost["layers"]]
+    assert cost["totals_exclude"] == list(dict.fromkeys(c["op"] for c in cost["layers"] if not c["known"]))
+    assert "Estimated on ek-ra6m4, not measured" in (out / "report.md").read_text()
 
 
 def test_emitted_arena_is_real(exported):
