@@ -96,6 +96,24 @@ def test_golden_arrays_match_host_tflm(converted):
                        arena_size=8192)
 
 
+def test_several_golden_samples_each_run_from_a_reset_interpreter(converted):
+    model = converted("cnn")
+    x = quantize(np.random.default_rng(3).random((3, 12, 12, 1), dtype=np.float32), model)
+    files = render_project(model, "cortex-m", golden_input=x, arena_size=8192)
+    assert "#define MODEL_GOLDEN_SAMPLES 3\n" in files["src/model_golden.h"]
+    golden = files["src/model_golden.c"]
+    assert _golden_values(golden, "g_model_golden_input0") == x.reshape(-1).tolist()
+    assert _golden_values(golden, "g_model_golden_output0") == np.asarray(run_tflm(model, x)).reshape(-1).tolist()
+    for target in TARGETS:  # every target's self-test resets before each sample and each user run
+        sources = "\n".join(t for p, t in render_project(tiny_model(), target, golden_input=GOLDEN_IN,
+                                                           arena_size=2048).items() if p.endswith((".cc", ".ino")))
+        check = sources[sources.index("static bool tc_check_sample"):sources.index("static bool tc_self_test")]
+        assert check.index("interpreter->Reset()") < check.index("memcpy(") < check.index("->Invoke()")
+        assert "for (int s = 0; s < MODEL_GOLDEN_SAMPLES; ++s)" in sources
+        run = sources[sources.index("static bool tc_run_once"):]
+        assert run.index("interpreter->Reset()") < run.index("tc_fill_inputs(interpreter)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("compiler, flags", [("gcc", ["-O2"]), ("arm-none-eabi-gcc", ARM)])
 def test_sources_without_tflm_compile(tmp_path, compiler, flags):
