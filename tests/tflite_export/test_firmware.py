@@ -19,6 +19,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import firmware_templates
+from tflite_export.emit_c import used_operators
 from tflite_export.errors import EmitError
 from tflite_export.firmware import (
     BOARDS,
@@ -347,3 +348,107 @@ def test_lut_compressed_cortex_m_project_passes_under_qemu(tmp_path, lut_model):
     run = _sh(*make, "-s", "run", timeout=120)
     log = run.stdout + run.stderr
     assert "tinycompress self-test: PASS" in log, log
+
+
+def _build_and_run(out: Path, target: str, flavour: str, tmp_path: Path) -> str:
+    """Build a cortex-m (QEMU) or cmake (host) project against TFLM_DIR; the self-test's log."""
+    if target == "cortex-m":
+        _need("qemu-system-arm")
+        make = ["make", "-C", out, f"TFLM_DIR={TFLM_DIR}", f"TFLM_GEN={_gen_dir(tmp_path, 'cortex-m4+fp' + flavour)}/"]
+        _sh(*make, "-j2", timeout=3600)
+        run = subprocess.run([str(c) for c in (*make, "-s", "run")], capture_output=True, text=True, timeout=300)
+    else:
+        _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}", "-DTFLM_JOBS=2",
+            f"-DTFLM_GEN_DIR={_gen_dir(tmp_path, 'host' + flavour)}")
+        _sh("cmake", "--build", out / "build", "-j2", timeout=3600)
+        run = subprocess.run([str(next((out / "build").glob("*_selftest")))], capture_output=True, text=True,
+                             timeout=300)
+    return run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def encoded_models():
+    """encoding -> (DECODE-encoded model bytes, two golden int8 samples): a conv net with a
+    95%-sparse Dense kernel and a 4-value Dense kernel whose every tensor the decoder can write
+    (per-channel conv kernel, Dense kernels, and for prune the int32 biases) is encoded."""
+    import keras
+
+    import tinycompress
+    from tflite_export.encode import encode
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(32, activation="relu", name="sparse"),
+        keras.layers.Dense(32, activation="relu", name="clustered"),
+        keras.layers.Dense(4, name="out"),
+    ])
+    rng = np.random.default_rng(0)
+    k = rng.uniform(0.5, 1.0, (288, 32)) * rng.choice([-1.0, 1.0], (288, 32))
+    k[rng.random(k.shape) < 0.95] = 0.0
+    model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
+    c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
+    model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
+    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    plain = tinycompress.convert(model, x)
+    models = {}
+    for encoding in ("prune", "huffman"):  # every tensor the decoder can write, paying or not
+        result = encode(plain, encodings=encoding, tensors=lambda c: True, verify_data=x[:8],
+                        measure_each=False)
+        assert {t.encoding for t in result.tensors} == {encoding} and result.flash_after < result.flash_before
+        assert all(any(f"/{layer}_" in t.name for t in result.tensors) for layer in ("conv", "sparse", "clustered"))
+        assert encoding == "huffman" or any(t.dtype == "INT32" for t in result.tensors)
+        models[encoding] = result.model_bytes, quantize(x[:2], result.model_bytes)
+    return models
+
+
+@pytest.mark.slow
+@pytest.mark.tflm_source
+@needs_tflm
+@pytest.mark.parametrize("encoding", ["prune", "huffman"])
+@pytest.mark.parametrize("target", ["cortex-m", "cmake"])
+def test_encoded_model_passes_with_tflm_compression(tmp_path, encoded_models, target, encoding):
+    """Issue 14: TFLM's DECODE prune and Huffman decoders, built with USE_TFLM_COMPRESSION on
+    Cortex-M4 (QEMU) and on the host, give the host interpreter's outputs for our encodings."""
+    from tflite_export.arena import measure_arena
+
+    model, x = encoded_models[encoding]
+    out = write_firmware_project(model, tmp_path / target, target, name=encoding, golden_input=x,
+                                 arena_size=measure_arena(model).emitted_bytes)
+    assert "AddDecode" in (out / f"src/{encoding}_ops.h").read_text()
+    log = _build_and_run(out, target, "-compression", tmp_path)
+    assert "tinycompress self-test: PASS (2 golden samples)" in log, log
+
+
+@pytest.mark.slow
+@pytest.mark.tflm_source
+@needs_tflm
+def test_lstm_cortex_m_project_passes_under_qemu_and_needs_the_reset(tmp_path):
+    """Issue 16: a Keras 3 LSTM exported as one int8 UNIDIRECTIONAL_SEQUENCE_LSTM passes the
+    self-test on two golden sequences; without the Reset between them the LSTM state of the
+    first sequence leaks into the second and the self-test fails."""
+    import keras
+
+    import tinycompress
+    from tflite_export.arena import measure_arena
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.LSTM(12, name="lstm"), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).normal(size=(128, 6, 3)).astype("float32")
+    tflite = tinycompress.convert(model, x)
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM", None, "AddUnidirectionalSequenceLSTM") in used_operators(tflite)
+    golden = quantize(x[:2] * np.float32(2.0), tflite)  # strong inputs: a large state to leak
+    out = write_firmware_project(tflite, tmp_path / "lstm", "cortex-m", name="lstm", golden_input=golden,
+                                 arena_size=measure_arena(tflite).emitted_bytes)
+    assert "AddUnidirectionalSequenceLSTM" in (out / "src/lstm_ops.h").read_text()
+    log = _build_and_run(out, "cortex-m", "", tmp_path)
+    assert "tinycompress self-test: PASS (2 golden samples)" in log, log
+    main = out / "src/main.cc"
+    text = main.read_text()
+    reset = "if (interpreter->Reset() != kTfLiteOk) {\n    MicroPrintf(\"tinycompress self-test: FAIL (Reset failed)\");"
+    assert text.count(reset) == 1
+    main.write_text(text.replace(reset, "if (false) {\n    MicroPrintf(\"no reset\");"))
+    log = _build_and_run(out, "cortex-m", "", tmp_path)
+    assert "first mismatch: sample 1" in log and "tinycompress self-test: FAIL" in log, log
