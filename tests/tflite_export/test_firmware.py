@@ -391,7 +391,7 @@ def encoded_models():
     model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
     c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
     model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
-    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    x = rng.normal(size=(128, 8, 8, 1)).astype("float32")
     plain = tinycompress.convert(model, x)
     models = {}
     for encoding in ("prune", "huffman"):  # every tensor the decoder can write, paying or not
