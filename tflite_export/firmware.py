@@ -11,7 +11,9 @@
 * ``zephyr``: an application for Zephyr's TFLM module;
 * ``esp-idf``: a project depending on ``espressif/esp-tflite-micro``.
 
-Each ``main`` runs the model once on a golden input, compares every output value
+Each ``main`` runs the model on one or more golden samples, resetting the
+interpreter before each (``MicroInterpreter::Reset()``: variable tensors such as
+an LSTM's state start from zero, as on the host), compares every output value
 with the output the host TFLM interpreter produced, and prints PASS/FAIL, the
 arena used and the inference time; two marked USER CODE functions take the
 user's sensor input and output handling. The files are deterministic and hold no
@@ -234,26 +236,37 @@ def _rows(values: np.ndarray, dtype: str) -> list[str]:
     return [", ".join(items[i : i + BYTES_PER_LINE]) + "," for i in range(0, len(items), BYTES_PER_LINE)]
 
 
+def _sample_rows(samples: np.ndarray, dtype: str) -> list[str]:
+    """C initializer rows of several samples, each sample starting on a new row."""
+    return [row for sample in samples for row in _rows(sample, dtype)]
+
+
 def _as_list(x) -> list[np.ndarray]:
     return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
 
 
 def _golden(view: fb.ModelView, golden_input, golden_output) -> tuple[list, list]:
+    """Golden samples and their host TFLM outputs, each an array of shape (samples, values)."""
     from tflite_export.runtime import run_tflm
 
     ins = input_details(view)
     xs = _as_list(golden_input)
     if len(xs) != len(ins):
         raise EmitError(f"expected {len(ins)} golden input array(s), one per model input. Received {len(xs)}.")
+    counts = []
     for i, (x, t) in enumerate(zip(xs, ins)):
-        if x.dtype != np.dtype(t.dtype) or x.size != int(np.prod(t.shape)):
+        values = int(np.prod(t.shape))
+        if x.dtype != np.dtype(t.dtype) or x.size == 0 or x.size % values:
             raise EmitError(
-                f"expected golden input {i} as {t.dtype} with {int(np.prod(t.shape))} values (shape "
-                f"{t.shape}). Received {x.dtype} with {x.size}. Quantize float samples with "
+                f"expected golden input {i} as {t.dtype} with {values} values (shape {t.shape}) per "
+                f"sample. Received {x.dtype} with {x.size}. Quantize float samples with "
                 "tflite_export.quantize(x, model)."
             )
-    host = run_tflm(view.data, [x.reshape((1, *t.shape[1:]) if t.shape else (1,)) for x, t in zip(xs, ins)])
-    host = _as_list(host)
+        counts.append(x.size // values)
+    if len(set(counts)) != 1:
+        raise EmitError(f"expected the same number of golden samples for every input. Received {counts}.")
+    xs = [x.reshape((counts[0], *t.shape[1:]) if t.shape else (counts[0],)) for x, t in zip(xs, ins)]
+    host = [np.asarray(h) for h in _as_list(run_tflm(view.data, xs))]  # each sample from a reset state
     if golden_output is not None:
         given = _as_list(golden_output)
         if len(given) != len(host) or any(
@@ -263,7 +276,7 @@ def _golden(view: fb.ModelView, golden_input, golden_output) -> tuple[list, list
                 "expected golden_output equal to the host TFLM output for golden_input. Received "
                 "different values. Pass golden_output=None to have it computed."
             )
-    return xs, [h.reshape(-1) for h in host]
+    return [x.reshape(counts[0], -1) for x in xs], [h.reshape(counts[0], -1) for h in host]
 
 
 def _model_is_compressed(view: fb.ModelView) -> bool:
@@ -333,8 +346,9 @@ def render_project(
         "name_comment": _comment(name),
         "ident": ident,
         "MACRO": ident.upper(),
-        "inputs": [{"dtype": t.dtype, "golden_rows": _rows(x, t.dtype)} for t, x in zip(ins, xs)],
-        "outputs": [{"dtype": t.dtype, "golden_rows": _rows(y, t.dtype)} for t, y in zip(outs, ys)],
+        "golden_samples": len(xs[0]),
+        "inputs": [{"dtype": t.dtype, "golden_rows": _sample_rows(x, t.dtype)} for t, x in zip(ins, xs)],
+        "outputs": [{"dtype": t.dtype, "golden_rows": _sample_rows(y, t.dtype)} for t, y in zip(outs, ys)],
         "arena_size": int(arena_size),
         "model_size": len(view.data),
         "compressed": compressed,
@@ -377,9 +391,12 @@ def write_firmware_project(
         target: one of `TARGETS`.
         name: model name, used for file and symbol names (see
             `tflite_export.emit_c.c_identifier`). Default ``"model"``.
-        golden_input: one sample per model input, in the input dtype (e.g. int8
-            from `tflite_export.quantize`), with or without the batch axis; an
-            array, or a list of arrays for several inputs.
+        golden_input: the samples of each model input, in the input dtype (e.g.
+            int8 from `tflite_export.quantize`): one sample, with or without the
+            batch axis, or several stacked on the first axis (each is run from
+            a reset interpreter, so two sequences check that an LSTM's state
+            does not carry over); an array, or a list of arrays for several
+            inputs (the same number of samples each).
         golden_output: the expected outputs; default None computes them on the
             host TFLM interpreter. When given they must equal that run.
         arena_size: tensor arena bytes (``measure_arena(model).emitted_bytes``).

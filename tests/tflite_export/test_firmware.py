@@ -19,6 +19,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import firmware_templates
+from tflite_export.emit_c import used_operators
 from tflite_export.errors import EmitError
 from tflite_export.firmware import (
     BOARDS,
@@ -94,6 +95,24 @@ def test_golden_arrays_match_host_tflm(converted):
     with pytest.raises(EmitError, match="host TFLM output"):
         render_project(model, "cortex-m", golden_input=x[0], golden_output=np.zeros(10, np.int8) + 99,
                        arena_size=8192)
+
+
+def test_several_golden_samples_each_run_from_a_reset_interpreter(converted):
+    model = converted("cnn")
+    x = quantize(np.random.default_rng(3).random((3, 12, 12, 1), dtype=np.float32), model)
+    files = render_project(model, "cortex-m", golden_input=x, arena_size=8192)
+    assert "#define MODEL_GOLDEN_SAMPLES 3\n" in files["src/model_golden.h"]
+    golden = files["src/model_golden.c"]
+    assert _golden_values(golden, "g_model_golden_input0") == x.reshape(-1).tolist()
+    assert _golden_values(golden, "g_model_golden_output0") == np.asarray(run_tflm(model, x)).reshape(-1).tolist()
+    for target in TARGETS:  # every target's self-test resets before each sample and each user run
+        sources = "\n".join(t for p, t in render_project(tiny_model(), target, golden_input=GOLDEN_IN,
+                                                           arena_size=2048).items() if p.endswith((".cc", ".ino")))
+        check = sources[sources.index("static bool tc_check_sample"):sources.index("static bool tc_self_test")]
+        assert check.index("interpreter->Reset()") < check.index("memcpy(") < check.index("->Invoke()")
+        assert "for (int s = 0; s < MODEL_GOLDEN_SAMPLES; ++s)" in sources
+        run = sources[sources.index("static bool tc_run_once"):]
+        assert run.index("interpreter->Reset()") < run.index("tc_fill_inputs(interpreter)")
 
 
 @pytest.mark.slow
@@ -329,3 +348,125 @@ def test_lut_compressed_cortex_m_project_passes_under_qemu(tmp_path, lut_model):
     run = _sh(*make, "-s", "run", timeout=120)
     log = run.stdout + run.stderr
     assert "tinycompress self-test: PASS" in log, log
+
+
+def _build_and_run(out: Path, target: str, flavour: str, tmp_path: Path) -> str:
+    """Build a cortex-m (QEMU) or cmake (host) project against TFLM_DIR; the self-test's log."""
+    if target == "cortex-m":
+        _need("qemu-system-arm")
+        make = ["make", "-C", out, f"TFLM_DIR={TFLM_DIR}", f"TFLM_GEN={_gen_dir(tmp_path, 'cortex-m4+fp' + flavour)}/"]
+        _sh(*make, "-j2", timeout=3600)
+        run = subprocess.run([str(c) for c in (*make, "-s", "run")], capture_output=True, text=True, timeout=300)
+    else:
+        _sh("cmake", "-S", out, "-B", out / "build", f"-DTFLM_DIR={TFLM_DIR}", "-DTFLM_JOBS=2",
+            f"-DTFLM_GEN_DIR={_gen_dir(tmp_path, 'host' + flavour)}")
+        _sh("cmake", "--build", out / "build", "-j2", timeout=3600)
+        run = subprocess.run([str(next((out / "build").glob("*_selftest")))], capture_output=True, text=True,
+                             timeout=300)
+    return run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def encoded_models():
+    """encoding -> (DECODE-encoded model bytes, two golden int8 samples): a conv net with a
+    95%-sparse Dense kernel and a 4-value Dense kernel whose every tensor the decoder can write
+    (per-channel conv kernel, Dense kernels, and for prune the int32 biases) is encoded."""
+    import keras
+
+    import tinycompress
+    from tflite_export.encode import encode
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(32, activation="relu", name="sparse"),
+        keras.layers.Dense(32, activation="relu", name="clustered"),
+        keras.layers.Dense(4, name="out"),
+    ])
+    rng = np.random.default_rng(0)
+    k = rng.uniform(0.5, 1.0, (288, 32)) * rng.choice([-1.0, 1.0], (288, 32))
+    k[rng.random(k.shape) < 0.95] = 0.0
+    model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
+    c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
+    model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
+    x = rng.normal(size=(128, 8, 8, 1)).astype("float32")
+    plain = tinycompress.convert(model, x)
+    models = {}
+    for encoding in ("prune", "huffman"):  # every tensor the decoder can write, paying or not
+        result = encode(plain, encodings=encoding, tensors=lambda c: True, verify_data=x[:8],
+                        measure_each=False)
+        assert {t.encoding for t in result.tensors} == {encoding} and result.flash_after < result.flash_before
+        assert all(any(f"/{layer}_" in t.name for t in result.tensors) for layer in ("conv", "sparse", "clustered"))
+        assert encoding == "huffman" or any(t.dtype == "INT32" for t in result.tensors)
+        models[encoding] = result.model_bytes, quantize(x[:2], result.model_bytes)
+    return models
+
+
+@pytest.mark.slow
+@pytest.mark.tflm_source
+@needs_tflm
+@pytest.mark.parametrize("encoding", ["prune", "huffman"])
+@pytest.mark.parametrize("target", ["cortex-m", "cmake"])
+def test_encoded_model_passes_with_tflm_compression(tmp_path, encoded_models, target, encoding):
+    """Issue 14: TFLM's DECODE prune and Huffman decoders, built with USE_TFLM_COMPRESSION on
+    Cortex-M4 (QEMU) and on the host, give the host interpreter's outputs for our encodings."""
+    from tflite_export.arena import measure_arena
+
+    model, x = encoded_models[encoding]
+    out = write_firmware_project(model, tmp_path / target, target, name=encoding, golden_input=x,
+                                 arena_size=measure_arena(model).emitted_bytes)
+    assert "AddDecode" in (out / f"src/{encoding}_ops.h").read_text()
+    log = _build_and_run(out, target, "-compression", tmp_path)
+    assert "tinycompress self-test: PASS (2 golden samples)" in log, log
+
+
+@pytest.fixture(scope="module")
+def lstm_model():
+    """(int8 model with one UNIDIRECTIONAL_SEQUENCE_LSTM, two golden int8 sequences)."""
+    import keras
+
+    import tinycompress
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.LSTM(12, name="lstm"), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).normal(size=(128, 6, 3)).astype("float32")
+    tflite = tinycompress.convert(model, x)
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM", None, "AddUnidirectionalSequenceLSTM") in used_operators(tflite)
+    return tflite, quantize(x[:2] * np.float32(2.0), tflite)  # strong inputs: a large state to leak
+
+
+@pytest.mark.slow
+@pytest.mark.tflm_source
+@needs_tflm
+@pytest.mark.parametrize("target", ["cortex-m", "cmake"])
+def test_lstm_project_passes_on_two_sequences(tmp_path, lstm_model, target):
+    """Issue 16: a Keras 3 LSTM exported as one int8 UNIDIRECTIONAL_SEQUENCE_LSTM passes the
+    self-test on two golden sequences, on Cortex-M4 under QEMU (CMSIS-NN's LSTM kernel) and on
+    the host (TFLM's reference kernel).
+
+    On the host the reference kernel keeps the LSTM state in variable tensors across Invoke:
+    without the Reset between the sequences the first one's state leaks into the second and the
+    self-test fails. CMSIS-NN's kernel (this TFLM commit) ignores those tensors and starts each
+    Invoke from a zero state, so there the Reset changes nothing (and streaming one step per
+    Invoke does not work). The cmake project is built with compression on only to share that
+    TFLM library with the encoded-model tests; the flag changes nothing for a model without DECODE.
+    """
+    from tflite_export.arena import measure_arena
+
+    tflite, golden = lstm_model
+    out = write_firmware_project(tflite, tmp_path / target, target, name="lstm", golden_input=golden,
+                                 arena_size=measure_arena(tflite).emitted_bytes, compressed=target == "cmake")
+    assert "AddUnidirectionalSequenceLSTM" in (out / "src/lstm_ops.h").read_text()
+    flavour = "-compression" if target == "cmake" else ""
+    log = _build_and_run(out, target, flavour, tmp_path)
+    assert "tinycompress self-test: PASS (2 golden samples)" in log, log
+    if target == "cmake":
+        main = out / "src/main.cc"
+        text = main.read_text()
+        reset = "if (interpreter->Reset() != kTfLiteOk) {\n    MicroPrintf(\"tinycompress self-test: FAIL (Reset failed)\");"
+        assert text.count(reset) == 1
+        main.write_text(text.replace(reset, "if (false) {\n    MicroPrintf(\"no reset\");"))
+        log = _build_and_run(out, target, flavour, tmp_path)
+        assert "first mismatch: sample 1" in log and "tinycompress self-test: FAIL" in log, log
