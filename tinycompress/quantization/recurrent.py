@@ -73,7 +73,7 @@ class QuantizeRecurrent(keras.layers.Wrapper):
     Example:
         >>> import keras, numpy as np
         >>> w = QuantizeRecurrent(keras.layers.GRU(4), name="quant_gru")
-        >>> w(np.zeros((2, 5, 3), "float32")).shape
+        >>> tuple(w(np.zeros((2, 5, 3), "float32")).shape)
         (2, 4)
         >>> [v.name for v in w.get_compressible_weights()]
         ['kernel', 'recurrent_kernel']
