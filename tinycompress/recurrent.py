@@ -24,6 +24,13 @@ length of 1 and run one step per ``Invoke`` without resets matched the float
 model over 10 steps as closely as the whole-sequence export (max error
 0.005 on a random LSTM(8)).
 
+QAT (`tinycompress.quantization.QuantizeRecurrent`) trains the same
+arithmetic (`tinycompress._unroll`). A wrapped layer exports through
+`EXPORT_HOOK` with its int8-grid weights; GRU/SimpleRNN keep the trained state
+range as fake-quant ops. TF 2.21's converter cannot quantize a fused LSTM next
+to fake-quant ops, so a QAT model with one converts by calibration
+(`CALIBRATED_HOOK`: quantizers become identities, kernels stay on the grid).
+
 The table `EXPORTED` lists the supported classes; `unsupported_layers` names
 every layer that cannot be exported (stateful or state-returning recurrent
 layers, masks, ``Bidirectional``, ``ConvLSTM``, a generic ``RNN`` cell), and
