@@ -24,6 +24,13 @@ length of 1 and run one step per ``Invoke`` without resets matched the float
 model over 10 steps as closely as the whole-sequence export (max error
 0.005 on a random LSTM(8)).
 
+QAT (`tinycompress.quantization.QuantizeRecurrent`) trains the same
+arithmetic (`tinycompress._unroll`). A wrapped layer exports through
+`EXPORT_HOOK` with its int8-grid weights; GRU/SimpleRNN keep the trained state
+range as fake-quant ops. TF 2.21's converter cannot quantize a fused LSTM next
+to fake-quant ops, so a QAT model with one converts by calibration
+(`CALIBRATED_HOOK`: quantizers become identities, kernels stay on the grid).
+
 The table `EXPORTED` lists the supported classes; `unsupported_layers` names
 every layer that cannot be exported (stateful or state-returning recurrent
 layers, masks, ``Bidirectional``, ``ConvLSTM``, a generic ``RNN`` cell), and
@@ -35,16 +42,31 @@ from __future__ import annotations
 import uuid
 
 import keras
-import numpy as np
+
+from tinycompress._unroll import RECURRENT as _RECURRENT
+from tinycompress._unroll import cell_weights, fusable, unroll
 
 __all__ = [
     "EXPORTED",
+    "EXPORT_HOOK",
+    "CALIBRATED_HOOK",
     "REFUSED",
     "unsupported_layers",
     "check_exportable",
     "crash_suspects",
     "for_export",
 ]
+
+#: Method of a layer wrapping a recurrent layer (e.g. `QuantizeRecurrent`) that
+#: returns ``(recurrent layer, cell_weights-style weights, state range or None)``.
+EXPORT_HOOK = "recurrent_export"
+
+#: Method of a QAT layer returning its plain replacement (a layer, or None to
+#: drop it) for a model converted by calibration: TF 2.21's converter cannot
+#: quantize a fused LSTM next to fake-quant ops ("'tfl.unidirectional_sequence_lstm'
+#: op operand #0 must be tensor of 32-bit float values"), so a QAT model with
+#: a fused LSTM converts with its int8-grid weights and calibrated ranges.
+CALIBRATED_HOOK = "calibrated_export"
 
 #: Recurrent layer classes we export -> the form used.
 EXPORTED = {
@@ -63,18 +85,11 @@ REFUSED = {
     "Masking": "masks are not exported; pad sequences to the fixed length without a mask",
 }
 
-_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
-
-
 def _walk(model):
     for layer in getattr(model, "layers", []):
         yield layer
         if hasattr(layer, "layers"):
             yield from _walk(layer)
-
-
-def _act(fn) -> str:
-    return keras.activations.serialize(fn) if callable(fn) else str(fn)
 
 
 def _problem(layer) -> str | None:
@@ -180,107 +195,33 @@ def _fused_lstm_fn():
     })
 
 
-def _weights(cell):
-    """(kernel, recurrent kernel, input bias, recurrent bias or None) in numpy.
-
-    Weights are split here, not in the graph: a constant the converter must
-    split itself may stay float (a DEQUANTIZE feeding a float SPLIT).
-    """
-    w = [np.asarray(keras.ops.convert_to_numpy(v)) for v in (cell.kernel, cell.recurrent_kernel)]
-    width = w[0].shape[1]
-    bias = (
-        np.asarray(keras.ops.convert_to_numpy(cell.bias))
-        if cell.use_bias
-        else np.zeros(width, np.float32)
-    )
-    if bias.ndim == 2:  # GRU with reset_after=True: input and recurrent bias
-        return (*w, bias[0], bias[1])
-    return (*w, bias, None)
-
-
-_GATES = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
-
-
-def _split_gates(kind: str, weights):
-    """Per-gate (kernel, recurrent kernel, input bias) and GRU's recurrent h bias.
-
-    The recurrent biases of GRU's z and r gates are added to the input biases
-    (the sums are what the cell adds); only the h gate keeps its own, since
-    the reset gate multiplies it.
-    """
-    kernel, rec, b_in, b_rec = weights
-    n = _GATES[kind]
-    u = kernel.shape[1] // n
-    cut = [slice(k * u, (k + 1) * u) for k in range(n)]
-    b_in = b_in.copy()
-    b_h = None
-    if b_rec is not None:
-        b_in[: 2 * u] += b_rec[: 2 * u]
-        b_h = b_rec[2 * u :]
-    return [(kernel[:, c], rec[:, c], b_in[c]) for c in cut], b_h
-
-
-def _unrolled(rnn, weights, x) -> list:
-    """The layer's outputs, one per time step, written out step by step.
-
-    Each gate's input projection over all steps is one FULLY_CONNECTED; each
-    step adds one recurrent FULLY_CONNECTED per gate (none at the first step,
-    whose state is zero) and the gate arithmetic of Keras' cell. No SPLIT:
-    its outputs must share one scale, which can leave the converter a float
-    SPLIT.
-    """
-    import tensorflow as tf
-
-    cell, kind = rnn.cell, type(rnn).__name__
-    gates, b_h = _split_gates(kind, weights)
-    _, steps, features = x.shape
-    flat = tf.reshape(x, (-1, features))
-    xs = [
-        tf.unstack(tf.reshape(tf.matmul(flat, tf.constant(w)) + tf.constant(b), (-1, steps, w.shape[1])), axis=1)
-        for w, _, b in gates
-    ]
-    recs = [tf.constant(r) for _, r, _ in gates]
-    act, gate = cell.activation, getattr(cell, "recurrent_activation", None)
-
-    def pre(k, t, h):
-        return xs[k][t] if h is None else xs[k][t] + tf.matmul(h, recs[k])
-
-    h = c = None
-    outs = []
-    for t in range(steps):
-        if kind == "SimpleRNN":
-            h = act(pre(0, t, h))
-        elif kind == "LSTM":
-            i, f, o = gate(pre(0, t, h)), gate(pre(1, t, h)), gate(pre(3, t, h))
-            g = act(pre(2, t, h))
-            c = i * g if c is None else f * c + i * g
-            h = o * act(c)
-        else:
-            z, r = gate(pre(0, t, h)), gate(pre(1, t, h))
-            if b_h is not None:  # reset_after=True (Keras' default): r scales U_h h + b_h
-                hh = tf.constant(b_h) if h is None else tf.matmul(h, recs[2]) + tf.constant(b_h)
-                cand = act(xs[2][t] + r * hh)
-            else:
-                cand = act(pre(2, t, None if h is None else r * h))
-            h = cand - z * cand if h is None else cand + z * (h - cand)
-        outs.append(h)
-    return outs
-
-
 class _RecurrentExport(keras.layers.Layer):
-    """Trace-time stand-in for a recurrent layer; never saved, so no config."""
+    """Trace-time stand-in for a recurrent layer; never saved, so no config.
 
-    def __init__(self, rnn, fused: bool):
+    ``weights`` replaces the layer's own (a QAT layer passes its int8-grid
+    kernels); ``state_range`` pins the int8 range of the output and state
+    with a fake-quant op the converter reads (None: calibrated).
+    """
+
+    def __init__(self, rnn, fused: bool, weights=None, state_range=None):
         super().__init__(name=rnn.name)
         self.rnn = rnn
         self.fused = fused
         self.built = True
         # Read while eager: the traced graph holds the weights as constants.
-        self._weights = _weights(rnn.cell)
+        self._weights = cell_weights(rnn.cell) if weights is None else weights
+        self._range = state_range
         self._lstm = _fused_lstm_fn() if fused else None
 
     def compute_output_shape(self, input_shape):
         return self.rnn.compute_output_shape(input_shape)
+
+    def _state_q(self, h):
+        import tensorflow as tf
+
+        if self._range is None:
+            return h
+        return tf.quantization.fake_quant_with_min_max_vars(h, *self._range, num_bits=8)
 
     def call(self, inputs):
         import tensorflow as tf
@@ -290,9 +231,11 @@ class _RecurrentExport(keras.layers.Layer):
             cell, batch = self.rnn.cell, inputs.shape[0]
             zeros = tf.zeros((batch, cell.units), inputs.dtype)
             weights = [tf.constant(w) for w in self._weights[:3]]
-            last, seq, *_ = self._lstm(x, zeros, zeros, *weights)
+            _, seq, *_ = self._lstm(x, zeros, zeros, *weights)
+            seq = self._state_q(seq)
+            last = seq[:, -1]
         else:
-            outs = _unrolled(self.rnn, self._weights, x)
+            outs = unroll(self.rnn, self._weights, x, state_q=self._state_q)
             last, seq = outs[-1], tf.stack(outs, axis=1)
         return seq if self.rnn.return_sequences else last
 
@@ -329,20 +272,26 @@ def for_export(model, *, lstm: str = "fused"):
     if lstm not in ("fused", "unrolled"):
         raise ArgumentError(f"expected lstm in ('fused', 'unrolled'). Received: lstm={lstm!r}.")
     check_exportable(model)
-    recurrent = [l for l in _walk(model) if type(l).__name__ in _RECURRENT]
+    recurrent = [l for l in _walk(model)
+                 if type(l).__name__ in _RECURRENT or callable(getattr(l, EXPORT_HOOK, None))]
     if not recurrent:
         return model
 
+    hooked = [l for l in recurrent if callable(getattr(l, EXPORT_HOOK, None))]
+    calibrated = lstm == "fused" and any(fusable(l.recurrent_export()[0]) for l in hooked)
+
     def replace(layer):
+        hook = getattr(layer, EXPORT_HOOK, None)
+        if callable(hook):  # a wrapped recurrent layer (QAT): its weights and state range
+            rnn, weights, state_range = hook()
+            fused = lstm == "fused" and fusable(rnn)
+            return _RecurrentExport(rnn, fused, weights, None if calibrated else state_range)
+        plain = getattr(layer, CALIBRATED_HOOK, None)
+        if calibrated and callable(plain):
+            return plain()
         if type(layer).__name__ not in _RECURRENT:
             return layer
-        fused = (
-            lstm == "fused"
-            and type(layer).__name__ == "LSTM"
-            and _act(layer.cell.activation) == "tanh"
-            and _act(layer.cell.recurrent_activation) == "sigmoid"
-        )
-        return _RecurrentExport(layer, fused)
+        return _RecurrentExport(layer, lstm == "fused" and fusable(layer))
 
     try:
         return keras.models.clone_model(model, clone_function=replace, recursive=True)

@@ -1,8 +1,8 @@
-"""Which layers and variables are pruned: the core's kernel table, Dense and convolutions.
+"""Which layers and variables are pruned: the core's kernel table, Dense, convolutions, RNNs.
 
-A layer is prunable if it is a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D or
-SeparableConv1D/2D layer (`tinycompress.core.KERNEL_TABLE`, kinds
-`LINEAR_KINDS`), or if it defines ``get_compressible_weights()`` (or the
+A layer is prunable if it is a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D,
+SeparableConv1D/2D, LSTM, GRU or SimpleRNN layer (`tinycompress.core.KERNEL_TABLE`,
+kinds `PRUNABLE_KINDS`: a recurrent layer's input and recurrent kernels), or if it defines ``get_compressible_weights()`` (or the
 older ``get_prunable_weights()``): the escape hatch for wrappers such as QAT
 layers and for user layers.
 """
@@ -15,11 +15,13 @@ from tinycompress import core
 from tinycompress.core import LayerSelector
 from tinycompress.errors import PruningError
 
-__all__ = ["PRUNABLE_TYPES", "LayerSelector", "is_prunable", "prunable_weights", "select_layers"]
+__all__ = ["PRUNABLE_KINDS", "PRUNABLE_TYPES", "LayerSelector", "is_prunable", "prunable_weights", "select_layers"]
 
+#: Kernel-table kinds pruned: Dense, convolutions and recurrent layers.
+PRUNABLE_KINDS = core.LINEAR_KINDS + ("recurrent",)
 #: Layer classes pruned by default (their kernels only; biases stay dense).
 PRUNABLE_TYPES: tuple[type, ...] = tuple(
-    cls for cls, row in core.KERNEL_TABLE.items() if row.kind in core.LINEAR_KINDS)
+    cls for cls, row in core.KERNEL_TABLE.items() if row.kind in PRUNABLE_KINDS)
 
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
@@ -29,7 +31,7 @@ def is_prunable(layer: keras.layers.Layer) -> bool:
         >>> is_prunable(keras.layers.Dense(3)), is_prunable(keras.layers.ReLU())
         (True, False)
     """
-    return core.is_compressible(layer, core.LINEAR_KINDS)
+    return core.is_compressible(layer, PRUNABLE_KINDS)
 
 
 def prunable_weights(layer: keras.layers.Layer) -> list[keras.Variable]:
@@ -81,4 +83,4 @@ def select_layers(model: keras.Model, layers: LayerSelector = None) -> list[kera
         >>> [l.name for l in select_layers(m)], [l.name for l in select_layers(m, "b")]
         (['a', 'b'], ['b'])
     """
-    return core.select_layers(model, layers, kinds=core.LINEAR_KINDS, verb="pruned", error=PruningError)
+    return core.select_layers(model, layers, kinds=PRUNABLE_KINDS, verb="pruned", error=PruningError)

@@ -1,7 +1,8 @@
 """Quantization-aware training (int8, TFLite's scheme) for Keras 3 models.
 
 `quantize_model` returns a model that simulates the int8 TFLM model during
-``fit``; convert it with `tinycompress.convert` and the flatbuffer's scales are
+``fit`` (CNNs, Dense models, sigmoid/tanh with TFLite's fixed ranges, and
+LSTM/GRU/SimpleRNN in the form `tinycompress.recurrent` exports); convert it with `tinycompress.convert` and the flatbuffer's scales are
 the trained ranges. `fold_batchnorm` is also usable on its own.
 
 The technique contract (`tinycompress.core.technique`): `QATConfig`, `apply`,
@@ -19,7 +20,14 @@ from tinycompress.quantization.quantize import (
     quantize_model,
     strip_qat,
 )
-from tinycompress.quantization.quantizers import ActivationQuantizer, fake_quant_kernel, int8_scale
+from tinycompress.quantization.quantizers import (
+    FIXED_RANGES,
+    ActivationQuantizer,
+    FixedRangeQuantizer,
+    fake_quant_kernel,
+    int8_scale,
+)
+from tinycompress.quantization.recurrent import QuantizeRecurrent
 from tinycompress.quantization.technique import TECHNIQUE, apply, callbacks
 from tinycompress.quantization.wrapper import QuantizeWrapper
 
@@ -35,6 +43,9 @@ __all__ = [
     "QATCallback",
     "QuantizeWrapper",
     "ActivationQuantizer",
+    "FixedRangeQuantizer",
+    "FIXED_RANGES",
+    "QuantizeRecurrent",
     "fake_quant_kernel",
     "int8_scale",
     "SUPPORTED_LAYERS",

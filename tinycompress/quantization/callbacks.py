@@ -12,8 +12,19 @@ __all__ = ["QATCallback", "activation_quantizers"]
 
 
 def activation_quantizers(model: keras.Model) -> list[ActivationQuantizer]:
-    """Every `ActivationQuantizer` layer of a QAT model (nested models included)."""
-    return [l for l in dict.fromkeys(walk_layers(model)) if isinstance(l, ActivationQuantizer)]
+    """Every `ActivationQuantizer` of a QAT model (nested models included).
+
+    Layers of the model, and those a layer owns and lists with a
+    ``quantizers()`` method (the state range of `QuantizeRecurrent`).
+    """
+    found = []
+    for layer in dict.fromkeys(walk_layers(model)):
+        owned = getattr(layer, "quantizers", None)
+        if isinstance(layer, ActivationQuantizer):
+            found.append(layer)
+        elif callable(owned):
+            found += owned()
+    return found
 
 
 @keras.saving.register_keras_serializable(package="tinycompress")

@@ -10,8 +10,12 @@ quantization is placed exactly where the converter puts int8 tensors:
 * Add, Concatenate and GlobalAveragePooling outputs and standalone ReLUs;
 * nowhere after MaxPooling, Flatten, Reshape, Dropout and ZeroPadding (they keep
   their input's scale); AveragePooling re-quantizes with its input's range;
-* not before a Concatenate (its inputs take the concatenation's range) and not
-  after a Softmax (TFLite fixes its range to [0, 1)).
+* not before a Concatenate (its inputs take the concatenation's range);
+* after a Softmax, sigmoid or tanh (layer or activation of a Dense/Conv, which
+  is split off into an ``Activation`` layer): TFLite fixes those ranges; sigmoid
+  and tanh outputs get a `FixedRangeQuantizer` with TFLite's grid;
+* LSTM, GRU and SimpleRNN are wrapped in `QuantizeRecurrent`, which quantizes
+  their kernels, state and (unrolled forms) gate activations inside.
 
 Kernels are fake-quantized symmetric, narrow range, per channel (Dense per
 tensor unless `QATConfig.per_channel_dense`). Convert the trained QAT model
@@ -28,7 +32,8 @@ from tinycompress.quantization.callbacks import activation_quantizers
 from tinycompress.quantization.config import QATConfig
 from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.fold import fold_batchnorm, foldable_pairs
-from tinycompress.quantization.quantizers import ActivationQuantizer
+from tinycompress.quantization.quantizers import FIXED_RANGES, ActivationQuantizer, FixedRangeQuantizer
+from tinycompress.quantization.recurrent import RECURRENT_LAYERS, QuantizeRecurrent, recurrent_problems
 from tinycompress.quantization.wrapper import WRAPPABLE_LAYERS, QuantizeWrapper, activation_name, wrap_problems
 
 __all__ = ["SUPPORTED_LAYERS", "quantize_model", "strip_qat", "quantization_ranges"]
@@ -43,7 +48,9 @@ _WEIGHTED = WRAPPABLE_LAYERS + (L.SeparableConv2D,)
 
 #: Layer types `quantize_model` accepts (BatchNormalization only where it folds).
 SUPPORTED_LAYERS = (L.InputLayer, L.BatchNormalization) + _WEIGHTED + _SAME_SCALE + \
-    _SHARED_RANGE + _OWN_RANGE + _ACTIVATIONS
+    _SHARED_RANGE + _OWN_RANGE + _ACTIVATIONS + RECURRENT_LAYERS
+#: Activations `quantize_model` simulates.
+_SIMULATED = ("relu", "relu6", "linear", "softmax") + tuple(FIXED_RANGES)
 
 
 def _activation_kind(layer: keras.layers.Layer) -> str | None:
@@ -82,13 +89,15 @@ def _problems(graph: LayerGraph) -> list[str]:
                 problems.append(f"{where}: activation '{act}' / data_format "
                                 f"'{layer.data_format}' not supported")
         elif isinstance(layer, _WEIGHTED):
-            problems += [f"{where}: {p}" for p in wrap_problems(layer, allow_softmax=True)]
+            problems += [f"{where}: {p}" for p in wrap_problems(layer, allow_split=True)]
+        elif isinstance(layer, RECURRENT_LAYERS):
+            problems += [f"{where}: {p}" for p in recurrent_problems(layer)]
         kind = _activation_kind(layer) if isinstance(layer, _ACTIVATIONS) else None
         softmax = kind == "softmax" or (
             isinstance(layer, _WEIGHTED) and activation_name(layer) == "softmax")
-        if kind is not None and kind not in ("relu", "relu6", "linear", "softmax"):
-            problems.append(f"{where}: activation '{kind}' (use relu, relu6, or softmax at "
-                            "the output)")
+        if kind is not None and kind not in _SIMULATED:
+            problems.append(f"{where}: activation '{kind}' (use relu, relu6, sigmoid, tanh, "
+                            "or softmax at the output)")
         if softmax and not all(id(t) in graph.output_ids for t in call.outputs):
             problems.append(f"{where}: softmax is only supported as a model output")
     return problems
@@ -135,18 +144,40 @@ class _Builder:
         self.quantizer_of[id(z)] = q
         return z
 
+    def fixed(self, y, activation: str, name: str):
+        """`y` through TFLite's fixed sigmoid/tanh output grid."""
+        q = FixedRangeQuantizer(activation, name=name)
+        z = q(y)
+        self.quantizer_of[id(z)] = q
+        return z
+
     def wrap(self, layer, x, *, per_channel: bool, keep: bool, weights: list):
         config = layer.get_config()
-        softmax = activation_name(layer) == "softmax"
-        if softmax:
+        act = activation_name(layer)
+        split = act in ("softmax",) + tuple(FIXED_RANGES)
+        if split:
             config["activation"] = "linear"
         inner = layer.__class__.from_config(config)
         wrapper = QuantizeWrapper(inner, per_channel=per_channel, name=f"quant_{layer.name}")
         y = wrapper(x)
         inner.set_weights(weights)
-        if keep or softmax:
+        if keep or split:
             y = self.add_quantizer(y, f"{layer.name}_quant")
-        return L.Softmax(name=f"{layer.name}_softmax")(y) if softmax else y
+        if act == "softmax":
+            return L.Softmax(name=f"{layer.name}_softmax")(y)
+        if split:
+            y = L.Activation(act, name=f"{layer.name}_{act}")(y)
+            return self.fixed(y, act, f"{layer.name}_{act}_quant")
+        return y
+
+    def wrap_recurrent(self, layer, x):
+        inner = layer.__class__.from_config(layer.get_config())
+        wrapper = QuantizeRecurrent(inner, ema_decay=self.config.ema_decay, name=f"quant_{layer.name}")
+        y = wrapper(x)
+        inner.set_weights(layer.get_weights())
+        if wrapper.state_quantizer is not None:
+            self.quantizer_of[id(y)] = wrapper.state_quantizer
+        return y
 
     def quantize_input(self, x):
         return self.add_quantizer(x, f"{input_name(x)}_quant")
@@ -164,6 +195,8 @@ class _Builder:
             per_channel = not isinstance(layer, L.Dense) or self.config.per_channel_dense
             return self.wrap(layer, args[0], per_channel=per_channel, keep=keep,
                              weights=layer.get_weights())
+        if isinstance(layer, RECURRENT_LAYERS):
+            return self.wrap_recurrent(layer, args[0])
         new = self.clones.get(id(layer))
         if new is None:
             new = self.clones[id(layer)] = layer.__class__.from_config(layer.get_config())
@@ -177,6 +210,8 @@ class _Builder:
             z = source(y, update=False)
             self.quantizer_of[id(z)] = source
             return z
+        if _activation_kind(layer) in FIXED_RANGES:
+            return self.fixed(y, _activation_kind(layer), f"{layer.name}_quant")
         return self.add_quantizer(y, f"{layer.name}_quant") if keep else y
 
 
@@ -254,9 +289,9 @@ def strip_qat(model: keras.Model) -> keras.Model:
         ['InputLayer', 'Dense']
     """
     def unwrap(layer: keras.layers.Layer) -> Replacement | list | None:
-        if isinstance(layer, ActivationQuantizer):
+        if isinstance(layer, (ActivationQuantizer, FixedRangeQuantizer)):
             return []
-        if isinstance(layer, QuantizeWrapper):
+        if isinstance(layer, (QuantizeWrapper, QuantizeRecurrent)):
             inner = layer.layer
             return Replacement((inner.__class__.from_config(inner.get_config()),), (inner.get_weights(),))
         return None

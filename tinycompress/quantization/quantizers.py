@@ -16,7 +16,7 @@ from keras import ops
 
 from tinycompress.errors import QuantizationError
 
-__all__ = ["ActivationQuantizer", "fake_quant_kernel", "int8_scale"]
+__all__ = ["ActivationQuantizer", "FixedRangeQuantizer", "FIXED_RANGES", "fake_quant_kernel", "int8_scale"]
 
 #: Smallest width of an activation range, so an all-zero tensor still has a scale.
 MIN_RANGE = 1e-6
@@ -123,8 +123,67 @@ class ActivationQuantizer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def calibrated_export(self) -> keras.layers.Layer:
+        """An identity: the converter calibrates this range (see `tinycompress.recurrent`)."""
+        return keras.layers.Identity(name=self.name)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "ema_decay": self.ema_decay}
+
+
+#: int8 ranges TFLite fixes for the outputs of LOGISTIC (scale 1/256, zero
+#: point -128) and TANH (scale 1/128, zero point 0), as fake-quant ``(min, max)``.
+FIXED_RANGES = {"sigmoid": (0.0, 255.0 / 256.0), "tanh": (-1.0, 127.0 / 128.0)}
+
+
+@keras.saving.register_keras_serializable(package="tinycompress")
+class FixedRangeQuantizer(keras.layers.Layer):
+    """Fake-quantize a sigmoid or tanh output to the int8 range TFLite fixes for it.
+
+    The converter gives LOGISTIC outputs scale 1/256 and zero point -128, and
+    TANH outputs scale 1/128 and zero point 0, whatever the data: this layer
+    puts exactly that grid after the activation (it has no range to train).
+
+    Args:
+        activation: ``"sigmoid"`` or ``"tanh"`` (see `FIXED_RANGES`).
+        **kwargs: `keras.layers.Layer` arguments (``name``...).
+
+    Raises:
+        QuantizationError: another activation.
+
+    Example:
+        >>> import numpy as np
+        >>> q = FixedRangeQuantizer("sigmoid")
+        >>> [float(v) * 256 for v in q(np.array([0.3, 0.999], "float32"))]
+        [77.0, 255.0]
+    """
+
+    def __init__(self, activation: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if activation not in FIXED_RANGES:
+            raise QuantizationError(
+                f"expected activation in {tuple(FIXED_RANGES)}. Received: activation={activation!r}."
+            )
+        self.activation = activation
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """The fixed ``(min, max)``."""
+        return FIXED_RANGES[self.activation]
+
+    def call(self, inputs, training=None, update=True):
+        lo, hi = FIXED_RANGES[self.activation]
+        return keras.quantizers.fake_quant_with_min_max_vars(inputs, lo, hi, num_bits=8)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def calibrated_export(self) -> keras.layers.Layer:
+        """An identity: TFLite fixes this range anyway."""
+        return keras.layers.Identity(name=self.name)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation}
 
 
 def fake_quant_kernel(kernel, *, per_channel: bool, depthwise: bool = False):

@@ -16,7 +16,7 @@ from tinycompress.core import kernels
 from tinycompress.errors import UnsupportedLayerError
 from tinycompress.quantization.quantizers import fake_quant_kernel
 
-__all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "QuantizeWrapper"]
+__all__ = ["WRAPPABLE_LAYERS", "FUSED_ACTIVATIONS", "SPLIT_ACTIVATIONS", "QuantizeWrapper"]
 
 #: Layers whose op `QuantizeWrapper._linear` computes (FULLY_CONNECTED, CONV_2D,
 #: DEPTHWISE_CONV_2D). This is the wrapper's capability, not a kernel table:
@@ -29,6 +29,9 @@ WRAPPABLE_LAYERS = (
 )
 #: Activations TFLite fuses into the layer (the output range is taken after them).
 FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
+#: Activations `quantize_model` splits off into their own layer (TFLite runs
+#: them as SOFTMAX, LOGISTIC and TANH ops with fixed output ranges).
+SPLIT_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
 
 
 def activation_name(layer: keras.layers.Layer) -> str:
@@ -37,13 +40,13 @@ def activation_name(layer: keras.layers.Layer) -> str:
     return name if isinstance(name, str) else str(name)
 
 
-def wrap_problems(layer: keras.layers.Layer, *, allow_softmax: bool = False) -> list[str]:
+def wrap_problems(layer: keras.layers.Layer, *, allow_split: bool = False) -> list[str]:
     """Reasons `layer` cannot be wrapped (empty when it can).
 
     Args:
         layer: the layer to check.
-        allow_softmax: accept a softmax activation (`quantize_model` splits it
-            off into a Softmax layer). Default False.
+        allow_split: accept a softmax, sigmoid or tanh activation
+            (`quantize_model` splits it off into its own layer). Default False.
 
     Returns:
         One line per problem.
@@ -55,8 +58,8 @@ def wrap_problems(layer: keras.layers.Layer, *, allow_softmax: bool = False) -> 
         problems.append(f"{type(layer).__name__} has no int8 QAT kernel here")
         return problems
     act = activation_name(layer)
-    if act not in FUSED_ACTIVATIONS and not (allow_softmax and act == "softmax"):
-        problems.append(f"activation '{act}' (use linear, relu or relu6)")
+    if act not in FUSED_ACTIVATIONS and not (allow_split and act in SPLIT_ACTIVATIONS):
+        problems.append(f"activation '{act}' (use linear, relu, relu6, sigmoid, tanh or softmax)")
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         problems.append("data_format='channels_first' (TFLite runs channels_last)")
     if getattr(layer, "groups", 1) != 1:
@@ -147,6 +150,19 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
+
+    def calibrated_export(self) -> keras.layers.Layer:
+        """The plain layer with its kernel on the int8 grid (see `tinycompress.recurrent`).
+
+        The converter's per-tensor / per-channel scale of a grid kernel is
+        the grid's, so the int8 weights are the trained ones.
+        """
+        inner = self.layer
+        new = inner.__class__.from_config(inner.get_config())
+        kernel = ops.convert_to_numpy(ops.reshape(self._kernel(), tuple(inner.kernel.shape)))
+        new.build((None,) * (len(kernel.shape) - 1) + (kernel.shape[-2],))
+        new.set_weights([kernel] + [ops.convert_to_numpy(w) for w in inner.weights[1:]])
+        return new
 
     def get_config(self) -> dict:
         return {

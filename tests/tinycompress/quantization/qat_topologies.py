@@ -64,4 +64,15 @@ def _conv1d():
     return keras.Model(x_in, L.Dense(4)(x), name="conv1d")
 
 
-TOPOLOGIES = {"cnn": _cnn, "residual": _residual, "conv1d": _conv1d}
+def _gates():
+    import keras
+
+    L = keras.layers
+    x_in = keras.Input((16,))
+    x = L.Dense(12, activation="tanh", name="tanh_dense")(x_in)
+    x = L.Dense(10, name="pre_sigmoid")(x)
+    x = L.Activation("sigmoid", name="sigmoid")(x)
+    return keras.Model(x_in, L.Dense(4, activation="softmax", name="head")(x), name="gates")
+
+
+TOPOLOGIES = {"cnn": _cnn, "residual": _residual, "conv1d": _conv1d, "gates": _gates}
