@@ -17,12 +17,15 @@ layers, for tracing only, into forms the converter turns into integer ops:
   (measured on a hand-written GRU loop).
 
 The fused LSTM keeps its output and cell state in *variable* tensors, which
-TFLM and LiteRT carry from one ``Invoke`` to the next: reset the interpreter
-(TFLM ``MicroInterpreter::Reset()``) before each independent sequence. The
-same property makes streaming possible: an LSTM converted with a sequence
+TFLM's reference kernel and LiteRT carry from one ``Invoke`` to the next:
+reset the interpreter (TFLM ``MicroInterpreter::Reset()``; the firmware
+self-tests do) before each independent sequence. The same property makes
+streaming possible with those kernels: an LSTM converted with a sequence
 length of 1 and run one step per ``Invoke`` without resets matched the float
 model over 10 steps as closely as the whole-sequence export (max error
-0.005 on a random LSTM(8)).
+0.005 on a random LSTM(8)). TFLM's CMSIS-NN LSTM kernel (TFLM 90b983c)
+starts every ``Invoke`` from a zero state instead: on Cortex-M builds with
+CMSIS-NN, export whole sequences; one step per ``Invoke`` does not stream.
 
 QAT (`tinycompress.quantization.QuantizeRecurrent`) trains the same
 arithmetic (`tinycompress._unroll`). A wrapped layer exports through
