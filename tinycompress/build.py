@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import tflite_export
+from tflite_export import _flatbuffer as fb
 from tflite_export.emit_c import LANGUAGES, c_identifier, render_c_sources
 from tflite_export.firmware import TARGETS, render_project
 from tflite_export.progress import Progress, report
@@ -126,9 +127,16 @@ def _measure(model: bytes, progress: Progress | None = None, device=None):
     return arena, report
 
 
+def _keeps_state(model: bytes) -> bool:
+    """Whether some tensor is a variable (LSTM state), carried from one ``Invoke`` to the next."""
+    return any(t.isVariable for sg in fb.unpack(model).subgraphs for t in sg.tensors)
+
+
 def _golden_inputs(model: bytes, x_verify: list[np.ndarray]) -> list[np.ndarray]:
-    """The first verification sample of every input, in the model's input dtype."""
-    return [tflite_export.quantize(x[:1], model, index=i) for i, x in enumerate(x_verify)]
+    """The first verification sample of every input, in the model's input dtype; the first two
+    (stacked) for a model that keeps state, so the self-test checks the reset between them."""
+    n = 2 if _keeps_state(model) else 1
+    return [tflite_export.quantize(x[:n], model, index=i) for i, x in enumerate(x_verify)]
 
 
 def render_firmware(result: BuildResult, target: str) -> dict[str, bytes]:

@@ -37,7 +37,9 @@ class BuildResult:
         sources: the C sources, file name -> bytes (see
             `tflite_export.emit_c.render_c_sources`).
         golden_inputs: the firmware self-test's input, one array per model
-            input (the first verification sample, in the input dtype).
+            input (the first verification sample, in the input dtype; the
+            first two, stacked, when the model keeps state between
+            ``Invoke`` calls, so the self-test checks the reset).
         firmware: the firmware project files, path under ``firmware/`` ->
             bytes, when a target was asked; else empty.
         target: the firmware target of ``firmware``, or None.

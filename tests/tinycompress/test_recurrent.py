@@ -215,3 +215,22 @@ def test_subclassed_model_with_recurrent_layers_is_refused():
     model.layers  # noqa: B018 - the walker finds tracked sublayers
     with pytest.raises(ConversionError, match="'inner_gru' \\(GRU\\).*functional API"):
         for_export(model)
+
+
+@pytest.mark.slow
+def test_firmware_of_a_stateful_model_checks_two_sequences():
+    """An LSTM keeps its state in variable tensors: the firmware self-test gets two golden
+    sequences, so a missing reset between them makes it fail (a stateless model gets one)."""
+    import keras
+
+    import tinycompress
+
+    keras.utils.set_random_seed(0)
+    x, _ = _task(64, 3)
+    lstm = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    dense = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(2)])
+    for model, samples in ((lstm, 2), (dense, 1)):
+        result = tinycompress.build(model, x, target="cortex-m", verify_samples=4)
+        assert [g.shape[0] for g in result.golden_inputs] == [samples]
+        header = next(v for k, v in result.firmware.items() if k.endswith("_golden.h")).decode()
+        assert f"_GOLDEN_SAMPLES {samples}\n" in header
