@@ -148,7 +148,7 @@ def measure(model: bytes, name: str, cpu: str, kernels: str, *, tflm_dir: Path, 
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, cached)
-    elf = next((project / "build").glob("*.elf"))
+    elf = project / "build" / "model.elf"  # the project is rendered with name "model"
     try:
         output = qemu(cpu, elf, timeout)
     except RigError as e:
