@@ -186,7 +186,8 @@ def _print_cost(cost) -> None:
     from tflite_export.report import cost_summary
 
     for key, value in cost_summary(cost):
-        _console.print(f"{key}: {value}", markup=False, highlight=False)
+        label = f"est. {key}" if key in ("latency", "energy") else key
+        _console.print(f"{label}: {value}", markup=False, highlight=False)
 
 
 def _encodings(encode: str | None, lut: bool, arena_budget: int | None, min_bytes: int | None):
