@@ -69,8 +69,9 @@ def _clustered(model, train, epochs: int) -> keras.Model:
 
 
 def _measure(name: str, model_bytes: bytes, test) -> dict:
+    """Flash, ``kTensorArenaSize`` (what `tinycompress.auto.Budget` bounds) and TFLM accuracy."""
     return {"recipe": name, "flash_bytes": len(model_bytes),
-            "arena_bytes": tflite_export.measure_arena(model_bytes).host_bytes,
+            "arena_bytes": tflite_export.measure_arena(model_bytes).emitted_bytes,
             "acc": round(tflite_export.evaluate_accuracy(model_bytes, *test), 4)}
 
 
@@ -87,7 +88,9 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
         fc1_rank: rank of the first Dense layer in ``lowrank_structured``.
 
     Returns:
-        ``[{"recipe", "flash_bytes", "arena_bytes", "acc"}, ...]``.
+        ``[{"recipe", "flash_bytes", "arena_bytes", "acc"}, ...]``; ``arena_bytes``
+        is the emitted ``kTensorArenaSize`` (measured host arena plus the
+        scratch bound and margin), the figure a search budget bounds.
     """
     calib = train[0][:500]
     convert = lambda m: tinycompress.convert(m, calib)  # noqa: E731
