@@ -30,7 +30,7 @@ import types
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
-    "core", "pruning", "quantization", "clustering", "distillation", "lowrank", "layer_pruning", "recurrent",
+    "core", "pruning", "quantization", "clustering", "distillation", "lowrank", "layer_pruning", "recurrent", "auto",
 )
 
 # Public name -> the module that defines it.
@@ -56,6 +56,9 @@ _NAMES = {
     "LoadedModel": "tinycompress.loading",
     "layer_errors": "tinycompress.layer_error",
     "LayerError": "tinycompress.layer_error",
+    "AutoError": "tinycompress.errors",
+    "BudgetError": "tinycompress.errors",
+    "NoFeasibleModelError": "tinycompress.errors",
     "load_model": "tinycompress.loading",
     "load_calibration": "tinycompress.data",
     "load_digit_images": "tinycompress.datasets",

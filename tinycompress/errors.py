@@ -27,6 +27,9 @@ __all__ = [
     "DistillationConfigError",
     "LowRankError",
     "LayerPruningError",
+    "AutoError",
+    "BudgetError",
+    "NoFeasibleModelError",
 ]
 
 
@@ -93,3 +96,26 @@ class LowRankError(CompressionError):
 
 class LayerPruningError(CompressionError):
     """A layer-pruning setting, candidate or budget cannot be used."""
+
+
+class AutoError(TinyCompressError, RuntimeError):
+    """The automatic search (`tinycompress.auto`) cannot run as asked: a bad search
+    space, recipe, storage or study."""
+
+
+class BudgetError(AutoError, ValueError):
+    """A device budget value is invalid, or it names a figure that cannot be measured
+    (a latency or energy budget without a device or without the cost model)."""
+
+
+class NoFeasibleModelError(AutoError):
+    """No trial of an automatic search met the budget.
+
+    Attributes:
+        result: the `tinycompress.auto.SearchResult` of the search (every
+            trial, the closest ones first in its ``closest`` list).
+    """
+
+    def __init__(self, message: str, result=None) -> None:
+        super().__init__(message)
+        self.result = result

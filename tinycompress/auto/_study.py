@@ -1,0 +1,172 @@
+"""The Optuna side of the search: storage, study, sampler, pruner, trial records.
+
+- Storage: a SQLite file ``study.db`` in the output folder by default (one
+  worker; an interrupted search resumes from it), or any Optuna storage URL
+  (PostgreSQL for several workers; trials of a worker that died are failed by
+  Optuna's heartbeat and re-run once).
+- Sampler: TPE with ``constraints_func`` (the budget's relative excesses, so
+  infeasible trials steer the search away) or random search with the same
+  pipeline (the benchmark's baseline).
+- Pruner: `FeasiblePruner`, a median rule over *feasible* trials only (a
+  median over every trial would prune the small models the budget needs,
+  since the uncompressed ones are the most accurate), or, with an accuracy
+  floor, a threshold below the floor.
+
+Optuna's ``Trial.report``/pruning is single-objective only, so the study
+optimizes one value (accuracy, or the cost named by the objective) under the
+budget constraints; the Pareto front over accuracy, flash, arena and latency
+is computed from every measured trial (`tinycompress.auto.result.pareto_front`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tinycompress.errors import AutoError
+
+__all__ = ["FeasiblePruner", "open_study", "constraints", "finished", "SAMPLERS", "CONFIG_ATTR"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Samplers `search` accepts.
+SAMPLERS = ("tpe", "random")
+#: Study user attribute that holds the search settings every worker must share.
+CONFIG_ATTR = "tinycompress_auto"
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+#: Seconds between heartbeats of a running trial (storages other than the default file).
+HEARTBEAT_S = 30
+
+
+def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """The budget constraints of a finished trial: relative excesses (<= 0 feasible).
+
+    A trial without measurements (pruned, failed) counts as infeasible.
+    """
+    values = trial.user_attrs.get("constraints")
+    return [float(v) for v in values] if values else [1.0]
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials of the study that ran to an end (complete, pruned or failed), not counting
+    trials failed because their process was interrupted (those are run again)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=_FINISHED)
+               if not t.user_attrs.get("interrupted"))
+
+
+class FeasiblePruner(optuna.pruners.BasePruner):
+    """Prune a trial whose float validation accuracy while fine-tuning is below the
+    median of the feasible trials at the same epoch step, or, with ``floor``, more
+    than ``margin`` below the accuracy floor after ``warmup`` steps.
+
+    Args:
+        floor: the budget's ``min_accuracy``, or None. Default None.
+        margin: accuracy margin below the floor. Default 0.05.
+        startup: feasible trials needed before the median rule prunes. Default 3.
+        warmup: steps (epochs) reported before any pruning. Default 1.
+    """
+
+    def __init__(self, floor: float | None = None, *, margin: float = 0.05, startup: int = 3,
+                 warmup: int = 1) -> None:
+        self.floor, self.margin, self.startup, self.warmup = floor, margin, startup, warmup
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.warmup:
+            return False
+        value = trial.intermediate_values[step]
+        if self.floor is not None:
+            return value < self.floor - self.margin
+        peers = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False,
+                                                                      states=(TrialState.COMPLETE,))
+                 if t.user_attrs.get("feasible") and step in t.intermediate_values]
+        return len(peers) >= self.startup and value < statistics.median(peers)
+
+
+def _sampler(name: str, seed: int):
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=5)
+
+
+def _storage(url: str, default: bool):
+    if default:
+        return optuna.storages.RDBStorage(url)
+    if url.startswith(("postgresql", "mysql")):
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    return url
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of ``user:password@host`` replaced by ``***``."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _fail_interrupted(study: optuna.Study, storage) -> None:
+    """Fail the trials a killed single-worker run left RUNNING, and queue their parameters again."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: the search process stopped "
+                                                            "during this trial; its parameters run again")
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, skip_if_exists=False)
+        _LOG.info("trial %d was interrupted; its parameters are queued again", t.number)
+
+
+def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,
+               sampler: str, seed: int, direction: str, floor: float | None,
+               settings: dict[str, Any]) -> tuple[optuna.Study, str]:
+    """Create, resume or join the study (see the module docs).
+
+    Returns:
+        ``(study, storage URL shown to users)``.
+
+    Raises:
+        AutoError: a search already in ``out`` without ``resume``, nothing to
+            resume, or a study whose settings differ from ``settings``.
+    """
+    default = storage is None
+    name = study_name or "tinycompress-auto"
+    if default and out is None:
+        url, backend = "in-memory", None
+    elif default:
+        db = out / "study.db"
+        if db.exists() and not resume:
+            raise AutoError(f"{out} already holds a search ({db.name}); continue it with resume=True "
+                            "(--resume) or choose another output folder.")
+        if resume and not db.exists():
+            raise AutoError(f"nothing to resume: {db} does not exist; start the search without resume.")
+        url = f"sqlite:///{db}"
+        backend = _storage(url, True)
+    else:
+        url, backend = storage, _storage(storage, False)
+    try:
+        study = optuna.create_study(storage=backend, study_name=name, direction=direction,
+                                    sampler=_sampler(sampler, seed),
+                                    pruner=FeasiblePruner(floor), load_if_exists=True)
+    except (optuna.exceptions.OptunaError, ImportError, ValueError) as e:  # bad URL, driver, server
+        raise AutoError(f"cannot open the Optuna study {name!r} in {hide_password(url)}: "
+                        f"{type(e).__name__}: {e}") from e
+    saved = study.user_attrs.get(CONFIG_ATTR)
+    if saved is None:
+        if resume and finished(study):
+            raise AutoError(f"study {name!r} has trials but no tinycompress settings; it was not "
+                            "made by tinycompress auto.")
+        study.set_user_attr(CONFIG_ATTR, settings)
+    elif saved != settings:
+        differ = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        raise AutoError(f"study {name!r} was started with other settings ({', '.join(differ)} differ); "
+                        "resume or join it with the same budget, objective, space and device, or "
+                        "use another study name.")
+    if default and resume:
+        _fail_interrupted(study, backend)
+    return study, hide_password(url)

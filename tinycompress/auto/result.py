@@ -1,0 +1,119 @@
+"""`SearchResult`: every trial of a search, the Pareto front, and the chosen model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinycompress.auto.budget import Budget
+from tinycompress.auto.recipe import Recipe
+from tinycompress.auto.trial import TrialRecord
+
+__all__ = ["SearchResult", "pareto_front", "OBJECTIVES", "PARETO_AXES"]
+
+#: ``objective`` -> the metric it optimizes and whether larger is better.
+OBJECTIVES = {"accuracy": ("accuracy", True), "flash": ("flash_bytes", False),
+              "latency": ("latency_ms", False), "energy": ("energy_uj", False)}
+#: Costs traded against accuracy on the Pareto front (those measured).
+PARETO_AXES = ("flash_bytes", "arena_bytes", "latency_ms")
+
+
+def pareto_front(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Measured trials no other trial beats on accuracy and every cost of `PARETO_AXES`
+    (a cost counts when every trial has it), sorted by flash.
+
+    Example:
+        >>> t = lambda n, a, f: TrialRecord(n, "complete", metrics={"accuracy": a, "flash_bytes": f,
+        ...                                                       "arena_bytes": 100})
+        >>> [r.number for r in pareto_front([t(0, 0.9, 900), t(1, 0.8, 950), t(2, 0.7, 400)])]
+        [2, 0]
+    """
+    measured = [t for t in trials if t.state == "complete" and t.metrics.get("accuracy") is not None]
+    axes = [a for a in PARETO_AXES if measured and all(t.metrics.get(a) is not None for t in measured)]
+
+    def point(t: TrialRecord) -> tuple:
+        return (-t.metrics["accuracy"], *(t.metrics[a] for a in axes))
+
+    def dominates(a: tuple, b: tuple) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and a != b
+
+    points = {t.number: point(t) for t in measured}
+    front = [t for t in measured if not any(dominates(points[o.number], points[t.number]) for o in measured)]
+    return sorted(front, key=lambda t: (t.metrics.get("flash_bytes", 0), -t.metrics["accuracy"]))
+
+
+@dataclass
+class SearchResult:
+    """What `tinycompress.auto.search` found.
+
+    Attributes:
+        budget: the `Budget` searched under.
+        objective: ``"accuracy"`` (most accurate within the budget) or
+            ``"flash"``/``"latency"``/``"energy"`` (cheapest above ``budget.min_accuracy``).
+        trials: every trial of the study (all workers and resumed runs), by number.
+        best: the chosen trial (feasible, best objective), or None when no trial fits.
+        recipe: its `Recipe`, or None.
+        build: the chosen model's `tinycompress.BuildResult` (measured again), or None.
+        pareto: the Pareto front (`pareto_front`) over all measured trials.
+        study_name: the Optuna study.
+        storage: the storage URL (password hidden).
+        device: the cost model's device, or None.
+        out_dir: where `write_search` wrote the output, or None.
+    """
+
+    budget: Budget
+    objective: str
+    trials: list[TrialRecord]
+    best: TrialRecord | None = None
+    recipe: Recipe | None = None
+    build: Any = None
+    pareto: list[TrialRecord] = field(default_factory=list)
+    study_name: str = ""
+    storage: str = ""
+    device: str | None = None
+    out_dir: Path | None = None
+
+    @property
+    def model(self) -> bytes | None:
+        """The chosen `.tflite` bytes, or None."""
+        return None if self.build is None else self.build.model
+
+    @property
+    def fits(self) -> bool:
+        """Whether a model meeting the budget was found (measured)."""
+        return self.best is not None and self.best.feasible
+
+    def counts(self) -> dict[str, int]:
+        """Trials per state."""
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def unmet(self) -> list[str]:
+        """Budget fields that no measured trial met (e.g. ``["flash_bytes"]``)."""
+        measured = [t for t in self.trials if t.state == "complete"]
+        return [name for name in self.budget.limits()
+                if not any(self.budget.excess(t.metrics).get(name, math.inf) <= 0 for t in measured)]
+
+    def closest(self, k: int = 3) -> list[TrialRecord]:
+        """The ``k`` measured trials nearest the budget (smallest summed relative excess)."""
+        measured = [t for t in self.trials if t.state == "complete"]
+
+        def distance(t: TrialRecord) -> float:
+            return sum(max(0.0, v) for v in self.budget.excess(t.metrics).values())
+
+        return sorted(measured, key=lambda t: (distance(t), t.number))[:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the trials in full)."""
+        return {
+            "budget": self.budget.get_config(), "objective": self.objective,
+            "study_name": self.study_name, "storage": self.storage, "device": self.device,
+            "fits": self.fits, "best": None if self.best is None else self.best.number,
+            "recipe": None if self.recipe is None else self.recipe.get_config(),
+            "pareto": [t.number for t in self.pareto], "counts": self.counts(),
+            "unmet": self.unmet(), "trials": [t.to_dict() for t in self.trials],
+        }

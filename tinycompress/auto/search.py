@@ -1,0 +1,345 @@
+"""`search`: the most accurate model that fits a device budget (or the cheapest above an
+accuracy floor), found by an Optuna study over combinations of techniques.
+
+Each trial samples a `Recipe` from the `SearchSpace`, runs it on the trained
+model (`apply_recipe`, reporting the float validation accuracy after every
+fine-tuning epoch so hopeless trials are pruned), builds it with
+`tinycompress.build` and measures it (`tinycompress.auto.trial.measure`). A
+trial that fails (conversion, verification, TFLM crash in its child process,
+a technique refusing the model) is recorded with its reason and the search
+goes on. The chosen trial is built again with full verification and checked
+against the budget once more: a model that violates the budget is never
+returned. See `tinycompress.auto._study` for storage, sampler and pruner.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinycompress.auto.budget import Budget
+from tinycompress.auto.recipe import Recipe, apply_recipe, check_labelled
+from tinycompress.auto.result import OBJECTIVES, SearchResult, pareto_front
+from tinycompress.auto.space import SearchSpace
+from tinycompress.auto.trial import TrialRecord, cost_model, measure
+from tinycompress.errors import ArgumentError, AutoError, NoFeasibleModelError
+
+__all__ = ["search", "SearchStatus", "DEFAULT_TRIALS"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Trials of a search by default.
+DEFAULT_TRIALS = 40
+
+
+@dataclass(frozen=True)
+class SearchStatus:
+    """What `search` tells its ``progress`` callback after every trial.
+
+    Attributes:
+        done: trials finished in the study (all workers and earlier runs).
+        total: ``n_trials``.
+        last: the trial that just ended.
+        best: the best feasible trial so far, or None.
+        elapsed_s: seconds since this run started.
+        remaining_s: estimated seconds left (mean trial time of this run, capped by the timeout).
+    """
+
+    done: int
+    total: int
+    last: TrialRecord
+    best: TrialRecord | None
+    elapsed_s: float
+    remaining_s: float | None
+
+
+def _choose(trials: list[TrialRecord], objective: str) -> TrialRecord | None:
+    metric, larger = OBJECTIVES[objective]
+    feasible = [t for t in trials if t.state == "complete" and t.feasible]
+    if not feasible:
+        return None
+    if larger:
+        return max(feasible, key=lambda t: (t.metrics[metric], -t.metrics["flash_bytes"], -t.number))
+    return min(feasible, key=lambda t: (t.metrics[metric], -t.metrics["accuracy"], t.number))
+
+
+class _Objective:
+    """One trial: sample, apply, build, measure, record (see the module docs)."""
+
+    def __init__(self, model, space: SearchSpace, train, val, budget: Budget, objective: str, *,
+                 seed: int, estimate, device: str | None, artifacts: Path | None) -> None:
+        self.model, self.space, self.train, self.val = model, space, train, val
+        self.budget, self.objective, self.seed = budget, objective, seed
+        self.estimate, self.device, self.artifacts = estimate, device, artifacts
+        self.kept: dict[int, Any] = {}  # trial number -> prepared model of the best feasible trial
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        start = time.monotonic()
+        try:
+            recipe = self.space.suggest(trial, seed=self.seed)
+            trial.set_user_attr("recipe", recipe.get_config())
+
+            def on_epoch(step: int, accuracy: float) -> None:
+                trial.report(accuracy, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"float accuracy {accuracy:.4f} at epoch step {step}")
+
+            prepared = apply_recipe(self.model, recipe, self.train, val_data=self.val, on_epoch=on_epoch)
+            _, metrics = measure(prepared, recipe, self.train[0], self.val, arena_budget=self.budget.arena_bytes,
+                                 estimate=self.estimate, device=self.device)
+        except optuna.TrialPruned:
+            trial.set_user_attr("duration_s", time.monotonic() - start)
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure is this trial's outcome; the search goes on
+            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
+            trial.set_user_attr("duration_s", time.monotonic() - start)
+            _LOG.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
+            raise
+        feasible = self.budget.is_satisfied_by(metrics)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("constraints", list(self.budget.excess(metrics).values()) or [0.0])
+        trial.set_user_attr("feasible", feasible)
+        trial.set_user_attr("violations", self.budget.violations(metrics))
+        trial.set_user_attr("duration_s", time.monotonic() - start)
+        self._keep(trial.number, prepared, metrics, feasible)
+        return float(metrics[OBJECTIVES[self.objective][0]])
+
+    def _keep(self, number: int, prepared, metrics: dict, feasible: bool) -> None:
+        if self.artifacts is not None:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            prepared.save(self.artifacts / f"trial-{number}.keras")
+        if feasible:
+            self.kept = {number: prepared}
+
+    def prepared(self, record: TrialRecord):
+        """The prepared model of ``record``: kept in memory, saved by a trial, or made again."""
+        if record.number in self.kept:
+            return self.kept[record.number]
+        path = None if self.artifacts is None else self.artifacts / f"trial-{record.number}.keras"
+        if path is not None and path.is_file():
+            import keras
+
+            return keras.saving.load_model(path, compile=False)
+        _LOG.info("trial %d ran elsewhere: making its model again from its recipe", record.number)
+        return apply_recipe(self.model, Recipe.from_config(record.recipe), self.train)
+
+
+def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
+    from tinycompress.auto._study import SAMPLERS
+
+    if objective not in OBJECTIVES:
+        raise ArgumentError(f"expected objective in {list(OBJECTIVES)}. Received: objective={objective!r}.")
+    if not isinstance(budget, Budget):
+        raise ArgumentError(f"expected budget as a tinycompress.auto.Budget. Received: {type(budget).__name__}.")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ArgumentError(f"expected n_trials as an int >= 1. Received: n_trials={n_trials!r}.")
+    if sampler not in SAMPLERS:
+        raise ArgumentError(f"expected sampler in {SAMPLERS}. Received: sampler={sampler!r}.")
+
+
+def _progress_callback(progress, n_trials: int, objective: str, timeout_s: float | None):
+    start, ran = time.monotonic(), [0]
+
+    def callback(study, frozen) -> None:
+        from tinycompress.auto._study import finished
+
+        ran[0] += 1
+        elapsed = time.monotonic() - start
+        done = finished(study)
+        remaining = elapsed / ran[0] * max(0, n_trials - done)
+        if timeout_s is not None:
+            remaining = min(remaining, max(0.0, timeout_s - elapsed))
+        records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+        progress(SearchStatus(done, n_trials, TrialRecord.of(frozen), _choose(records, objective),
+                              elapsed, remaining))
+
+    return callback
+
+
+def _no_fit_message(result: SearchResult) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
+    unmet = result.unmet()
+    lines = [f"no trial met the budget ({result.budget.describe()}) in {len(result.trials)} trials "
+             f"({counts})."]
+    if unmet:
+        lines.append(f"No measured trial met: {', '.join(unmet)}.")
+    for t in result.closest():
+        lines.append(f"  closest: trial {t.number}: {'; '.join(t.violations)} "
+                     f"(accuracy {t.metrics.get('accuracy', float('nan')):.4f})")
+    lines.append("Relax the budget, widen the search space (techniques, ranges) or run more trials.")
+    return "\n".join(lines)
+
+
+def search(
+    model,
+    train_data: Any,
+    val_data: Any,
+    budget: Budget,
+    *,
+    objective: str = "accuracy",
+    space: SearchSpace | None = None,
+    n_trials: int = DEFAULT_TRIALS,
+    timeout_s: float | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
+    out: str | os.PathLike | None = None,
+    target: str | None = None,
+    name: str = "model",
+    seed: int = 0,
+    sampler: str = "tpe",
+    progress: Callable[[SearchStatus], None] | None = None,
+) -> SearchResult:
+    """Search combinations of techniques for the best model within ``budget``.
+
+    Args:
+        model: the trained Keras classifier (Sequential or Functional; or a path
+            `tinycompress.load_model` reads); not modified.
+        train_data: ``(x, y)`` arrays for fine-tuning and calibration (integer or one-hot labels).
+        val_data: ``(x, y)`` arrays; every trial's TFLM accuracy is measured on them.
+        budget: a `Budget`.
+        objective: ``"accuracy"`` (most accurate within the budget) or ``"flash"``,
+            ``"latency"``, ``"energy"`` (cheapest with accuracy >= ``budget.min_accuracy``,
+            AdaDeep's form). Default "accuracy".
+        space: a `SearchSpace` to restrict techniques and ranges. Default None: all.
+        n_trials: trials of the study in total (earlier runs and other workers
+            count). Default 40.
+        timeout_s: stop starting trials after this many seconds. Default None.
+        epochs: most fine-tuning epochs of a trial (sets ``space.epochs`` to
+            ``(1, epochs)``). Default None: the space's.
+        device: board name for the cost model (latency, energy). Default None.
+        storage: Optuna storage URL (e.g. PostgreSQL for several workers).
+            Default None: ``out/study.db`` (in memory without ``out``).
+        study_name: the study in ``storage``; workers sharing it share trials.
+            Default None: "tinycompress-auto".
+        resume: continue the search stored in ``out`` (trial numbers continue,
+            finished trials are not run again). Default False.
+        out: folder for the study, per-trial models and the output (see
+            `write_search`). Default None: nothing written.
+        target: firmware project of the exported winner. Default None.
+        name: model name for C identifiers. Default "model".
+        seed: seed of the sampler and of every trial's training. Default 0.
+        sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
+        progress: called with a `SearchStatus` after every trial. Default None.
+
+    Returns:
+        A `SearchResult` whose ``best`` meets the budget (measured again on the
+        final build, verified with 32 samples).
+
+    Raises:
+        NoFeasibleModelError: no trial met the budget; the message names the
+            unmet limits and the closest trials, ``error.result`` holds them
+            all (and ``out`` has the report).
+        BudgetError: a latency/energy budget or objective without a device or cost model.
+        AutoError: bad space, storage, or an existing search in ``out`` without ``resume``.
+        ArgumentError, DataError: bad arguments or data.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from tinycompress.auto import Budget, SearchSpace
+        >>> keras.utils.set_random_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(96, 8)).astype("float32"); y = np.argmax(x[:, :3], 1)
+        >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"),
+        ...                       keras.layers.Dense(3)])
+        >>> r = search(m, (x, y), (x, y), Budget(flash_bytes="4KB"), n_trials=2,
+        ...            space=SearchSpace(techniques=["pruning"], channel_sparsity=(0.5, 0.5), epochs=(1, 1)))
+        >>> r.fits, r.build.report.flash_bytes <= 4096, len(r.trials)
+        (True, True, 2)
+    """
+    from tinycompress.auto._study import open_study
+    from tinycompress.auto.output import check_search_dir, write_search
+    from tinycompress.build import check_target
+    from tinycompress.loading import load_model
+
+    _check(objective, budget, n_trials, sampler)
+    check_target(target)
+    metric = OBJECTIVES[objective][0]
+    estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
+    train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
+    out_dir = None if out is None else check_search_dir(out, resume=resume)
+    keras_model = model if hasattr(model, "layers") else load_model(model).keras_model
+    space = _fitted_space(keras_model, space or SearchSpace(), epochs)
+    settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
+                "device": device, "seed": seed, "sampler": sampler}
+    study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
+                            sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
+                            else "minimize", floor=budget.min_accuracy, settings=settings)
+    run = _Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
+                     device=device, artifacts=None if out_dir is None else out_dir / "trials")
+    _optimize(study, run, n_trials, timeout_s, objective, progress)
+    records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+    result = SearchResult(budget, objective, records, pareto=pareto_front(records),
+                          study_name=study.study_name, storage=url, device=device)
+    best = _choose(records, objective)
+    if best is not None:
+        _final(result, best, run, train, val, target=target, name=name)
+    if out_dir is not None:
+        write_search(result, out_dir, target=target)
+    if not result.fits:
+        raise NoFeasibleModelError(_no_fit_message(result), result)
+    return result
+
+
+def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
+    from dataclasses import replace
+
+    from tinycompress.auto.recipe import ends_in_softmax
+    from tinycompress.layer_pruning.candidates import find_candidates
+
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ArgumentError(f"expected epochs as an int >= 1. Received: epochs={epochs!r}.")
+        space = replace(space, epochs=(1, epochs))
+    return space.fit_to(model, candidates=len(find_candidates(model, ("residual", "layer"))),
+                        logits=not ends_in_softmax(model))
+
+
+def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, objective: str,
+              progress) -> None:
+    from tinycompress.auto._study import finished
+
+    if finished(study) >= n_trials:
+        _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
+                  study.study_name, finished(study), n_trials)
+        return
+
+    def stop_when_done(study, _trial) -> None:
+        if finished(study) >= n_trials:
+            study.stop()
+
+    callbacks = [stop_when_done]
+    if progress is not None:
+        callbacks.append(_progress_callback(progress, n_trials, objective, timeout_s))
+    study.optimize(run, n_trials=None, timeout=timeout_s, catch=(Exception,), callbacks=callbacks,
+                   gc_after_trial=True)
+
+
+def _final(result: SearchResult, best: TrialRecord, run: _Objective, train, val, *, target, name) -> None:
+    """Build the chosen trial again (full verification, firmware) and re-check the budget."""
+    recipe = Recipe.from_config(best.recipe)
+    built, metrics = measure(run.prepared(best), recipe, train[0], val, arena_budget=result.budget.arena_bytes,
+                             estimate=run.estimate, device=run.device, verify_samples=32, name=name,
+                             target=target)
+    if metrics["flash_bytes"] != best.metrics.get("flash_bytes"):
+        _LOG.warning("trial %d measured %s B of flash in the search and %d B when built again",
+                     best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
+    violations = result.budget.violations(metrics)
+    if violations:
+        _LOG.warning("trial %d no longer meets the budget when built again (%s); not returned",
+                     best.number, "; ".join(violations))
+        best.feasible, best.violations = False, violations
+        return
+    result.best, result.recipe, result.build = best, recipe, built
+    best.metrics = {**best.metrics, "final": metrics}

@@ -1,0 +1,203 @@
+"""`SearchSpace`: which techniques the search combines, and over which ranges.
+
+The space has one *knob* per technique of the contract (`KNOBS`, keyed by
+`Technique.name`: every technique package's ``TECHNIQUE``) plus the two build
+options (`BUILD_KNOBS`: int16x8 conversion, DECODE encodings). A knob turns a
+technique on or off in a trial and samples its settings; a new technique
+joins the search by adding its knob (a test checks that every technique has
+one). A user restricts the space with ``techniques=`` and the ranges.
+
+Clustering and QAT both train the weights, so a trial picks one of them
+(parameter ``weights``); int16x8 trials never use QAT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from tinycompress.auto.recipe import Recipe
+from tinycompress.errors import AutoError
+
+__all__ = ["SearchSpace", "KNOBS", "BUILD_KNOBS"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def _layer_pruning(trial, s: SearchSpace) -> dict:
+    low, high = s.layers_removed
+    return {"layers_removed": trial.suggest_int("layers_removed", low, high)} if high > 0 else {}
+
+
+def _lowrank(trial, s: SearchSpace) -> dict:
+    if not trial.suggest_categorical("lowrank", [False, True]):
+        return {}
+    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=0.05)}
+
+
+def _pruning(trial, s: SearchSpace) -> dict:
+    return {"channel_sparsity": trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=0.05)}
+
+
+def _distillation(trial, s: SearchSpace) -> dict:
+    if not trial.suggest_categorical("distill", [False, True]):
+        return {}
+    return {"distill": True,
+            "temperature": trial.suggest_float("temperature", *s.temperature, log=True),
+            "distill_weight": trial.suggest_float("distill_weight", *s.distill_weight)}
+
+
+def _weights(trial, s: SearchSpace, mode: str) -> dict:
+    """Clustering or QAT (or neither): one parameter per mode, as int16x8 has no QAT."""
+    options = ["none"]
+    if "clustering" in s.techniques:
+        options.append("cluster")
+    if "quantization" in s.techniques and mode == "int8":
+        options.append("qat")
+    if len(options) == 1:
+        return {}
+    choice = trial.suggest_categorical(f"weights_{mode}", options)
+    if choice == "cluster":
+        return {"cluster_bits": trial.suggest_int("cluster_bits", *s.cluster_bits)}
+    return {"qat": choice == "qat"}
+
+
+def _mode(trial, s: SearchSpace) -> dict:
+    return {"mode": trial.suggest_categorical("mode", ["int8", "int16x8"])}
+
+
+def _encode(trial, s: SearchSpace) -> dict:
+    return {"encode": trial.suggest_categorical("encode", [False, True])}
+
+
+#: Technique name -> ``knob(trial, space) -> Recipe fields`` (clustering and
+#: quantization share `_weights`, called once after the mode is known).
+KNOBS: dict[str, Callable[..., dict] | None] = {
+    "layer_pruning": _layer_pruning,
+    "lowrank": _lowrank,
+    "pruning": _pruning,
+    "distillation": _distillation,
+    "clustering": None,
+    "quantization": None,
+}
+#: Build options searched like techniques.
+BUILD_KNOBS: dict[str, Callable[..., dict]] = {"int16x8": _mode, "encode": _encode}
+_ALL = (*KNOBS, *BUILD_KNOBS)
+
+
+def _pair(name: str, value: Any, low: float, high: float, integer: bool = False) -> tuple:
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not low <= value[0] <= value[1] <= high:
+        raise AutoError(f"SearchSpace.{name} must be a pair (low, high) with {low} <= low <= high <= "
+                        f"{high}. Received: {name}={value!r}.")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The techniques and ranges a search samples.
+
+    Args:
+        techniques: names to combine, a subset of ``("layer_pruning", "lowrank",
+            "pruning", "distillation", "clustering", "quantization", "int16x8",
+            "encode")``. Default all ("pruning" is structured channel pruning;
+            "quantization" is QAT).
+        layers_removed: ``(low, high)`` layer-pruning candidates to remove.
+            Default None: 0 up to min(2, candidates of the model).
+        lowrank_energy: kept singular-value energy range. Default (0.5, 0.95).
+        channel_sparsity: channels pruned per hidden layer. Default (0.0, 0.75).
+        cluster_bits: clustering index widths. Default (2, 6).
+        temperature: distillation temperatures (sampled log-uniformly). Default (1.0, 8.0).
+        distill_weight: label-loss weights in distillation. Default (0.0, 0.5).
+        epochs: fine-tuning epochs of the structure stage. Default (1, 3).
+        learning_rate: Adam learning rate of every fine-tuning. Default 1e-3.
+        batch_size: fine-tuning batch size. Default 32.
+
+    Raises:
+        AutoError: an unknown technique (named with the known ones) or a bad range.
+
+    Example:
+        >>> s = SearchSpace(techniques=["pruning", "clustering"], channel_sparsity=(0.25, 0.5))
+        >>> s.techniques, SearchSpace.from_config(s.get_config()) == s
+        (('pruning', 'clustering'), True)
+    """
+
+    techniques: tuple[str, ...] = _ALL
+    layers_removed: tuple[int, int] | None = None
+    lowrank_energy: tuple[float, float] = (0.5, 0.95)
+    channel_sparsity: tuple[float, float] = (0.0, 0.75)
+    cluster_bits: tuple[int, int] = (2, 6)
+    temperature: tuple[float, float] = (1.0, 8.0)
+    distill_weight: tuple[float, float] = (0.0, 0.5)
+    epochs: tuple[int, int] = (1, 3)
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    _dropped: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = (self.techniques,) if isinstance(self.techniques, str) else tuple(self.techniques)
+        unknown = [n for n in names if n not in _ALL]
+        if unknown or not names:
+            raise AutoError(f"unknown technique(s) {unknown} in SearchSpace(techniques=...); choose "
+                            f"from {list(_ALL)}.")
+        object.__setattr__(self, "techniques", tuple(dict.fromkeys(names)))
+        if self.layers_removed is not None:
+            object.__setattr__(self, "layers_removed", _pair("layers_removed", self.layers_removed,
+                                                             0, 1000, True))
+        for name, low, high, integer in (("lowrank_energy", 0.01, 0.99, False),
+                                         ("channel_sparsity", 0.0, 0.95, False),
+                                         ("cluster_bits", 2, 7, True), ("temperature", 0.01, 100, False),
+                                         ("distill_weight", 0.0, 1.0, False), ("epochs", 0, 1000, True)):
+            object.__setattr__(self, name, _pair(name, getattr(self, name), low, high, integer))
+        Recipe(learning_rate=self.learning_rate, batch_size=self.batch_size)  # validates both
+
+    def fit_to(self, model, *, candidates: int, logits: bool) -> SearchSpace:
+        """This space narrowed to what ``model`` allows (logged): layer pruning
+        bounded by its ``candidates`` (when the range is the default) and
+        distillation only for a model that outputs ``logits``."""
+        techniques, dropped = list(self.techniques), []
+        layers = self.layers_removed or (0, min(2, candidates))
+        if "layer_pruning" in techniques and layers[1] == 0:
+            techniques.remove("layer_pruning")
+            dropped.append("layer_pruning (no removable layer or block)")
+        if "distillation" in techniques and not logits:
+            techniques.remove("distillation")
+            dropped.append("distillation (the model ends in softmax; distillation needs logits)")
+        for reason in dropped:
+            _LOG.info("search space of %s: without %s", model.name, reason)
+        if not techniques:
+            raise AutoError(f"nothing left to search for model {model.name!r}: {'; '.join(dropped)}.")
+        return replace(self, techniques=tuple(techniques), layers_removed=layers, _dropped=tuple(dropped))
+
+    def suggest(self, trial, *, seed: int = 0) -> Recipe:
+        """Sample one `Recipe` from an Optuna trial (parameter names are stable across trials)."""
+        fields_: dict[str, Any] = {"learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                                   "seed": seed}
+        for name, knob in KNOBS.items():
+            if knob is not None and name in self.techniques:
+                fields_.update(knob(trial, self))
+        structural = any(fields_.get(k) for k in ("layers_removed", "lowrank_energy",
+                                                  "channel_sparsity", "distill"))
+        for name, knob in BUILD_KNOBS.items():
+            if name in self.techniques:
+                fields_.update(knob(trial, self))
+        fields_.update(_weights(trial, self, fields_.get("mode", "int8")))
+        if structural or fields_.get("cluster_bits") or fields_.get("qat"):
+            fields_["epochs"] = trial.suggest_int("epochs", *self.epochs)
+        else:
+            fields_["epochs"] = 0
+        return Recipe(**fields_)
+
+    def get_config(self) -> dict[str, Any]:
+        """The settings as a flat dictionary (pairs as lists)."""
+        config = asdict(self)
+        config.pop("_dropped")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SearchSpace:
+        """Rebuild from `get_config`'s dictionary."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})

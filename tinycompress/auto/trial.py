@@ -1,0 +1,142 @@
+"""One trial's measurements, and `TrialRecord`, what the search keeps of every trial.
+
+Every figure is measured on the built model: accuracy of the int8 (or
+int16x8) model on the TFLM interpreter over the validation data (run in a
+child process), flash and ``kTensorArenaSize`` from `tinycompress.build`,
+MACs from its report, latency and energy from the device cost model
+(`tflite_export.cost`, an estimate with its relative error) when a device
+is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinycompress.errors import BudgetError
+
+__all__ = ["TrialRecord", "measure", "cost_model", "STATES"]
+
+#: Trial states as recorded: Optuna's COMPLETE, PRUNED, FAIL, RUNNING, WAITING.
+STATES = ("complete", "pruned", "failed", "running", "waiting")
+#: Samples verified on TFLM/LiteRT per trial build (the final export verifies the default 32).
+TRIAL_VERIFY_SAMPLES = 16
+#: Training samples the converter calibrates on.
+CALIBRATION_SAMPLES = 256
+
+
+def cost_model(device: str | None, needed: bool):
+    """The device cost model's ``estimate`` function, or None when no device is given.
+
+    Raises:
+        BudgetError: a latency/energy figure is needed without a device, or
+            the cost model (`tflite_export.cost`) is not installed.
+    """
+    if device is None:
+        if needed:
+            raise BudgetError("a latency or energy budget (or objective) needs a device: pass "
+                              "device=<board> (--device), whose cost model estimates them.")
+        return None
+    try:
+        module = importlib.import_module("tflite_export.cost")
+    except ImportError as e:
+        raise BudgetError(f"device={device!r} needs the device cost model tflite_export.cost, "
+                          f"which this installation lacks ({e}); drop the device and the latency "
+                          "and energy budgets.") from e
+    return module.estimate
+
+
+@dataclass
+class TrialRecord:
+    """What the search recorded of one trial.
+
+    Attributes:
+        number: Optuna's trial number (continues over resumed runs and workers).
+        state: one of `STATES`.
+        params: the sampled parameters.
+        recipe: the `Recipe` config the trial ran (None if it failed before).
+        metrics: measured figures: ``accuracy`` (TFLM), ``flash_bytes``,
+            ``arena_bytes`` (``kTensorArenaSize``), ``arena_host_bytes``,
+            ``macs``, ``float_accuracy`` (Keras, before conversion) and, with a
+            device, ``latency_ms``, ``energy_uj``, ``cost_rel_error``.
+        feasible: whether the budget is met (measured).
+        violations: readable lines of what exceeds the budget.
+        failure: ``"ErrorClass: message"`` for a failed trial, else None.
+        duration_s: wall time of the trial.
+        intermediate: ``{epoch step: float validation accuracy}`` reported while fine-tuning.
+    """
+
+    number: int
+    state: str
+    params: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feasible: bool = False
+    violations: list[str] = field(default_factory=list)
+    failure: str | None = None
+    duration_s: float | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, trial) -> TrialRecord:
+        """The record of an Optuna `FrozenTrial` (fields kept in its user attributes)."""
+        attrs = trial.user_attrs
+        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
+                 "RUNNING": "running", "WAITING": "waiting"}[trial.state.name]
+        return cls(number=trial.number, state=state, params=dict(trial.params),
+                   recipe=attrs.get("recipe"), metrics=dict(attrs.get("metrics", {})),
+                   feasible=bool(attrs.get("feasible", False)), violations=list(attrs.get("violations", [])),
+                   failure=attrs.get("failure"), duration_s=attrs.get("duration_s"),
+                   intermediate={int(k): float(v) for k, v in trial.intermediate_values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def measure(prepared, recipe, x_calibration: np.ndarray, val: tuple[np.ndarray, np.ndarray], *,
+            arena_budget: int | None = None, estimate=None, device: str | None = None,
+            verify_samples: int = TRIAL_VERIFY_SAMPLES, name: str = "model", target: str | None = None):
+    """Build a prepared model as ``recipe`` says and measure it.
+
+    Args:
+        prepared: the model `apply_recipe` returned.
+        recipe: its `Recipe` (build options).
+        x_calibration: calibration samples.
+        val: ``(x, labels)`` on which the TFLM accuracy is measured.
+        arena_budget: ``encode_arena_budget`` for encoding recipes. Default None.
+        estimate: the cost model's ``estimate`` (see `cost_model`). Default None.
+        device: its device name. Default None.
+        verify_samples: samples verified by `build`. Default `TRIAL_VERIFY_SAMPLES`.
+        name: model name (C identifiers). Default "model".
+        target: firmware project to render. Default None.
+
+    Returns:
+        ``(BuildResult, metrics dict)`` (see `TrialRecord.metrics`).
+
+    Raises:
+        TinyCompressError: conversion, verification or TFLM failed.
+    """
+    from tflite_export import evaluate_accuracy
+    from tinycompress.auto._stages import float_accuracy
+    from tinycompress.build import build
+
+    built = build(prepared, x_calibration[:CALIBRATION_SAMPLES], name=name, target=target,
+                  verify_samples=min(verify_samples, len(x_calibration)),
+                  **recipe.build_options(arena_budget=arena_budget))
+    metrics: dict[str, Any] = {
+        "accuracy": evaluate_accuracy(built.model, *val),
+        "float_accuracy": float_accuracy(prepared, *val),
+        "flash_bytes": len(built.model),
+        "arena_bytes": int(built.arena.emitted_bytes),
+        "arena_host_bytes": int(built.arena.host_bytes),
+        "macs": int(built.report.macs),
+    }
+    if estimate is not None:
+        cost = estimate(built.model, device)
+        metrics.update(latency_ms=float(cost.total_ms), energy_uj=float(cost.total_uj),
+                       cost_rel_error=float(cost.rel_error))
+    return built, metrics
