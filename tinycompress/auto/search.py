@@ -230,7 +230,8 @@ def search(
             `write_search`). Default None: nothing written.
         target: firmware project of the exported winner. Default None.
         name: model name for C identifiers. Default "model".
-        seed: seed of the sampler and of every trial's training. Default 0.
+        seed: seed of the sampler and of every trial's training (with ``storage``
+            the sampler draws its seed from the OS, so workers sample differently). Default 0.
         sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
         progress: called with a `SearchStatus` after every trial. Default None.
 
