@@ -24,12 +24,14 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = [
     "LIBRARY_LOGGERS",
     "NativeStderr",
     "ProgressDisplay",
+    "SearchProgressBar",
     "console_logging",
     "native_stderr_captured",
     "quiet_tensorflow",
@@ -197,3 +199,52 @@ class ProgressDisplay:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class SearchProgressBar:
+    """The progress bar of ``tinycompress auto``: trials done, best so far, time left.
+
+    Called with a `tinycompress.auto.SearchStatus` after every trial; a
+    context manager that stops the bar at the end.
+
+    Args:
+        console: where to draw. Default None: a new stderr console.
+        describe: ``describe(trial_record) -> str`` for the best trial.
+    """
+
+    def __init__(self, console: Console | None = None, describe=str) -> None:
+        self._console = console or Console(stderr=True)
+        self._describe = describe
+        fixed = Column(no_wrap=True, min_width=0)
+        self._bar = Progress(
+            TextColumn("  trials", table_column=Column(no_wrap=True, min_width=8)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=7)),
+            BarColumn(bar_width=12, table_column=Column(no_wrap=True, min_width=12)),
+            TextColumn("{task.fields[left]}", table_column=Column(no_wrap=True, min_width=11)),
+            TextColumn("{task.fields[best]}", table_column=fixed),
+            console=self._console,
+        )
+        self._task = None
+
+    def __call__(self, status) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task("trials", total=status.total, left="", best="")
+        left = "" if status.remaining_s is None else f"~{_minutes(status.remaining_s)} left"
+        best = "none fits yet" if status.best is None else self._describe(status.best)
+        last = status.last
+        note = f"#{last.number} {last.state}" + (f" ({last.failure.split(':')[0]})" if last.failure else "")
+        self._bar.update(self._task, completed=min(status.done, status.total), total=status.total,
+                         left=left, best=escape(f"last {note}; best {best}"))
+
+    def __enter__(self) -> SearchProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+
+def _minutes(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"

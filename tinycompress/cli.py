@@ -1,4 +1,4 @@
-"""The ``tinycompress`` command: export, inspect and demo.
+"""The ``tinycompress`` command: export, inspect, demo and auto.
 
 ``--help``, ``--version`` and ``inspect`` import no TensorFlow. TensorFlow's
 own logging is quiet unless ``--verbose``; notices of the library (``logging``)
@@ -21,6 +21,7 @@ from rich.table import Table
 from tinycompress import __version__
 from tinycompress._terminal import (
     ProgressDisplay,
+    SearchProgressBar,
     console_logging,
     native_stderr_captured,
     quiet_tensorflow,
@@ -246,6 +247,102 @@ def demo_cmd(out, epochs, target, overwrite) -> None:
         f"TFLM int8 {summary.int8_acc:.2%}; flash {len(summary.export.model)} B "
         f"(float {summary.float_bytes} B), arena {summary.export.arena.emitted_bytes} B"
     )
+
+
+_TARGETS = ["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]
+
+
+@cli.command("auto")
+@click.argument("model", type=click.Path(exists=True))
+@click.option("--train", "train_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=".npz with arrays x (samples) and y (labels) to fine-tune and calibrate on.")
+@click.option("--val", "val_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=".npz with arrays x and y; every trial's TFLM accuracy is measured on it.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Search folder: study, chosen model (model/), report.md, trials, recipe.json.")
+@click.option("--flash", default=None, metavar="SIZE", help="Flash budget, e.g. 64KB.")
+@click.option("--arena", default=None, metavar="SIZE", help="kTensorArenaSize budget, e.g. 20KB.")
+@click.option("--macs", default=None, metavar="N", help="MACs per inference budget, e.g. 2M.")
+@click.option("--latency", default=None, metavar="TIME", help="Latency budget, e.g. 30ms (needs --device).")
+@click.option("--energy", default=None, metavar="ENERGY", help="Energy budget, e.g. 50uJ (needs --device).")
+@click.option("--min-accuracy", default=None, metavar="ACC", help="Accuracy floor, e.g. 0.9 or 90%.")
+@click.option("--objective", type=click.Choice(["accuracy", "flash", "latency", "energy"]),
+              default="accuracy", show_default=True,
+              help="accuracy: most accurate within the budget; else the cheapest above --min-accuracy.")
+@click.option("--device", default=None, help="Board of the device cost model (latency, energy).")
+@click.option("--target", type=click.Choice(_TARGETS), default=None,
+              help="Also write a firmware project for the chosen model.")
+@click.option("--techniques", default=None, metavar="LIST",
+              help="Comma list restricting the search, e.g. pruning,clustering,encode [default: all].")
+@click.option("--trials", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Trials of the study in total (resumed runs and other workers count).")
+@click.option("--timeout", default=None, type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Stop starting trials after this long.")
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Most fine-tuning epochs per trial.")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage shared by workers (e.g. postgresql://...) [default: OUT/study.db].")
+@click.option("--study", "study_name", default=None, help="Study name in --storage.")
+@click.option("--resume", is_flag=True, help="Continue the search stored in --out.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--name", default="model", show_default=True, help="Model name for C identifiers.")
+def auto_cmd(model, train_path, val_path, out, flash, arena, macs, latency, energy, min_accuracy,
+             objective, device, target, techniques, trials, timeout, epochs, storage, study_name,
+             resume, seed, sampler, name) -> None:
+    """Find the most accurate compressed MODEL (.keras) that fits a device budget."""
+    if study_name is not None and storage is None:
+        raise click.UsageError("--study names a study in --storage; add --storage URL or drop --study.")
+    from tinycompress.auto import Budget, SearchSpace, search
+    from tinycompress.data import load_labelled
+
+    budget = Budget(flash_bytes=flash, arena_bytes=arena, macs=macs, latency_ms=latency,
+                    energy_uj=energy, min_accuracy=min_accuracy)
+    space = None
+    if techniques is not None:
+        space = SearchSpace(techniques=[t.strip() for t in techniques.split(",") if t.strip()])
+    train, val = load_labelled(train_path), load_labelled(val_path)
+    with _native_work(_verbose()), _quiet_optuna(), SearchProgressBar(_err, _describe_trial) as bar:
+        result = search(model, train, val, budget, objective=objective, space=space, n_trials=trials,
+                        timeout_s=timeout, epochs=epochs, device=device, storage=storage,
+                        study_name=study_name, resume=resume, out=out, target=target, name=name,
+                        seed=seed, sampler=sampler, progress=bar)
+    _print_search(result)
+
+
+@contextlib.contextmanager
+def _quiet_optuna():
+    """Optuna's per-trial log lines off the terminal (the progress bar shows them)."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _describe_trial(t) -> str:
+    m = t.metrics
+    text = f"#{t.number} acc {m['accuracy']:.4f}, {m['flash_bytes']} B flash, {m['arena_bytes']} B arena"
+    return text + (f", {m['latency_ms']:.3g} ms" if m.get("latency_ms") is not None else "")
+
+
+def _print_search(result) -> None:
+    table = Table(title=f"Pareto front ({len(result.trials)} trials; budget: {result.budget.describe()})")
+    for column in ("trial", "accuracy", "flash B", "arena B", "latency ms", "fits"):
+        table.add_column(column, justify="right")
+    for t in result.pareto:
+        m = t.metrics
+        latency = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.3g}"
+        mark = " *" if t.number == result.best.number else ""
+        table.add_row(f"{t.number}{mark}", f"{m['accuracy']:.4f}", str(m["flash_bytes"]),
+                      str(m["arena_bytes"]), latency, "yes" if t.feasible else "no")
+    _console.print(table)
+    _console.print(f"Chosen (*): trial {escape(_describe_trial(result.best))}; techniques: "
+                   f"{', '.join(result.recipe.techniques()) or 'none'}, {result.recipe.mode}"
+                   f"{', encoded' if result.recipe.encode else ''}")
+    _console.print(f"Wrote the model, report.md and recipe.json to [bold]{escape(str(result.out_dir))}[/]")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from tinycompress.errors import DataError
 
 __all__ = ["RepresentativeDataWarning", "MIN_SAMPLES", "MAX_CALIBRATION_BYTES",
-           "load_calibration", "prepare_samples"]
+           "load_calibration", "load_labelled", "prepare_samples"]
 
 #: Below this many samples the converter's ranges become unreliable.
 MIN_SAMPLES = 100
@@ -75,33 +75,73 @@ def _load_npy(path: Path) -> np.ndarray:
         return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def _load_npz(path: Path) -> np.ndarray:
+def _load_npz(path: Path, keys: tuple[str, ...] | None = None) -> list[np.ndarray]:
+    """The array of a calibration archive (``keys`` None: the one under 'x' or the only
+    one), or the arrays under ``keys``, each header checked before its data is read."""
+    what = "calibration file" if keys is None else "data file"
     try:
         with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if n.endswith(".npy")]
-            keys = [n[:-4] for n in names]
-            if "x" in keys:
-                key = "x"
-            elif len(keys) == 1:
-                key = keys[0]
-            else:
-                raise DataError(
-                    f"calibration file {str(path)!r} holds arrays {keys}; store the samples "
-                    "as its only array or under the key 'x'."
-                )
-            where = f"array {key!r} of calibration file {str(path)!r}"
-            info = z.getinfo(f"{key}.npy")
-            with z.open(info) as f:
-                shape, dtype = _npy_header(f, where)
-                _check_header(shape, dtype, info.file_size - f.tell(), where)
-            with z.open(info) as f:
-                return np.lib.format.read_array(f, allow_pickle=False)
+            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+            if keys is None:
+                if "x" in names:
+                    keys = ("x",)
+                elif len(names) == 1:
+                    keys = (names[0],)
+                else:
+                    raise DataError(
+                        f"calibration file {str(path)!r} holds arrays {names}; store the samples "
+                        "as its only array or under the key 'x'."
+                    )
+            missing = [k for k in keys if k not in names]
+            if missing:
+                raise DataError(f"data file {str(path)!r} holds arrays {names}, not {missing}; save "
+                                f"it with numpy.savez(path, {'=..., '.join(keys)}=...).")
+            arrays = []
+            for key in keys:
+                where = f"array {key!r} of {what} {str(path)!r}"
+                info = z.getinfo(f"{key}.npy")
+                with z.open(info) as f:
+                    shape, dtype = _npy_header(f, where)
+                    _check_header(shape, dtype, info.file_size - f.tell(), where)
+                with z.open(info) as f:
+                    arrays.append(np.lib.format.read_array(f, allow_pickle=False))
+            return arrays
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
             ValueError) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"calibration file {str(path)!r} is not a readable .npz archive "
+        raise DataError(f"{what} {str(path)!r} is not a readable .npz archive "
                         f"({type(e).__name__}: {e}); save it with numpy.savez.") from e
+
+
+def load_labelled(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read labelled samples ``(x, y)`` from a `.npz` file with arrays ``x`` and ``y``.
+
+    The same checks as `load_calibration` apply to both arrays.
+
+    Args:
+        path: a `.npz` archive (``numpy.savez(path, x=samples, y=labels)``).
+
+    Returns:
+        ``(x, y)``.
+
+    Raises:
+        DataError: the file is missing or not such an archive, or ``x`` and
+            ``y`` differ in length.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "d.npz"); np.savez(p, x=np.zeros((3, 4)), y=np.arange(3))
+        >>> [a.shape for a in load_labelled(p)]
+        [(3, 4), (3,)]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} does not exist; pass a .npz with arrays x and y.")
+    x, y = _load_npz(path, ("x", "y"))
+    if len(x) != len(y):
+        raise DataError(f"data file {str(path)!r}: x holds {len(x)} samples but y {len(y)} labels.")
+    return x, y
 
 
 def load_calibration(path: str | Path) -> np.ndarray:
@@ -134,7 +174,7 @@ def load_calibration(path: str | Path) -> np.ndarray:
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"PK"):
-        return _load_npz(path)
+        return _load_npz(path)[0]
     if magic == b"\x93NUMPY":
         return _load_npy(path)
     raise DataError(f"calibration file {str(path)!r} is neither a .npy array nor a .npz "

@@ -4,9 +4,10 @@
   worker; an interrupted search resumes from it), or any Optuna storage URL
   (PostgreSQL for several workers; trials of a worker that died are failed by
   Optuna's heartbeat and re-run once).
-- Sampler: TPE with ``constraints_func`` (the budget's relative excesses, so
-  infeasible trials steer the search away) or random search with the same
-  pipeline (the benchmark's baseline).
+- Sampler: TPE, constrained by the budget (each trial sets its relative
+  excesses with ``Trial.set_constraint``; a trial that was pruned or failed
+  counts as infeasible), or random search with the same pipeline (the
+  benchmark's baseline).
 - Pruner: `FeasiblePruner`, a median rule over *feasible* trials only (a
   median over every trial would prune the small models the budget needs,
   since the uncompressed ones are the most accurate), or, with an accuracy
@@ -33,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tinycompress.errors import AutoError
 
-__all__ = ["FeasiblePruner", "open_study", "constraints", "finished", "SAMPLERS", "CONFIG_ATTR"]
+__all__ = ["FeasiblePruner", "open_study", "finished", "SAMPLERS", "CONFIG_ATTR"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,15 +45,6 @@ CONFIG_ATTR = "tinycompress_auto"
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 #: Seconds between heartbeats of a running trial (storages other than the default file).
 HEARTBEAT_S = 30
-
-
-def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """The budget constraints of a finished trial: relative excesses (<= 0 feasible).
-
-    A trial without measurements (pruned, failed) counts as infeasible.
-    """
-    values = trial.user_attrs.get("constraints")
-    return [float(v) for v in values] if values else [1.0]
 
 
 def finished(study: optuna.Study) -> int:
@@ -99,8 +91,7 @@ def _sampler(name: str, seed: int, shared: bool):
     seed = None if shared else seed
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=5,
-                                      constant_liar=shared)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=shared)
 
 
 def _storage(url: str, default: bool):

@@ -94,10 +94,11 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
              f"- study: `{result.study_name}` in `{result.storage}`", f"- trials: {len(result.trials)} ({counts})",
              ""]
     if best is not None:
-        final = best.metrics.get("final", best.metrics)
+        final = best.metrics
         lines += ["## Chosen model", "", f"Trial {best.number}: techniques "
                   f"{', '.join(_techniques(best)) or 'none'}; recipe in `recipe.json`, model in `model/`.", "",
-                  f"- TFLM int8 accuracy on the validation data: {_fmt(final.get('accuracy'))}",
+                  f"- accuracy on the TFLM interpreter ({best.recipe['mode']}) on the validation data: "
+                  f"{_fmt(final.get('accuracy'))} (float Keras model: {_fmt(final.get('float_accuracy'))})",
                   f"- flash: {final.get('flash_bytes')} B; kTensorArenaSize: {final.get('arena_bytes')} B "
                   f"(host TFLM {final.get('arena_host_bytes')} B); MACs: {final.get('macs')}"]
         if final.get("latency_ms") is not None:

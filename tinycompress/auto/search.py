@@ -38,6 +38,8 @@ _LOG = logging.getLogger(__name__)
 
 #: Trials of a search by default.
 DEFAULT_TRIALS = 40
+#: Constraint value of a figure that was not measured (pruned or failed trial).
+_UNMEASURED = 1e6
 
 
 @dataclass(frozen=True)
@@ -95,43 +97,58 @@ class _Objective:
                     raise optuna.TrialPruned(f"float accuracy {accuracy:.4f} at epoch step {step}")
 
             prepared = apply_recipe(self.model, recipe, self.train, val_data=self.val, on_epoch=on_epoch)
-            _, metrics = measure(prepared, recipe, self.train[0], self.val, arena_budget=self.budget.arena_bytes,
-                                 estimate=self.estimate, device=self.device)
+            built, metrics = measure(prepared, recipe, self.train[0], self.val,
+                                     arena_budget=self.budget.arena_bytes, estimate=self.estimate,
+                                     device=self.device)
         except optuna.TrialPruned:
-            trial.set_user_attr("duration_s", time.monotonic() - start)
+            self._unmeasured(trial, start)
             raise
         except Exception as e:  # noqa: BLE001 - any failure is this trial's outcome; the search goes on
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
-            trial.set_user_attr("duration_s", time.monotonic() - start)
+            self._unmeasured(trial, start)
             _LOG.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
             raise
         feasible = self.budget.is_satisfied_by(metrics)
         trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("constraints", list(self.budget.excess(metrics).values()) or [0.0])
+        for key, excess in self.budget.excess(metrics).items():
+            trial.set_constraint(key, min(excess, _UNMEASURED))
         trial.set_user_attr("feasible", feasible)
         trial.set_user_attr("violations", self.budget.violations(metrics))
         trial.set_user_attr("duration_s", time.monotonic() - start)
-        self._keep(trial.number, prepared, metrics, feasible)
+        self._keep(trial.number, prepared, built, feasible)
         return float(metrics[OBJECTIVES[self.objective][0]])
 
-    def _keep(self, number: int, prepared, metrics: dict, feasible: bool) -> None:
+    def _unmeasured(self, trial, start: float) -> None:
+        """A pruned or failed trial: infeasible for the constrained sampler."""
+        trial.set_user_attr("duration_s", time.monotonic() - start)
+        for key in self.budget.limits():
+            trial.set_constraint(key, _UNMEASURED)
+
+    def _keep(self, number: int, prepared, built, feasible: bool) -> None:
         if self.artifacts is not None:
             self.artifacts.mkdir(parents=True, exist_ok=True)
             prepared.save(self.artifacts / f"trial-{number}.keras")
-        if feasible:
-            self.kept = {number: prepared}
+        if feasible:  # the best is chosen among these at the end; keep the latest in memory too
+            self.kept[number] = (prepared, built)
 
-    def prepared(self, record: TrialRecord):
-        """The prepared model of ``record``: kept in memory, saved by a trial, or made again."""
-        if record.number in self.kept:
-            return self.kept[record.number]
+    def built(self, record: TrialRecord, *, name: str):
+        """``(BuildResult, metrics)`` of ``record``: the trial's own build when this process ran
+        it under the same model name, else built and measured again from its saved model or recipe."""
+        if record.number in self.kept and name == self.kept[record.number][1].name:
+            return self.kept[record.number][1], record.metrics
         path = None if self.artifacts is None else self.artifacts / f"trial-{record.number}.keras"
-        if path is not None and path.is_file():
+        if record.number in self.kept:
+            prepared = self.kept[record.number][0]
+        elif path is not None and path.is_file():
             import keras
 
-            return keras.saving.load_model(path, compile=False)
-        _LOG.info("trial %d ran elsewhere: making its model again from its recipe", record.number)
-        return apply_recipe(self.model, Recipe.from_config(record.recipe), self.train)
+            prepared = keras.saving.load_model(path, compile=False)
+        else:
+            _LOG.info("trial %d ran elsewhere: making its model again from its recipe", record.number)
+            prepared = apply_recipe(self.model, Recipe.from_config(record.recipe), self.train)
+        return measure(prepared, Recipe.from_config(record.recipe), self.train[0], self.val,
+                       arena_budget=self.budget.arena_bytes, estimate=self.estimate, device=self.device,
+                       name=name)
 
 
 def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
@@ -236,8 +253,9 @@ def search(
         progress: called with a `SearchStatus` after every trial. Default None.
 
     Returns:
-        A `SearchResult` whose ``best`` meets the budget (measured again on the
-        final build, verified with 32 samples).
+        A `SearchResult` whose ``best`` meets the budget, measured on the very
+        build it returns (built and measured again when the trial ran in another
+        process).
 
     Raises:
         NoFeasibleModelError: no trial met the budget; the message names the
@@ -254,10 +272,10 @@ def search(
         >>> x = np.random.default_rng(0).normal(size=(96, 8)).astype("float32"); y = np.argmax(x[:, :3], 1)
         >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"),
         ...                       keras.layers.Dense(3)])
-        >>> r = search(m, (x, y), (x, y), Budget(flash_bytes="4KB"), n_trials=2,
+        >>> r = search(m, (x, y), (x, y), Budget(flash_bytes="4KB"), n_trials=1,
         ...            space=SearchSpace(techniques=["pruning"], channel_sparsity=(0.5, 0.5), epochs=(1, 1)))
-        >>> r.fits, r.build.report.flash_bytes <= 4096, len(r.trials)
-        (True, True, 2)
+        >>> r.fits, len(r.model) <= 4096, r.recipe.channel_sparsity, len(r.trials)
+        (True, True, 0.5, 1)
     """
     from tinycompress.auto._study import open_study
     from tinycompress.auto.output import check_search_dir, write_search
@@ -270,7 +288,7 @@ def search(
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
     train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
     out_dir = None if out is None else check_search_dir(out, resume=resume)
-    keras_model = model if hasattr(model, "layers") else load_model(model).keras_model
+    keras_model = _keras_model(model, load_model)
     space = _fitted_space(keras_model, space or SearchSpace(), epochs)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}
@@ -283,14 +301,22 @@ def search(
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device)
-    best = _choose(records, objective)
-    if best is not None:
-        _final(result, best, run, train, val, target=target, name=name)
+    _final(result, run, target=target, name=name)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
     if not result.fits:
         raise NoFeasibleModelError(_no_fit_message(result), result)
     return result
+
+
+def _keras_model(model, load_model):
+    if hasattr(model, "layers"):
+        return model
+    loaded = load_model(model)
+    if loaded.source != "keras":
+        raise AutoError(f"the search fine-tunes Keras 3 models; {str(model)!r} loaded as "
+                        f"{loaded.source}. Save the model with Keras 3 (model.save('m.keras')).")
+    return loaded.model
 
 
 def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
@@ -311,6 +337,8 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
               progress) -> None:
     from tinycompress.auto._study import finished
 
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(run.space.baseline())
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)
@@ -327,20 +355,24 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
                    gc_after_trial=True)
 
 
-def _final(result: SearchResult, best: TrialRecord, run: _Objective, train, val, *, target, name) -> None:
-    """Build the chosen trial again (full verification, firmware) and re-check the budget."""
-    recipe = Recipe.from_config(best.recipe)
-    built, metrics = measure(run.prepared(best), recipe, train[0], val, arena_budget=result.budget.arena_bytes,
-                             estimate=run.estimate, device=run.device, verify_samples=32, name=name,
-                             target=target)
-    if metrics["flash_bytes"] != best.metrics.get("flash_bytes"):
-        _LOG.warning("trial %d measured %s B of flash in the search and %d B when built again",
-                     best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
-    violations = result.budget.violations(metrics)
-    if violations:
+def _final(result: SearchResult, run: _Objective, *, target, name) -> None:
+    """Take the chosen trial's build (built and measured again when another process ran it),
+    re-check it against the budget, and render its firmware; when a model built again no
+    longer fits (a figure moved), the next feasible trial is tried."""
+    from tinycompress.build import render_firmware
+
+    while (best := _choose(result.trials, result.objective)) is not None:
+        built, metrics = run.built(best, name=name)
+        if metrics["flash_bytes"] != best.metrics.get("flash_bytes"):
+            _LOG.warning("trial %d measured %s B of flash in the search and %d B when built again",
+                         best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
+        violations = result.budget.violations(metrics)
+        if not violations:
+            if target is not None:
+                built.firmware, built.target = render_firmware(built, target), target
+            result.best, result.recipe, result.build = best, Recipe.from_config(best.recipe), built
+            best.metrics = metrics  # the figures of the build returned
+            return
         _LOG.warning("trial %d no longer meets the budget when built again (%s); not returned",
                      best.number, "; ".join(violations))
         best.feasible, best.violations = False, violations
-        return
-    result.best, result.recipe, result.build = best, recipe, built
-    best.metrics = {**best.metrics, "final": metrics}

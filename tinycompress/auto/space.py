@@ -191,6 +191,23 @@ class SearchSpace:
             fields_["epochs"] = 0
         return Recipe(**fields_)
 
+    def baseline(self) -> dict[str, Any]:
+        """Parameters of the least compressed trial of the space (every technique off, or at
+        the low end of its range): the search runs it first, so the report shows what the
+        original model costs."""
+        on = self.techniques
+        params: dict[str, Any] = {"layers_removed": (self.layers_removed or (0, 0))[0]} \
+            if "layer_pruning" in on else {}
+        params.update({"lowrank": False} if "lowrank" in on else {})
+        params.update({"channel_sparsity": self.channel_sparsity[0]} if "pruning" in on else {})
+        params.update({"distill": False} if "distillation" in on else {})
+        params.update({"mode": "int8"} if "int16x8" in on else {})
+        params.update({"encode": False} if "encode" in on else {})
+        if "clustering" in on or "quantization" in on:
+            params["weights_int8"] = "none"
+        params["epochs"] = self.epochs[0]
+        return params
+
     def get_config(self) -> dict[str, Any]:
         """The settings as a flat dictionary (pairs as lists)."""
         config = asdict(self)

@@ -22,8 +22,6 @@ __all__ = ["TrialRecord", "measure", "cost_model", "STATES"]
 
 #: Trial states as recorded: Optuna's COMPLETE, PRUNED, FAIL, RUNNING, WAITING.
 STATES = ("complete", "pruned", "failed", "running", "waiting")
-#: Samples verified on TFLM/LiteRT per trial build (the final export verifies the default 32).
-TRIAL_VERIFY_SAMPLES = 16
 #: Training samples the converter calibrates on.
 CALIBRATION_SAMPLES = 256
 
@@ -99,7 +97,7 @@ class TrialRecord:
 
 def measure(prepared, recipe, x_calibration: np.ndarray, val: tuple[np.ndarray, np.ndarray], *,
             arena_budget: int | None = None, estimate=None, device: str | None = None,
-            verify_samples: int = TRIAL_VERIFY_SAMPLES, name: str = "model", target: str | None = None):
+            verify_samples: int = 32, name: str = "model", target: str | None = None):
     """Build a prepared model as ``recipe`` says and measure it.
 
     Args:
@@ -110,7 +108,7 @@ def measure(prepared, recipe, x_calibration: np.ndarray, val: tuple[np.ndarray, 
         arena_budget: ``encode_arena_budget`` for encoding recipes. Default None.
         estimate: the cost model's ``estimate`` (see `cost_model`). Default None.
         device: its device name. Default None.
-        verify_samples: samples verified by `build`. Default `TRIAL_VERIFY_SAMPLES`.
+        verify_samples: samples verified by `build` (as `tinycompress.export`). Default 32.
         name: model name (C identifiers). Default "model".
         target: firmware project to render. Default None.
 

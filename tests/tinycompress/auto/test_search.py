@@ -1,0 +1,139 @@
+"""`tinycompress.auto.search` end to end on a tiny model (trains: slow).
+
+Each property is checked on measured figures: the chosen model's bytes on disk
+are inspected again, the arena measured again on TFLM.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+import tflite_export
+from tinycompress.auto import Budget, Recipe, SearchSpace, apply_recipe, search
+from tinycompress.build import build
+from tinycompress.errors import AutoError, BudgetError, NoFeasibleModelError
+
+SPACE = SearchSpace(techniques=["pruning", "clustering", "encode"], channel_sparsity=(0.0, 0.75),
+                    cluster_bits=(3, 4), epochs=(1, 1))
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_task, tmp_path_factory):
+    model, train, val = tiny_task
+    out = tmp_path_factory.mktemp("auto") / "search"
+    budget = Budget(flash_bytes=2600, arena_bytes="4KB", min_accuracy=0.5)
+    result = search(model, train, val, budget, space=SPACE, n_trials=3, out=out, seed=1)
+    return result, out, budget
+
+
+@pytest.mark.slow
+def test_the_chosen_model_meets_the_budget_measured_again(searched, tiny_task):
+    result, out, budget = searched
+    assert result.fits and result.best.feasible and len(result.trials) == 3
+    tflite = (out / "model" / "model.tflite").read_bytes()
+    assert tflite == result.model
+    arena = tflite_export.measure_arena(tflite)
+    assert len(tflite) <= budget.flash_bytes and arena.emitted_bytes <= budget.arena_bytes
+    accuracy = tflite_export.evaluate_accuracy(tflite, *tiny_task[2])
+    assert accuracy >= budget.min_accuracy and accuracy == pytest.approx(result.best.metrics["accuracy"])
+    # the first trial is the uncompressed baseline, which is over the flash budget
+    baseline = result.trials[0]
+    assert baseline.recipe["channel_sparsity"] == 0.0 and baseline.recipe["cluster_bits"] is None
+    assert not baseline.feasible and "flash" in baseline.violations[0]
+
+
+@pytest.mark.slow
+def test_output_folder_has_report_plot_trials_and_recipe(searched):
+    result, out, _ = searched
+    names = {p.name for p in out.iterdir()}
+    assert {"model", "report.md", "pareto.png", "trials.json", "trials.csv", "recipe.json",
+            "study.db", "trials"} <= names
+    assert (out / "pareto.png").read_bytes().startswith(b"\x89PNG")
+    report = (out / "report.md").read_text()
+    assert "## Pareto front" in report and "![accuracy against flash" in report
+    assert f"| {result.best.number} **(chosen)** |" in report or result.best.number not in \
+        [t.number for t in result.pareto]
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(result.trials)
+    data = json.loads((out / "trials.json").read_text())
+    assert data["best"] == result.best.number and len(data["trials"]) == 3
+    assert Recipe.load(out / "recipe.json") == result.recipe
+
+
+@pytest.mark.slow
+def test_the_recipe_reruns_to_the_winners_flash(searched, tiny_task):
+    result, _, budget = searched
+    model, train, _ = tiny_task
+    prepared = apply_recipe(model, result.recipe, train)
+    again = build(prepared, train[0][:256], **result.recipe.build_options(arena_budget=budget.arena_bytes))
+    assert len(again.model) == len(result.model)
+
+
+@pytest.mark.slow
+def test_resume_continues_numbering_without_rerunning(searched, tiny_task):
+    result, out, budget = searched
+    model, train, val = tiny_task
+    with pytest.raises(AutoError, match="already holds a search.*resume"):
+        search(model, train, val, budget, space=SPACE, n_trials=4, out=out, seed=1)
+    resumed = search(model, train, val, budget, space=SPACE, n_trials=4, out=out, seed=1, resume=True)
+    assert [t.number for t in resumed.trials] == [0, 1, 2, 3]
+    for old, new in zip(result.trials, resumed.trials):  # not run again: the same records
+        assert (old.params, old.duration_s, old.state) == (new.params, new.duration_s, new.state)
+    with pytest.raises(AutoError, match="other settings.*budget"):
+        search(model, train, val, Budget(flash_bytes=9999), space=SPACE, n_trials=4, out=out, resume=True)
+
+
+@pytest.mark.slow
+def test_an_interrupted_trial_runs_again_on_resume(searched, tiny_task):
+    _, out, budget = searched
+    model, train, val = tiny_task
+    with sqlite3.connect(out / "study.db") as db:  # what a killed process leaves: a RUNNING trial
+        db.execute("UPDATE trials SET state='RUNNING', datetime_complete=NULL WHERE number=3")
+    resumed = search(model, train, val, budget, space=SPACE, n_trials=4, out=out, seed=1, resume=True)
+    interrupted, rerun = resumed.trials[3], resumed.trials[4]
+    assert interrupted.state == "failed" and interrupted.failure.startswith("interrupted")
+    assert rerun.params == interrupted.params and rerun.state in ("complete", "pruned")
+
+
+@pytest.mark.slow
+def test_failing_trials_are_recorded_and_the_search_goes_on(tiny_task):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["layer_pruning"], layers_removed=(2, 3))  # the model has 1 candidate
+    with pytest.raises(NoFeasibleModelError) as caught:
+        search(model, train, val, Budget(flash_bytes="64KB"), space=space, n_trials=2)
+    result = caught.value.result
+    assert [t.state for t in result.trials] == ["failed", "failed"]
+    assert all(t.failure.startswith("LayerPruningError: cannot meet") for t in result.trials)
+    assert "2 failed" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_no_fit_names_the_budget_and_the_closest_trials(tiny_task, tmp_path):
+    model, train, val = tiny_task
+    with pytest.raises(NoFeasibleModelError) as caught:
+        search(model, train, val, Budget(flash_bytes=600, arena_bytes="64KB"), n_trials=1,
+               space=SearchSpace(techniques=["pruning"], channel_sparsity=(0.5, 0.5)), out=tmp_path / "s")
+    message = str(caught.value)
+    assert "No measured trial met: flash_bytes." in message and "closest: trial 0: flash" in message
+    assert caught.value.result.best is None and not (tmp_path / "s" / "model").exists()
+    assert "## No model fits" in (tmp_path / "s" / "report.md").read_text()
+
+
+def test_latency_without_a_device_is_refused_before_any_work(tiny_task):
+    model, train, val = tiny_task
+    with pytest.raises(BudgetError, match="needs a device"):
+        search(model, train, val, Budget(latency_ms="30ms"), n_trials=1)
+    with pytest.raises(BudgetError, match="needs a device"):
+        search(model, train, val, Budget(flash_bytes="8KB"), objective="energy", n_trials=1)
+
+
+def test_a_foreign_folder_is_never_used(tiny_task, tmp_path):
+    model, train, val = tiny_task
+    (tmp_path / "mine.txt").write_text("user data")
+    with pytest.raises(AutoError, match="not a tinycompress search folder"):
+        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]

@@ -1,0 +1,116 @@
+"""`SearchSpace` and `Recipe`: every technique of the contract is searched; restrictions hold."""
+
+from __future__ import annotations
+
+import importlib
+
+import keras
+import optuna
+import pytest
+
+import tinycompress
+from tinycompress.auto import BUILD_KNOBS, KNOBS, Recipe, SearchSpace
+from tinycompress.core import Technique
+from tinycompress.errors import AutoError
+
+
+def _techniques() -> list[str]:
+    names = []
+    for package in tinycompress._SUBPACKAGES:
+        technique = getattr(importlib.import_module(f"tinycompress.{package}"), "TECHNIQUE", None)
+        if isinstance(technique, Technique):
+            names.append(technique.name)
+    return names
+
+
+def test_every_technique_of_the_contract_has_a_knob():
+    names = _techniques()
+    assert len(names) >= 6
+    assert sorted(names) == sorted(KNOBS), "add a knob to tinycompress.auto.space for each technique"
+    assert set(BUILD_KNOBS) == {"int16x8", "encode"}
+
+
+def _sample(space: SearchSpace, n: int = 60, seed: int = 0) -> list[Recipe]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    recipes = []
+    for _ in range(n):
+        trial = study.ask()
+        recipes.append(space.suggest(trial, seed=7))
+        study.tell(trial, 0.0)
+    return recipes
+
+
+def test_samples_cover_the_space_and_respect_the_exclusions():
+    recipes = _sample(SearchSpace(layers_removed=(0, 1)))
+    used = {name for r in recipes for name in r.techniques()}
+    assert used == set(KNOBS)
+    assert {r.mode for r in recipes} == {"int8", "int16x8"} and {r.encode for r in recipes} == {False, True}
+    assert not any(r.qat and (r.mode != "int8" or r.cluster_bits is not None) for r in recipes)
+    assert all(r.seed == 7 for r in recipes)
+
+
+def test_a_restricted_space_samples_only_its_techniques_and_ranges():
+    space = SearchSpace(techniques=["pruning", "clustering"], channel_sparsity=(0.25, 0.5),
+                        cluster_bits=(3, 4), epochs=(2, 2))
+    for r in _sample(space, 30):
+        assert set(r.techniques()) <= {"pruning", "clustering"}
+        assert 0.25 <= r.channel_sparsity <= 0.5 and r.cluster_bits in (None, 3, 4)
+        assert r.mode == "int8" and not r.encode and not r.qat and r.epochs == 2
+
+
+def test_baseline_is_the_least_compressed_point():
+    space = SearchSpace(layers_removed=(0, 2))
+    study = optuna.create_study()
+    study.enqueue_trial(space.baseline())
+    recipe = space.suggest(study.ask(), seed=0)
+    assert recipe.techniques() == [] and recipe.mode == "int8" and not recipe.encode
+
+
+def test_fit_to_drops_what_the_model_cannot_use():
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    fitted = SearchSpace().fit_to(m, candidates=0, logits=False)
+    assert "layer_pruning" not in fitted.techniques and "distillation" not in fitted.techniques
+    assert SearchSpace().fit_to(m, candidates=5, logits=True).layers_removed == (0, 2)
+    with pytest.raises(AutoError, match="nothing left to search"):
+        SearchSpace(techniques=["distillation"]).fit_to(m, candidates=0, logits=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"techniques": ["prunning"]}, r"unknown technique\(s\) \['prunning'\].*choose from"),
+    ({"channel_sparsity": (0.5, 0.2)}, "channel_sparsity must be a pair"),
+    ({"cluster_bits": (1, 4)}, "cluster_bits"),
+    ({"batch_size": 0}, "batch_size"),
+])
+def test_bad_spaces_are_refused(kwargs, match):
+    with pytest.raises(AutoError, match=match):
+        SearchSpace(**kwargs)
+
+
+def test_space_and_recipe_round_trip(tmp_path):
+    space = SearchSpace(techniques=["lowrank", "encode"], lowrank_energy=(0.6, 0.9))
+    assert SearchSpace.from_config(space.get_config()) == space
+    recipe = Recipe(layers_removed=1, lowrank_energy=0.8, channel_sparsity=0.3, distill=True,
+                    cluster_bits=3, mode="int16x8", encode=True, epochs=2, seed=3)
+    assert Recipe.load(recipe.save(tmp_path / "recipe.json")) == recipe
+    assert recipe.techniques() == ["layer_pruning", "lowrank", "pruning", "distillation", "clustering"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"qat": True, "cluster_bits": 4}, "QAT or clustering"),
+    ({"qat": True, "mode": "int16x8"}, "int8"),
+    ({"channel_sparsity": 1.0}, "channel_sparsity"),
+    ({"mode": "int4"}, "mode"),
+    ({"epochs": 1.5}, "epochs"),
+])
+def test_bad_recipes_are_refused(kwargs, match):
+    with pytest.raises(AutoError, match=match):
+        Recipe(**kwargs)
+
+
+def test_recipe_files_are_checked(tmp_path):
+    (tmp_path / "a.json").write_text("{")
+    (tmp_path / "b.json").write_text('{"recipe": {"bits": 3}}')
+    with pytest.raises(AutoError, match="cannot read recipe file"):
+        Recipe.load(tmp_path / "a.json")
+    with pytest.raises(AutoError, match=r"unknown recipe field\(s\) \['bits'\]"):
+        Recipe.load(tmp_path / "b.json")
