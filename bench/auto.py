@@ -206,7 +206,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small run: 2,500 MNIST training images, 3 trials, 1 epoch per step")
-    parser.add_argument("--datasets", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--datasets", nargs="*", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--trials", type=int, default=None, help="trials per search (default 40; quick 3)")
     parser.add_argument("--epochs", type=int, default=None, help="LeNet-5 float epochs (8; quick 2)")
     parser.add_argument("--series-epochs", type=int, default=None, help="Conv1D float epochs (100; quick 40)")
