@@ -86,6 +86,23 @@ def _wait(proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
     assert code == 0, f"worker exited with {code}:\n{log.read_text()[-3000:]}"
 
 
+def test_the_postgresql_storage_serves_optuna_and_search_opens_it(postgres_url):
+    """The server CI starts (or the fixture's own) takes Optuna studies through the driver
+    the test extra installs, and a search opens it; fails in CI when it cannot."""
+    import optuna
+
+    from tinycompress.auto._study import open_study
+
+    name = f"fixture-{os.getpid()}-{time.time_ns()}"
+    for _ in range(2):  # the second opening joins the first one's study, as a second worker does
+        study, shown = open_study(storage=postgres_url, study_name=name, out=None, resume=False,
+                                  sampler="tpe", seed=0, direction="maximize", floor=None,
+                                  settings={"budget": {"flash_bytes": 1}})
+    study.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=3)
+    assert len(optuna.load_study(study_name=name, storage=postgres_url).trials) == 3
+    assert shown.startswith("postgresql")
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(problem, postgres_url, tmp_path):
     import optuna
