@@ -49,22 +49,22 @@ def _hidden(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if isinstance(layer, kinds)][:-1]
 
 
-def _pruned(model, train, sparsity: float, epochs: int, channel: bool) -> keras.Model:
+def _pruned(model, train, sparsity: float, epochs: int, channel: bool, batch: int) -> keras.Model:
     x, y = train
-    steps = -(-len(x) // BATCH)
+    steps = -(-len(x) // batch)
     schedule = PolynomialDecay(0.0 if channel else 0.5, sparsity, begin_step=0,
                                end_step=max((2 * epochs * steps) // 3, 1),
                                frequency=max(steps // 4, 1))
     kw = {"layers": _hidden(model), "granularity": "channel"} if channel else {}
     tuned = compiled(copy_of(model), 3e-4)
-    tuned.fit(x, y, epochs=epochs, batch_size=BATCH, verbose=0,
+    tuned.fit(x, y, epochs=epochs, batch_size=batch, verbose=0,
               callbacks=[PruningCallback(schedule, log_summary=False, **kw)])
     return strip_pruning(tuned)
 
 
-def _clustered(model, train, epochs: int) -> keras.Model:
+def _clustered(model, train, epochs: int, batch: int) -> keras.Model:
     c = compiled(cluster_weights(copy_of(model), bits=4), 3e-4)
-    c.fit(*train, epochs=epochs, batch_size=BATCH, verbose=0)
+    c.fit(*train, epochs=epochs, batch_size=batch, verbose=0)
     return strip_clustering(c)
 
 
@@ -76,7 +76,7 @@ def _measure(name: str, model_bytes: bytes, test) -> dict:
 
 
 def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget: int | None,
-               fc1_rank: int = 32) -> list[dict]:
+               fc1_rank: int = 32, batch: int = BATCH) -> list[dict]:
     """Apply every hand recipe to ``float_model``; one measured dict per recipe.
 
     Args:
@@ -86,6 +86,7 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
         epochs: fine-tuning epochs of every step (the benches use 2 to 8).
         arena_budget: arena bytes `tflite_export.encode` must stay within, or None.
         fc1_rank: rank of the first Dense layer in ``lowrank_structured``.
+        batch: fine-tuning batch size (64 as in the benches; small data sets need less).
 
     Returns:
         ``[{"recipe", "flash_bytes", "arena_bytes", "acc"}, ...]``; ``arena_bytes``
@@ -95,19 +96,19 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
     calib = train[0][:500]
     convert = lambda m: tinycompress.convert(m, calib)  # noqa: E731
     rows = []
-    half = compiled(shrink(_pruned(float_model, train, 0.5, epochs, channel=True)), 3e-4)
+    half = compiled(shrink(_pruned(float_model, train, 0.5, epochs, True, batch)), 3e-4)
     rows.append(_measure("structured50", convert(half), test))
     dense = [layer.name for layer in half.layers if isinstance(layer, keras.layers.Dense)]
     if len(dense) > 1:
         both, _ = factorize(half, LowRankConfig(ranks={dense[0]: fc1_rank}))
-        compiled(both, 3e-4).fit(*train, epochs=epochs, batch_size=BATCH, verbose=0)
+        compiled(both, 3e-4).fit(*train, epochs=epochs, batch_size=batch, verbose=0)
         rows.append(_measure("lowrank_structured", convert(both), test))
-    small = compiled(shrink(_pruned(float_model, train, 0.7, epochs, channel=True)), 3e-4)
-    small.fit(*train, epochs=max(epochs // 2, 1), batch_size=BATCH, verbose=0)
-    clustered = convert(_clustered(small, train, epochs))
+    small = compiled(shrink(_pruned(float_model, train, 0.7, epochs, True, batch)), 3e-4)
+    small.fit(*train, epochs=max(epochs // 2, 1), batch_size=batch, verbose=0)
+    clustered = convert(_clustered(small, train, epochs, batch))
     lut = tflite_export.compress_luts(clustered, verify_data=test[0][:16], measure_each=False)
     rows.append(_measure("structured70_cluster4_lut", lut.model_bytes, test))
-    sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, channel=False), train, epochs))
+    sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, False, batch), train, epochs, batch))
     for name, model_bytes in (("structured70_cluster4_encode", clustered),
                               ("structured70_unstructured80_cluster4_encode", sparse)):
         enc = tflite_export.encode(model_bytes, encodings="auto", arena_budget=arena_budget,

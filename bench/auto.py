@@ -106,9 +106,23 @@ def budget_of(given: dict) -> Budget:
                   latency_ms=given.get("latency"))
 
 
-def run_search(model, fit, val, test, budget: Budget, args, sampler: str) -> dict:
+def settings(name: str, args) -> dict:
+    """Training settings per data set: the series sets have 32 to 216 training samples, so
+    they fine-tune with batch 8 and more epochs (`--series-finetune`) than LeNet-5 does."""
+    if name == "mnist":
+        return {"float_epochs": args.epochs, "finetune": args.finetune, "max_epochs": args.max_epochs,
+                "batch": 64}
+    return {"float_epochs": args.series_epochs, "finetune": args.series_finetune,
+            "max_epochs": args.series_finetune, "batch": 8}
+
+
+def space_for(name: str, args) -> SearchSpace:
+    s = settings(name, args)
+    return SearchSpace(epochs=(1, s["max_epochs"]), batch_size=min(s["batch"], 32))
+
+
+def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str) -> dict:
     """One search; its winner's TFLM test accuracy and whether its final build fits, measured."""
-    space = SearchSpace(epochs=(1, args.max_epochs))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -127,15 +141,16 @@ def run_search(model, fit, val, test, budget: Budget, args, sampler: str) -> dic
 
 def run_dataset(name: str, args) -> None:
     fit, val, test = load(name, args.quick)
-    model = float_model(name, fit, args.epochs if name == "mnist" else args.series_epochs)
+    s = settings(name, args)
+    model = float_model(name, fit, s["float_epochs"])
     float_acc = round(float(model.evaluate(*test, verbose=0)[1]), 4)
     arena = budget_of(BUDGETS[name][0]).arena_bytes  # one arena budget per dataset
-    hand = _auto_hand.candidates(model, fit, test, args.finetune, arena)
+    hand = _auto_hand.candidates(model, fit, test, s["finetune"], arena, batch=s["batch"])
     for given in BUDGETS[name]:
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
-        auto = run_search(model, fit, val, test, budget, args, "tpe")
-        rand = run_search(model, fit, val, test, budget, args, "random")
+        auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe")
+        rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random")
         print(json.dumps({
             "dataset": name, "budget": {"flash": given["flash"], "arena": given.get("arena"),
                                         "latency": given.get("latency")},
@@ -146,8 +161,9 @@ def run_dataset(name: str, args) -> None:
             "auto_counts": auto["counts"], "random_fits": rand["fits"], "random_wall_s": rand["wall_s"],
             "hand_recipe": None if best_hand is None else best_hand["recipe"],
             "hand_flash_bytes": None if best_hand is None else best_hand["flash_bytes"],
-            "mode": "quick" if args.quick else "full", "float_epochs": args.epochs if name == "mnist"
-            else args.series_epochs, "finetune_epochs": args.finetune, "max_trial_epochs": args.max_epochs,
+            "mode": "quick" if args.quick else "full", "float_epochs": s["float_epochs"],
+            "hand_finetune_epochs": s["finetune"], "max_trial_epochs": s["max_epochs"],
+            "train_samples": len(fit[0]), "val_samples": len(val[0]), "test_samples": len(test[0]),
         }), flush=True)
 
 
@@ -158,7 +174,7 @@ def worker(spec: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             search(keras.saving.load_model(spec["model"]), fit, val, budget_of(spec["budget"]),
-                   space=SearchSpace(epochs=(1, spec["max_epochs"])), n_trials=spec["trials"],
+                   space=SearchSpace.from_config(spec["space"]), n_trials=spec["trials"],
                    storage=spec["storage"], study_name=spec["study"], out=tmp, seed=0)
         except NoFeasibleModelError:
             pass  # throughput is measured either way
@@ -176,7 +192,7 @@ def trials_per_hour(storage: str, study: str) -> tuple[int, float]:
 
 def run_workers(name: str, args) -> None:
     fit, val, _ = load(name, args.quick)
-    model = float_model(name, fit, args.epochs if name == "mnist" else args.series_epochs)
+    model = float_model(name, fit, settings(name, args)["float_epochs"])
     with tempfile.TemporaryDirectory() as tmp:
         model.save(os.path.join(tmp, "model.keras"))
         np.savez(os.path.join(tmp, "data.npz"), x_fit=fit[0], y_fit=fit[1], x_val=val[0], y_val=val[1])
@@ -184,7 +200,7 @@ def run_workers(name: str, args) -> None:
         rates, counts = {}, {}
         for workers in (1, 2):
             spec = {"model": os.path.join(tmp, "model.keras"), "data": os.path.join(tmp, "data.npz"),
-                    "budget": BUDGETS[name][0], "max_epochs": args.max_epochs, "storage": storage,
+                    "budget": BUDGETS[name][0], "space": space_for(name, args).get_config(), "storage": storage,
                     "trials": args.worker_trials * workers, "study": f"bench-{workers}-{time.time_ns()}"}
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,6 +228,8 @@ def main() -> int:
     parser.add_argument("--series-epochs", type=int, default=None, help="Conv1D float epochs (100; quick 40)")
     parser.add_argument("--finetune", type=int, default=None, help="hand recipe epochs per step (4; quick 1)")
     parser.add_argument("--max-epochs", type=int, default=None, help="most epochs of a trial (3; quick 1)")
+    parser.add_argument("--series-finetune", type=int, default=None,
+                        help="series: hand recipe epochs per step and most epochs of a trial (20; quick 8)")
     parser.add_argument("--worker-dataset", default="basicmotions", choices=[*BUDGETS, "none"])
     parser.add_argument("--worker-trials", type=int, default=None, help="trials per worker (8; quick 3)")
     parser.add_argument("--storage", default=None, help="storage URL of the worker line (PostgreSQL)")
@@ -221,7 +239,8 @@ def main() -> int:
         worker(json.loads(args.worker))
         return 0
     for key, full, quick in (("trials", 40, 3), ("epochs", 8, 2), ("series_epochs", 100, 40),
-                             ("finetune", 4, 1), ("max_epochs", 3, 1), ("worker_trials", 8, 3)):
+                             ("finetune", 4, 1), ("max_epochs", 3, 1), ("worker_trials", 8, 3),
+                             ("series_finetune", 20, 8)):
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
     for name in args.datasets:
