@@ -202,11 +202,14 @@ def run_workers(name: str, args) -> None:
             spec = {"model": os.path.join(tmp, "model.keras"), "data": os.path.join(tmp, "data.npz"),
                     "budget": BUDGETS[name][0], "space": space_for(name, args).get_config(), "storage": storage,
                     "trials": args.worker_trials * workers, "study": f"bench-{workers}-{time.time_ns()}"}
+            logs = [open(os.path.join(tmp, f"worker{workers}-{i}.log"), "w+") for i in range(workers)]
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for _ in range(workers)]
-            if any(p.wait() for p in procs):
-                sys.exit(f"a {workers}-worker search process failed")
+                                      stdout=log, stderr=subprocess.STDOUT) for log in logs]
+            for proc, log in zip(procs, logs):
+                if proc.wait():
+                    log.seek(0)
+                    sys.exit(f"a {workers}-worker search process failed:\n{log.read()[-3000:]}")
+                log.close()
             counts[workers], rates[workers] = trials_per_hour(storage, spec["study"])
     print(json.dumps({
         "dataset": name, "budget": BUDGETS[name][0], "workers": 2,
