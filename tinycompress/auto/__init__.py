@@ -21,6 +21,7 @@ from tinycompress.auto.output import render_plot, render_report, trials_csv, wri
 from tinycompress.auto.recipe import Recipe, apply_recipe
 from tinycompress.auto.result import SearchResult, pareto_front
 from tinycompress.auto.search import DEFAULT_TRIALS, SearchStatus, search
+from tinycompress.auto.sensitivity import allocate, channel_sensitivity
 from tinycompress.auto.space import BUILD_KNOBS, KNOBS, SearchSpace
 from tinycompress.auto.trial import TrialRecord, measure
 from tinycompress.errors import AutoError, BudgetError, NoFeasibleModelError
@@ -31,6 +32,8 @@ __all__ = [
     "Recipe",
     "search",
     "apply_recipe",
+    "channel_sensitivity",
+    "allocate",
     "measure",
     "write_search",
     "SearchResult",

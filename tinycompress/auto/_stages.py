@@ -12,7 +12,7 @@ from tinycompress.auto.recipe import Recipe, ends_in_softmax
 from tinycompress.core import prepare_for_export, rewrite
 from tinycompress.errors import AutoError
 
-__all__ = ["run", "float_accuracy"]
+__all__ = ["run", "float_accuracy", "hidden_prunable"]
 
 _SCORE_SAMPLES = 512
 
@@ -42,10 +42,35 @@ def _copy(model: keras.Model) -> keras.Model:
     return rewrite(model)
 
 
-def _hidden_prunable(model: keras.Model) -> list[str]:
+def hidden_prunable(model: keras.Model) -> list[str]:
     """Prunable layers except the last one (whose channels are the model's outputs)."""
     names = [layer.name for layer in pruning.select_layers(model)]
     return names[:-1]
+
+
+def _ratio_groups(recipe: Recipe, model: keras.Model) -> dict[float, list[str]]:
+    """Channel-pruning ratio -> layers: the recipe's per-layer ratio of each hidden layer, or
+    ``channel_sparsity`` for a layer it does not name (e.g. made by an earlier stage)."""
+    named = recipe.layer_sparsity or {}
+    groups: dict[float, list[str]] = {}
+    for name in hidden_prunable(model):
+        ratio = named.get(name, recipe.channel_sparsity)
+        if ratio > 0:
+            groups.setdefault(ratio, []).append(name)
+    return groups
+
+
+def _prune_now(model: keras.Model, callbacks: list) -> None:
+    """Without fine-tuning (0 epochs): apply the pruning callbacks' masks once, train nothing."""
+    pruners = [c for c in callbacks if isinstance(c, pruning.PruningCallback)]
+    if not pruners:
+        return
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    for callback in pruners:
+        callback.set_model(model)
+        callback.on_train_begin()
+        callback.on_train_batch_begin(0)
+        callback.on_train_end()
 
 
 class _Trainer:
@@ -62,6 +87,7 @@ class _Trainer:
 
     def fit(self, model, epochs: int, callbacks: list, loss) -> None:
         if epochs < 1:
+            _prune_now(model, callbacks)
             return
         model.compile(optimizer=keras.optimizers.Adam(self.recipe.learning_rate), loss=loss)
         model.fit(*self.train, epochs=epochs, batch_size=self.recipe.batch_size, verbose=self.verbose,
@@ -70,6 +96,7 @@ class _Trainer:
 
     def distill(self, teacher, student, epochs: int, callbacks: list) -> None:
         if epochs < 1:
+            _prune_now(student, callbacks)
             return
         wrapped = [distillation.StudentCallback(c) for c in callbacks]
         distillation.distill(teacher, student, *self.train, epochs=epochs, batch_size=self.recipe.batch_size,
@@ -93,11 +120,11 @@ def _structure(model, recipe: Recipe, train, trainer: _Trainer):
     callbacks = []
     if recipe.channel_sparsity > 0:
         steps = max(1, -(-len(train[0]) // recipe.batch_size))
-        config = pruning.PruningConfig(
-            pruning.ConstantSparsity(recipe.channel_sparsity, frequency=steps),
-            layers=_hidden_prunable(student), granularity="channel")
-        student = pruning.apply(student, config)
-        callbacks = pruning.callbacks(config, log_summary=False)
+        for ratio, names in _ratio_groups(recipe, student).items():
+            config = pruning.PruningConfig(pruning.ConstantSparsity(ratio, frequency=steps),
+                                           layers=names, granularity="channel")
+            student = pruning.apply(student, config)
+            callbacks += pruning.callbacks(config, log_summary=False)
     changed = recipe.layers_removed or recipe.lowrank_energy is not None or recipe.channel_sparsity > 0
     if recipe.distill:
         if ends_in_softmax(model):
@@ -105,7 +132,7 @@ def _structure(model, recipe: Recipe, train, trainer: _Trainer):
                             "(drop the softmax, or leave distillation out of the search space).")
         trainer.distill(model, student, recipe.epochs, callbacks)
     elif changed:
-        trainer.fit(student, recipe.epochs, callbacks, loss)
+        trainer.fit(student, recipe.epochs, callbacks, loss)  # 0 epochs: pruned without fine-tuning
     student = prepare_for_export(student)
     return pruning.shrink(student) if recipe.channel_sparsity > 0 else student
 

@@ -127,15 +127,19 @@ def hide_password(url: str) -> str:
 
 
 def _fail_interrupted(study: optuna.Study, storage) -> None:
-    """Fail the trials a killed single-worker run left RUNNING, and queue their parameters again."""
+    """Fail the trials a killed single-worker run left RUNNING, and queue the parameters of
+    every interrupted trial (killed, or stopped with Ctrl-C) again, once."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: the search process stopped "
                                                             "during this trial; its parameters run again")
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if t.params:
-            study.enqueue_trial(t.params, skip_if_exists=False)
-        _LOG.info("trial %d was interrupted; its parameters are queued again", t.number)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.user_attrs.get("interrupted") and not t.user_attrs.get("queued_again"):
+            storage.set_trial_user_attr(t._trial_id, "queued_again", True)
+            if t.params:
+                study.enqueue_trial(t.params, skip_if_exists=False)
+            _LOG.info("trial %d was interrupted; its parameters are queued again", t.number)
 
 
 def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,

@@ -102,8 +102,11 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
                   f"- flash: {final.get('flash_bytes')} B; kTensorArenaSize: {final.get('arena_bytes')} B "
                   f"(host TFLM {final.get('arena_host_bytes')} B); MACs: {final.get('macs')}"]
         if final.get("latency_ms") is not None:
-            lines.append(f"- latency {final['latency_ms']:.4g} ms, energy {final['energy_uj']:.4g} uJ "
-                         f"(cost-model estimates, relative error {final['cost_rel_error']:.0%})")
+            energy = "unknown" if final.get("energy_uj") is None else f"{final['energy_uj']:.4g} uJ"
+            lines.append(f"- latency {final['latency_ms']:.4g} ms, energy {energy} on {result.device} "
+                         f"(cost-model estimates, relative error {final['cost_rel_error']:.0%}"
+                         + (f"; not counting {', '.join(final['cost_unknown_ops'])}"
+                            if final.get("cost_unknown_ops") else "") + ")")
         lines.append("")
     else:
         lines += ["## No model fits", "", f"No trial met the budget; never met: "
@@ -117,6 +120,12 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
               *[_row(t, best) for t in result.pareto], ""]
     if plot:
         lines += [f"![accuracy against flash, arena and latency]({plot})", ""]
+    if result.sensitivity:
+        lines += ["## Channel-pruning sensitivity (measured)", "",
+                  "Float validation accuracy lost when half of one layer's channels are pruned "
+                  "(no fine-tuning); trials with `pruning_allocation=sensitivity` prune robust "
+                  "layers more.", "", "| layer | accuracy drop |", "|---|---|",
+                  *[f"| {name} | {drop:.4f} |" for name, drop in result.sensitivity.items()], ""]
     failed = [t for t in result.trials if t.state == "failed"]
     if failed:
         lines += ["## Failed trials", ""] + [f"- trial {t.number}: {t.failure}" for t in failed] + [""]

@@ -58,6 +58,10 @@ class Recipe:
             (0, 1), or None (no factorization). Default None.
         channel_sparsity: fraction of channels pruned in each hidden Dense/conv
             layer, in [0, 0.95]. Default 0.0.
+        layer_sparsity: ``{layer name: ratio}`` per-layer channel-pruning ratios
+            (from a sensitivity scan) used instead of ``channel_sparsity`` for the
+            layers it names (``channel_sparsity`` is then their mean and applies to
+            hidden layers it does not name, such as low-rank factors). Default None.
         distill: fine-tune the structure stage by distillation from the
             original model (needs a model that outputs logits). Default False.
         temperature: distillation temperature. Default 4.0.
@@ -85,6 +89,7 @@ class Recipe:
     layers_removed: int = 0
     lowrank_energy: float | None = None
     channel_sparsity: float = 0.0
+    layer_sparsity: dict[str, float] | None = None
     distill: bool = False
     temperature: float = 4.0
     distill_weight: float = 0.1
@@ -102,6 +107,12 @@ class Recipe:
         if self.lowrank_energy is not None:
             _check_range("lowrank_energy", self.lowrank_energy, 1e-6, 0.999999)
         _check_range("channel_sparsity", self.channel_sparsity, 0.0, 0.95)
+        if self.layer_sparsity is not None:
+            if not isinstance(self.layer_sparsity, dict):
+                raise AutoError(f"recipe field layer_sparsity must be a dict {{layer name: ratio}}. "
+                                f"Received: {self.layer_sparsity!r}.")
+            for name, ratio in self.layer_sparsity.items():
+                _check_range(f"layer_sparsity[{name!r}]", ratio, 0.0, 0.95)
         _check_range("temperature", self.temperature, 1e-3, 1e3)
         _check_range("distill_weight", self.distill_weight, 0.0, 1.0)
         _check_range("epochs", self.epochs, 0, 10_000, integer=True)
@@ -138,7 +149,7 @@ class Recipe:
         return options
 
     def get_config(self) -> dict[str, Any]:
-        """The fields as a flat dictionary."""
+        """The fields as a flat dictionary (``layer_sparsity`` is the one nested mapping)."""
         return asdict(self)
 
     @classmethod

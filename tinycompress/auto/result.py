@@ -61,6 +61,8 @@ class SearchResult:
         storage: the storage URL (password hidden).
         device: the cost model's device, or None.
         out_dir: where `write_search` wrote the output, or None.
+        sensitivity: the channel-pruning sensitivity scan (``{layer: accuracy
+            drop at half its channels}``), or None when pruning was not searched.
     """
 
     budget: Budget
@@ -74,6 +76,7 @@ class SearchResult:
     storage: str = ""
     device: str | None = None
     out_dir: Path | None = None
+    sensitivity: dict[str, float] | None = None
 
     @property
     def model(self) -> bytes | None:
@@ -115,5 +118,6 @@ class SearchResult:
             "fits": self.fits, "best": None if self.best is None else self.best.number,
             "recipe": None if self.recipe is None else self.recipe.get_config(),
             "pareto": [t.number for t in self.pareto], "counts": self.counts(),
-            "unmet": self.unmet(), "trials": [t.to_dict() for t in self.trials],
+            "unmet": self.unmet(), "sensitivity": self.sensitivity,
+            "trials": [t.to_dict() for t in self.trials],
         }

@@ -90,6 +90,9 @@ class _Objective:
         try:
             recipe = self.space.suggest(trial, seed=self.seed)
             trial.set_user_attr("recipe", recipe.get_config())
+            twin = _twin(trial)
+            if twin is not None:
+                return self._copy(trial, twin, start)
 
             def on_epoch(step: int, accuracy: float) -> None:
                 trial.report(accuracy, step)
@@ -102,6 +105,10 @@ class _Objective:
                                      device=self.device)
         except optuna.TrialPruned:
             self._unmeasured(trial, start)
+            raise
+        except KeyboardInterrupt:  # Optuna fails the trial; a resumed search runs it again
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("failure", "interrupted: the search was stopped during this trial")
             raise
         except Exception as e:  # noqa: BLE001 - any failure is this trial's outcome; the search goes on
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
@@ -118,6 +125,19 @@ class _Objective:
         self._keep(trial.number, prepared, built, feasible)
         return float(metrics[OBJECTIVES[self.objective][0]])
 
+    def _copy(self, trial, twin, start: float) -> float:
+        """Record the measurements of a finished trial with the same parameters (same recipe,
+        same seed: the same model) instead of training and building it again."""
+        for key in ("metrics", "feasible", "violations"):
+            trial.set_user_attr(key, twin.user_attrs[key])
+        for key, value in twin.constraints.items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("duration_s", time.monotonic() - start)
+        _LOG.info("trial %d has the parameters of trial %d: its measurements are reused",
+                  trial.number, twin.number)
+        return float(twin.values[0])
+
     def _unmeasured(self, trial, start: float) -> None:
         """A pruned or failed trial: infeasible for the constrained sampler."""
         trial.set_user_attr("duration_s", time.monotonic() - start)
@@ -127,7 +147,11 @@ class _Objective:
     def _keep(self, number: int, prepared, built, feasible: bool) -> None:
         if self.artifacts is not None:
             self.artifacts.mkdir(parents=True, exist_ok=True)
-            prepared.save(self.artifacts / f"trial-{number}.keras")
+            try:
+                prepared.save(self.artifacts / f"trial-{number}.keras")
+            except Exception as e:  # noqa: BLE001 - the recipe still makes the model again
+                _LOG.warning("trial %d: its model could not be saved (%s: %s); a resumed search "
+                             "makes it again from its recipe", number, type(e).__name__, e)
         if feasible:  # the best is chosen among these at the end; keep the latest in memory too
             self.kept[number] = (prepared, built)
 
@@ -149,6 +173,17 @@ class _Objective:
         return measure(prepared, Recipe.from_config(record.recipe), self.train[0], self.val,
                        arena_budget=self.budget.arena_bytes, estimate=self.estimate, device=self.device,
                        name=name)
+
+
+def _twin(trial):
+    """A complete trial of the study with exactly ``trial``'s parameters, or None."""
+    from optuna.trial import TrialState
+
+    params = trial.params
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.params == params and "metrics" in other.user_attrs:
+            return other
+    return None
 
 
 def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
@@ -289,7 +324,7 @@ def search(
     train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
     out_dir = None if out is None else check_search_dir(out, resume=resume)
     keras_model = _keras_model(model, load_model)
-    space = _fitted_space(keras_model, space or SearchSpace(), epochs)
+    space = _fitted_space(keras_model, space or SearchSpace(), epochs, val)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}
     study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
@@ -300,7 +335,8 @@ def search(
     _optimize(study, run, n_trials, timeout_s, objective, progress)
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
-                          study_name=study.study_name, storage=url, device=device)
+                          study_name=study.study_name, storage=url, device=device,
+                          sensitivity=space.sensitivity)
     _final(result, run, target=target, name=name)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
@@ -319,7 +355,7 @@ def _keras_model(model, load_model):
     return loaded.model
 
 
-def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
+def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchSpace:
     from dataclasses import replace
 
     from tinycompress.auto.recipe import ends_in_softmax
@@ -329,8 +365,15 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None) -> SearchSpace:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ArgumentError(f"expected epochs as an int >= 1. Received: epochs={epochs!r}.")
         space = replace(space, epochs=(1, epochs))
+    sensitivity = None
+    if "pruning" in space.techniques and space.sensitivity is None and space.channel_sparsity[1] > 0:
+        from tinycompress.auto.sensitivity import channel_sensitivity
+
+        sensitivity = channel_sensitivity(model, val)
+        _LOG.info("channel-pruning sensitivity (accuracy drop at 50%% of a layer's channels): %s",
+                  sensitivity)
     return space.fit_to(model, candidates=len(find_candidates(model, ("residual", "layer"))),
-                        logits=not ends_in_softmax(model))
+                        logits=not ends_in_softmax(model), sensitivity=sensitivity)
 
 
 def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, objective: str,

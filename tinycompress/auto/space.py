@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tinycompress.auto.recipe import Recipe
+from tinycompress.auto.sensitivity import allocate
 from tinycompress.errors import AutoError
 
 __all__ = ["SearchSpace", "KNOBS", "BUILD_KNOBS"]
@@ -38,7 +39,12 @@ def _lowrank(trial, s: SearchSpace) -> dict:
 
 
 def _pruning(trial, s: SearchSpace) -> dict:
-    return {"channel_sparsity": trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=0.05)}
+    sparsity = trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=0.05)
+    fields_ = {"channel_sparsity": sparsity}
+    if s.sensitivity and sparsity > 0 and \
+            trial.suggest_categorical("pruning_allocation", ["uniform", "sensitivity"]) == "sensitivity":
+        fields_["layer_sparsity"] = allocate(sparsity, s.sensitivity)
+    return fields_
 
 
 def _distillation(trial, s: SearchSpace) -> dict:
@@ -115,6 +121,11 @@ class SearchSpace:
         epochs: fine-tuning epochs of the structure stage. Default (1, 3).
         learning_rate: Adam learning rate of every fine-tuning. Default 1e-3.
         batch_size: fine-tuning batch size. Default 32.
+        sensitivity: ``{layer: accuracy drop}`` of a channel-pruning sensitivity
+            scan (`tinycompress.auto.sensitivity.channel_sensitivity`); with it,
+            trials also try per-layer ratios (parameter ``pruning_allocation``).
+            Default None (`search` measures it when pruning is searched). Not part
+            of the config: it is measured from the model.
 
     Raises:
         AutoError: an unknown technique (named with the known ones) or a bad range.
@@ -135,6 +146,7 @@ class SearchSpace:
     epochs: tuple[int, int] = (1, 3)
     learning_rate: float = 1e-3
     batch_size: int = 32
+    sensitivity: dict[str, float] | None = field(default=None, repr=False, compare=False)
     _dropped: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -154,10 +166,12 @@ class SearchSpace:
             object.__setattr__(self, name, _pair(name, getattr(self, name), low, high, integer))
         Recipe(learning_rate=self.learning_rate, batch_size=self.batch_size)  # validates both
 
-    def fit_to(self, model, *, candidates: int, logits: bool) -> SearchSpace:
+    def fit_to(self, model, *, candidates: int, logits: bool,
+               sensitivity: dict[str, float] | None = None) -> SearchSpace:
         """This space narrowed to what ``model`` allows (logged): layer pruning
-        bounded by its ``candidates`` (when the range is the default) and
-        distillation only for a model that outputs ``logits``."""
+        bounded by its ``candidates`` (when the range is the default), distillation
+        only for a model that outputs ``logits``, and its measured channel-pruning
+        ``sensitivity`` (when given) for per-layer ratios."""
         techniques, dropped = list(self.techniques), []
         layers = self.layers_removed or (0, min(2, candidates))
         if "layer_pruning" in techniques and layers[1] == 0:
@@ -170,7 +184,8 @@ class SearchSpace:
             _LOG.info("search space of %s: without %s", model.name, reason)
         if not techniques:
             raise AutoError(f"nothing left to search for model {model.name!r}: {'; '.join(dropped)}.")
-        return replace(self, techniques=tuple(techniques), layers_removed=layers, _dropped=tuple(dropped))
+        return replace(self, techniques=tuple(techniques), layers_removed=layers, _dropped=tuple(dropped),
+                       sensitivity=sensitivity if sensitivity is not None else self.sensitivity)
 
     def suggest(self, trial, *, seed: int = 0) -> Recipe:
         """Sample one `Recipe` from an Optuna trial (parameter names are stable across trials)."""
@@ -199,7 +214,8 @@ class SearchSpace:
         params: dict[str, Any] = {"layers_removed": (self.layers_removed or (0, 0))[0]} \
             if "layer_pruning" in on else {}
         params.update({"lowrank": False} if "lowrank" in on else {})
-        params.update({"channel_sparsity": self.channel_sparsity[0]} if "pruning" in on else {})
+        params.update({"channel_sparsity": self.channel_sparsity[0], "pruning_allocation": "uniform"}
+                      if "pruning" in on else {})
         params.update({"distill": False} if "distillation" in on else {})
         params.update({"mode": "int8"} if "int16x8" in on else {})
         params.update({"encode": False} if "encode" in on else {})
@@ -212,6 +228,7 @@ class SearchSpace:
         """The settings as a flat dictionary (pairs as lists)."""
         config = asdict(self)
         config.pop("_dropped")
+        config.pop("sensitivity")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
     @classmethod

@@ -44,6 +44,8 @@ def cost_model(device: str | None, needed: bool):
         raise BudgetError(f"device={device!r} needs the device cost model tflite_export.cost, "
                           f"which this installation lacks ({e}); drop the device and the latency "
                           "and energy budgets.") from e
+    if hasattr(module, "get_device"):
+        module.get_device(device)  # an unknown board fails now, not in every trial
     return module.estimate
 
 
@@ -59,12 +61,16 @@ class TrialRecord:
         metrics: measured figures: ``accuracy`` (TFLM), ``flash_bytes``,
             ``arena_bytes`` (``kTensorArenaSize``), ``arena_host_bytes``,
             ``macs``, ``float_accuracy`` (Keras, before conversion) and, with a
-            device, ``latency_ms``, ``energy_uj``, ``cost_rel_error``.
+            device, ``latency_ms``, ``energy_uj`` (None when the device's power
+            is unknown), ``cost_rel_error`` and ``cost_unknown_ops`` (operators
+            the estimate leaves out).
         feasible: whether the budget is met (measured).
         violations: readable lines of what exceeds the budget.
         failure: ``"ErrorClass: message"`` for a failed trial, else None.
         duration_s: wall time of the trial.
         intermediate: ``{epoch step: float validation accuracy}`` reported while fine-tuning.
+        duplicate_of: the earlier trial with the same parameters whose measurements
+            this one reuses (nothing was trained or built again), or None.
     """
 
     number: int
@@ -77,6 +83,7 @@ class TrialRecord:
     failure: str | None = None
     duration_s: float | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
+    duplicate_of: int | None = None
 
     @classmethod
     def of(cls, trial) -> TrialRecord:
@@ -88,7 +95,8 @@ class TrialRecord:
                    recipe=attrs.get("recipe"), metrics=dict(attrs.get("metrics", {})),
                    feasible=bool(attrs.get("feasible", False)), violations=list(attrs.get("violations", [])),
                    failure=attrs.get("failure"), duration_s=attrs.get("duration_s"),
-                   intermediate={int(k): float(v) for k, v in trial.intermediate_values.items()})
+                   intermediate={int(k): float(v) for k, v in trial.intermediate_values.items()},
+                   duplicate_of=attrs.get("duplicate_of"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -135,6 +143,8 @@ def measure(prepared, recipe, x_calibration: np.ndarray, val: tuple[np.ndarray, 
     }
     if estimate is not None:
         cost = estimate(built.model, device)
-        metrics.update(latency_ms=float(cost.total_ms), energy_uj=float(cost.total_uj),
-                       cost_rel_error=float(cost.rel_error))
+        metrics.update(latency_ms=float(cost.total_ms),
+                       energy_uj=None if cost.total_uj is None else float(cost.total_uj),
+                       cost_rel_error=float(cost.rel_error),
+                       cost_unknown_ops=list(getattr(cost, "unknown_ops", ())))
     return built, metrics

@@ -50,6 +50,14 @@ def test_report_has_the_pareto_table_plot_and_failures():
     assert "- trials: 6 (4 complete, 1 failed, 1 pruned)" in report
 
 
+def test_report_lists_the_sensitivity_scan():
+    result = _result()
+    result.sensitivity = {"a": 0.125, "b": 0.0}
+    report = render_report(result)
+    assert "## Channel-pruning sensitivity (measured)" in report
+    assert "| a | 0.1250 |" in report and "| b | 0.0000 |" in report
+
+
 def test_report_without_a_fit_names_the_unmet_limits_and_closest_trials():
     result = _result(best=False)
     for t in result.trials:

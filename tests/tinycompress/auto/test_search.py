@@ -137,3 +137,56 @@ def test_a_foreign_folder_is_never_used(tiny_task, tmp_path):
     with pytest.raises(AutoError, match="not a tinycompress search folder"):
         search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.slow
+def test_a_repeated_parameter_set_reuses_the_measurements(tiny_task):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.5, 0.5), epochs=(1, 1))
+    result = search(model, train, val, Budget(flash_bytes="8KB"), space=space, n_trials=2)
+    first, second = result.trials
+    assert first.params == second.params and second.duplicate_of == 0 and first.duplicate_of is None
+    assert second.metrics == first.metrics and second.intermediate == {}
+    assert result.best.number == 0
+
+
+class _FakeCost:
+    """A stand-in for `tflite_export.cost` (the device cost model has its own tests): latency
+    and energy proportional to the model's MACs, so the budget can be checked exactly."""
+
+    def __init__(self):
+        self.calls = []
+
+    def get_device(self, device):
+        if device != "test-board":
+            raise BudgetError(f"unknown device {device!r}")
+
+    def estimate(self, model, device):
+        from types import SimpleNamespace
+
+        macs = tflite_export.inspect(model, measure=False).macs
+        self.calls.append(device)
+        return SimpleNamespace(total_ms=macs / 1000, total_uj=macs / 100, rel_error=0.2, unknown_ops=())
+
+
+@pytest.mark.slow
+def test_latency_budget_uses_the_device_cost_model(tiny_task, monkeypatch, tmp_path):
+    import sys
+
+    model, train, val = tiny_task
+    fake = _FakeCost()
+    monkeypatch.setitem(sys.modules, "tflite_export.cost", fake)
+    with pytest.raises(BudgetError, match="unknown device"):
+        search(model, train, val, Budget(latency_ms=1.0), device="other-board", n_trials=1)
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.0, 0.75), epochs=(1, 1))
+    budget = Budget(latency_ms=1.0)  # the uncompressed model has ~1.4k MACs: 1.4 "ms"
+    result = search(model, train, val, budget, space=space, device="test-board", n_trials=3,
+                    out=tmp_path / "s", seed=2)
+    assert fake.calls and set(fake.calls) == {"test-board"}
+    baseline = result.trials[0]
+    assert baseline.metrics["latency_ms"] > 1.0 and not baseline.feasible
+    macs = tflite_export.inspect(result.model, measure=False).macs
+    assert result.best.metrics["latency_ms"] == pytest.approx(macs / 1000) <= 1.0
+    assert result.best.metrics["energy_uj"] == pytest.approx(macs / 100)
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "on test-board (cost-model estimates, relative error 20%)" in report

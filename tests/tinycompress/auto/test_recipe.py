@@ -1,0 +1,70 @@
+"""`apply_recipe` stages and the sensitivity scan behind per-layer pruning ratios."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import tinycompress
+from tinycompress.auto import Recipe, allocate, apply_recipe, channel_sensitivity
+from tinycompress.core import toolkit_layers
+from tinycompress.errors import AutoError
+
+
+def _mlp(last_activation=None) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu", name="a"),
+                             keras.layers.Dense(32, activation="relu", name="b"),
+                             keras.layers.Dense(3, activation=last_activation, name="head")])
+
+
+def _data(n=64):
+    x = np.random.default_rng(0).normal(size=(n, 8)).astype("float32")
+    return x, np.argmax(x[:, :3], axis=1)
+
+
+def test_per_layer_ratios_shrink_each_layer_by_its_own_ratio():
+    model = _mlp()
+    recipe = Recipe(channel_sparsity=0.5, layer_sparsity={"a": 0.75, "b": 0.25}, epochs=0)
+    small = apply_recipe(model, recipe, _data())
+    assert [small.get_layer(n).units for n in ("a", "b", "head")] == [8, 24, 3]
+    assert model.get_layer("a").units == 32 and toolkit_layers(small) == []
+
+
+def test_a_uniform_ratio_keeps_the_output_layer():
+    small = apply_recipe(_mlp(), Recipe(channel_sparsity=0.5, epochs=0), _data())
+    assert [layer.units for layer in small.layers] == [16, 16, 3]
+
+
+def test_distillation_needs_logits():
+    with pytest.raises(AutoError, match="ends in softmax"):
+        apply_recipe(_mlp("softmax"), Recipe(distill=True, epochs=0), _data())
+
+
+def test_allocation_keeps_the_mean_and_favours_robust_layers():
+    ratios = allocate(0.4, {"a": 0.01, "b": 0.1, "c": 0.3})
+    assert ratios["a"] > ratios["b"] > ratios["c"] and np.mean(list(ratios.values())) == pytest.approx(0.4, abs=0.01)
+    assert allocate(0.0, {"a": 0.1}) == {"a": 0.0} and allocate(0.5, {}) == {}
+
+
+@pytest.mark.slow
+def test_sensitivity_is_measured_and_reproducible(tiny_task):
+    model, _, val = tiny_task
+    first = channel_sensitivity(model, val)
+    assert sorted(first) == ["a", "b"] and all(0.0 <= d <= 1.0 for d in first.values())
+    assert max(first.values()) > 0  # half of a trained layer's channels cost accuracy
+    assert channel_sensitivity(model, val) == first
+
+
+@pytest.mark.slow
+def test_every_stage_runs_and_the_result_builds(tiny_task):
+    model, train, val = tiny_task
+    recipe = Recipe(layers_removed=1, lowrank_energy=0.9, channel_sparsity=0.25, distill=True,
+                    temperature=2.0, cluster_bits=4, epochs=1, encode=True)
+    steps = []
+    prepared = apply_recipe(model, recipe, train, val_data=val, on_epoch=lambda s, a: steps.append((s, a)))
+    assert [s for s, _ in steps] == [0, 1] and all(0 <= a <= 1 for _, a in steps)
+    assert prepared.count_params() < model.count_params() and toolkit_layers(prepared) == []
+    built = tinycompress.build(prepared, train[0][:128], **recipe.build_options(arena_budget=8192))
+    assert built.encoding is not None and len(built.model) < len(tinycompress.build(model, train[0][:128]).model)
