@@ -380,8 +380,8 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
               progress) -> None:
     from tinycompress.auto._study import finished
 
-    if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(run.space.baseline())
+    if not study.get_trials(deepcopy=False):  # workers starting together queue one baseline
+        study.enqueue_trial(run.space.baseline(), skip_if_exists=True)
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)
