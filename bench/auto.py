@@ -11,7 +11,9 @@ Data from ``../shared/data`` or ``$TINYCOMPRESS_DATA`` (exits 2 when missing):
 
 The last 20% of the training split is the search's validation data (every
 trial's TFLM accuracy); accuracies in the lines are TFLM int8 on the test
-split. Per dataset the float model is trained once; then per budget:
+split. The series sets (32 and 216 training series) fine-tune with batch 8
+and ``--series-finetune`` epochs, LeNet-5 with batch 64 (hand recipes) and 32
+(trials). Per dataset the float model is trained once; then per budget:
 
 - ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials), null
   when no trial fits; ``fits``: its final build measured against the budget;
