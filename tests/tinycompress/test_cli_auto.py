@@ -11,8 +11,7 @@ from click.testing import CliRunner
 from tinycompress.cli import cli, main
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def _files(d, epochs: int):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -23,16 +22,28 @@ def files(tmp_path_factory):
                               keras.layers.Dense(3)])
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=20, verbose=0)
-    d = tmp_path_factory.mktemp("auto-cli")
+    if epochs:
+        model.fit(x, y, epochs=epochs, verbose=0)
     model.save(d / "m.keras")
     np.savez(d / "train.npz", x=x[:240], y=y[:240])
     np.savez(d / "val.npz", x=x[240:], y=y[240:])
     return d
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Model and data files; the model is untrained (the usage checks run before any work)."""
+    return _files(tmp_path_factory.mktemp("auto-cli"), epochs=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return _files(tmp_path_factory.mktemp("auto-cli-trained"), epochs=20)
+
+
 @pytest.mark.slow
-def test_auto_end_to_end(files, tmp_path, capsys):
+def test_auto_end_to_end(trained, tmp_path, capsys):
+    files = trained
     out = tmp_path / "search"
     code = main(["auto", str(files / "m.keras"), "--train", str(files / "train.npz"), "--val",
                  str(files / "val.npz"), "--flash", "1800", "--arena", "8KB", "--techniques",

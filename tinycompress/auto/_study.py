@@ -43,6 +43,8 @@ SAMPLERS = ("tpe", "random")
 #: Study user attribute that holds the search settings every worker must share.
 CONFIG_ATTR = "tinycompress_auto"
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+#: Study user attribute listing the interrupted trials whose parameters were queued again.
+_QUEUED_ATTR = "tinycompress_requeued"
 #: Seconds between heartbeats of a running trial (storages other than the default file).
 HEARTBEAT_S = 30
 
@@ -134,12 +136,14 @@ def _fail_interrupted(study: optuna.Study, storage) -> None:
         storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: the search process stopped "
                                                             "during this trial; its parameters run again")
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    queued = set(study.user_attrs.get(_QUEUED_ATTR, []))
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if t.user_attrs.get("interrupted") and not t.user_attrs.get("queued_again"):
-            storage.set_trial_user_attr(t._trial_id, "queued_again", True)
+        if t.user_attrs.get("interrupted") and t.number not in queued:
+            queued.add(t.number)
             if t.params:
                 study.enqueue_trial(t.params, skip_if_exists=False)
             _LOG.info("trial %d was interrupted; its parameters are queued again", t.number)
+    study.set_user_attr(_QUEUED_ATTR, sorted(queued))
 
 
 def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,

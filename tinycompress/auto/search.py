@@ -15,21 +15,18 @@ returned. See `tinycompress.auto._study` for storage, sampler and pruner.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from tinycompress.auto._objective import Objective
 from tinycompress.auto.budget import Budget
-from tinycompress.auto.recipe import Recipe, apply_recipe, check_labelled
+from tinycompress.auto.recipe import Recipe, check_labelled
 from tinycompress.auto.result import OBJECTIVES, SearchResult, pareto_front
 from tinycompress.auto.space import SearchSpace
-from tinycompress.auto.trial import TrialRecord, cost_model, measure
+from tinycompress.auto.trial import TrialRecord, cost_model
 from tinycompress.errors import ArgumentError, AutoError, NoFeasibleModelError
 
 __all__ = ["search", "SearchStatus", "DEFAULT_TRIALS"]
@@ -38,8 +35,6 @@ _LOG = logging.getLogger(__name__)
 
 #: Trials of a search by default.
 DEFAULT_TRIALS = 40
-#: Constraint value of a figure that was not measured (pruned or failed trial).
-_UNMEASURED = 1e6
 
 
 @dataclass(frozen=True)
@@ -71,119 +66,6 @@ def _choose(trials: list[TrialRecord], objective: str) -> TrialRecord | None:
     if larger:
         return max(feasible, key=lambda t: (t.metrics[metric], -t.metrics["flash_bytes"], -t.number))
     return min(feasible, key=lambda t: (t.metrics[metric], -t.metrics["accuracy"], t.number))
-
-
-class _Objective:
-    """One trial: sample, apply, build, measure, record (see the module docs)."""
-
-    def __init__(self, model, space: SearchSpace, train, val, budget: Budget, objective: str, *,
-                 seed: int, estimate, device: str | None, artifacts: Path | None) -> None:
-        self.model, self.space, self.train, self.val = model, space, train, val
-        self.budget, self.objective, self.seed = budget, objective, seed
-        self.estimate, self.device, self.artifacts = estimate, device, artifacts
-        self.kept: dict[int, Any] = {}  # trial number -> prepared model of the best feasible trial
-
-    def __call__(self, trial) -> float:
-        import optuna
-
-        start = time.monotonic()
-        try:
-            recipe = self.space.suggest(trial, seed=self.seed)
-            trial.set_user_attr("recipe", recipe.get_config())
-            twin = _twin(trial)
-            if twin is not None:
-                return self._copy(trial, twin, start)
-
-            def on_epoch(step: int, accuracy: float) -> None:
-                trial.report(accuracy, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"float accuracy {accuracy:.4f} at epoch step {step}")
-
-            prepared = apply_recipe(self.model, recipe, self.train, val_data=self.val, on_epoch=on_epoch)
-            built, metrics = measure(prepared, recipe, self.train[0], self.val,
-                                     arena_budget=self.budget.arena_bytes, estimate=self.estimate,
-                                     device=self.device)
-        except optuna.TrialPruned:
-            self._unmeasured(trial, start)
-            raise
-        except KeyboardInterrupt:  # Optuna fails the trial; a resumed search runs it again
-            trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("failure", "interrupted: the search was stopped during this trial")
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure is this trial's outcome; the search goes on
-            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
-            self._unmeasured(trial, start)
-            _LOG.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
-            raise
-        feasible = self.budget.is_satisfied_by(metrics)
-        trial.set_user_attr("metrics", metrics)
-        for key, excess in self.budget.excess(metrics).items():
-            trial.set_constraint(key, min(excess, _UNMEASURED))
-        trial.set_user_attr("feasible", feasible)
-        trial.set_user_attr("violations", self.budget.violations(metrics))
-        trial.set_user_attr("duration_s", time.monotonic() - start)
-        self._keep(trial.number, prepared, built, feasible)
-        return float(metrics[OBJECTIVES[self.objective][0]])
-
-    def _copy(self, trial, twin, start: float) -> float:
-        """Record the measurements of a finished trial with the same parameters (same recipe,
-        same seed: the same model) instead of training and building it again."""
-        for key in ("metrics", "feasible", "violations"):
-            trial.set_user_attr(key, twin.user_attrs[key])
-        for key, value in twin.constraints.items():
-            trial.set_constraint(key, value)
-        trial.set_user_attr("duplicate_of", twin.number)
-        trial.set_user_attr("duration_s", time.monotonic() - start)
-        _LOG.info("trial %d has the parameters of trial %d: its measurements are reused",
-                  trial.number, twin.number)
-        return float(twin.values[0])
-
-    def _unmeasured(self, trial, start: float) -> None:
-        """A pruned or failed trial: infeasible for the constrained sampler."""
-        trial.set_user_attr("duration_s", time.monotonic() - start)
-        for key in self.budget.limits():
-            trial.set_constraint(key, _UNMEASURED)
-
-    def _keep(self, number: int, prepared, built, feasible: bool) -> None:
-        if self.artifacts is not None:
-            self.artifacts.mkdir(parents=True, exist_ok=True)
-            try:
-                prepared.save(self.artifacts / f"trial-{number}.keras")
-            except Exception as e:  # noqa: BLE001 - the recipe still makes the model again
-                _LOG.warning("trial %d: its model could not be saved (%s: %s); a resumed search "
-                             "makes it again from its recipe", number, type(e).__name__, e)
-        if feasible:  # the best is chosen among these at the end; keep the latest in memory too
-            self.kept[number] = (prepared, built)
-
-    def built(self, record: TrialRecord, *, name: str):
-        """``(BuildResult, metrics)`` of ``record``: the trial's own build when this process ran
-        it under the same model name, else built and measured again from its saved model or recipe."""
-        if record.number in self.kept and name == self.kept[record.number][1].name:
-            return self.kept[record.number][1], record.metrics
-        path = None if self.artifacts is None else self.artifacts / f"trial-{record.number}.keras"
-        if record.number in self.kept:
-            prepared = self.kept[record.number][0]
-        elif path is not None and path.is_file():
-            import keras
-
-            prepared = keras.saving.load_model(path, compile=False)
-        else:
-            _LOG.info("trial %d ran elsewhere: making its model again from its recipe", record.number)
-            prepared = apply_recipe(self.model, Recipe.from_config(record.recipe), self.train)
-        return measure(prepared, Recipe.from_config(record.recipe), self.train[0], self.val,
-                       arena_budget=self.budget.arena_bytes, estimate=self.estimate, device=self.device,
-                       name=name)
-
-
-def _twin(trial):
-    """A complete trial of the study with exactly ``trial``'s parameters, or None."""
-    from optuna.trial import TrialState
-
-    params = trial.params
-    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.params == params and "metrics" in other.user_attrs:
-            return other
-    return None
 
 
 def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
@@ -267,7 +149,9 @@ def search(
             AdaDeep's form). Default "accuracy".
         space: a `SearchSpace` to restrict techniques and ranges. Default None: all.
         n_trials: trials of the study in total (earlier runs and other workers
-            count). Default 40.
+            count; workers check before each trial, so several workers may end
+            up to one trial each past it; trials repeating an earlier parameter
+            set reuse its measurements). Default 40.
         timeout_s: stop starting trials after this many seconds. Default None.
         epochs: most fine-tuning epochs of a trial (sets ``space.epochs`` to
             ``(1, epochs)``). Default None: the space's.
@@ -330,7 +214,7 @@ def search(
     study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
                             sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
                             else "minimize", floor=budget.min_accuracy, settings=settings)
-    run = _Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
+    run = Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
                      device=device, artifacts=None if out_dir is None else out_dir / "trials")
     _optimize(study, run, n_trials, timeout_s, objective, progress)
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
@@ -376,7 +260,7 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchS
                         logits=not ends_in_softmax(model), sensitivity=sensitivity)
 
 
-def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, objective: str,
+def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, objective: str,
               progress) -> None:
     from tinycompress.auto._study import finished
 
@@ -398,7 +282,7 @@ def _optimize(study, run: _Objective, n_trials: int, timeout_s: float | None, ob
                    gc_after_trial=True)
 
 
-def _final(result: SearchResult, run: _Objective, *, target, name) -> None:
+def _final(result: SearchResult, run: Objective, *, target, name) -> None:
     """Take the chosen trial's build (built and measured again when another process ran it),
     re-check it against the budget, and render its firmware; when a model built again no
     longer fits (a figure moved), the next feasible trial is tried."""
