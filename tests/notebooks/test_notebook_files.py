@@ -19,6 +19,7 @@ NAMES = [
     "04_clustering_lut.ipynb",
     "05_distillation.ipynb",
     "06_deployment.ipynb",
+    "07_auto.ipynb",
 ]
 
 
@@ -28,7 +29,7 @@ def _metadata() -> configparser.SectionProxy:
     return cfg["metadata"]
 
 
-def test_the_six_notebooks_are_there():
+def test_the_seven_notebooks_are_there():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from tinycompress.errors import AutoError
 
@@ -83,20 +85,42 @@ class FeasiblePruner(optuna.pruners.BasePruner):
         return len(peers) >= self.startup and value < statistics.median(peers)
 
 
-def _sampler(name: str, seed: int):
+def _sampler(name: str, seed: int, shared: bool):
+    """The sampler; on a storage several workers share it is seeded from the OS, not ``seed``:
+    workers seeded alike would sample the same parameters, each set run once per worker. TPE
+    then also treats the other workers' running trials as finished with a bad value
+    (``constant_liar``), so they do not all sample near the same point."""
+    seed = None if shared else seed
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=shared)
 
 
 def _storage(url: str, default: bool):
     if default:
         return optuna.storages.RDBStorage(url)
     if url.startswith(("postgresql", "mysql")):
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+        return _shared_rdb(url)
     return url
+
+
+def _shared_rdb(url: str, attempts: int = 5):
+    """An RDB storage several workers open at once: on a fresh database they all create
+    Optuna's schema, and all but one fail with "already exists"; those try again (the
+    schema is there then)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+        except (IntegrityError, ProgrammingError) as e:
+            if attempt == attempts - 1:
+                raise
+            _LOG.info("another worker is creating the Optuna schema (%s); trying again",
+                      type(e.orig).__name__)
+            time.sleep(0.5 * (attempt + 1))
 
 
 def hide_password(url: str) -> str:
@@ -137,7 +161,7 @@ def open_study(*, storage: str | None, study_name: str | None, out: Path | None,
     default = storage is None
     name = study_name or "tinycompress-auto"
     if default and out is None:
-        url, backend = "in-memory", None
+        url = "in-memory"
     elif default:
         db = out / "study.db"
         if db.exists() and not resume:
@@ -146,14 +170,14 @@ def open_study(*, storage: str | None, study_name: str | None, out: Path | None,
         if resume and not db.exists():
             raise AutoError(f"nothing to resume: {db} does not exist; start the search without resume.")
         url = f"sqlite:///{db}"
-        backend = _storage(url, True)
     else:
-        url, backend = storage, _storage(storage, False)
-    try:
+        url = storage
+    try:  # opening the storage connects to it: a bad URL, driver or server fails here
+        backend = None if url == "in-memory" else _storage(url, default)
         study = optuna.create_study(storage=backend, study_name=name, direction=direction,
-                                    sampler=_sampler(sampler, seed),
+                                    sampler=_sampler(sampler, seed, shared=not default),
                                     pruner=FeasiblePruner(floor), load_if_exists=True)
-    except (optuna.exceptions.OptunaError, ImportError, ValueError) as e:  # bad URL, driver, server
+    except (optuna.exceptions.OptunaError, ImportError, ValueError, SQLAlchemyError) as e:
         raise AutoError(f"cannot open the Optuna study {name!r} in {hide_password(url)}: "
                         f"{type(e).__name__}: {e}") from e
     saved = study.user_attrs.get(CONFIG_ATTR)

@@ -136,10 +136,7 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
 
 def render_plot(result: SearchResult) -> bytes:
     """PNG of accuracy against flash, arena and (when measured) latency; budget lines dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # draws on its own canvas: the user's backend stays
 
     measured = [t for t in result.trials if t.state == "complete"]
     axes = [("flash_bytes", "flash (B)", result.budget.flash_bytes),

@@ -166,7 +166,8 @@ def search(
             `write_search`). Default None: nothing written.
         target: firmware project of the exported winner. Default None.
         name: model name for C identifiers. Default "model".
-        seed: seed of the sampler and of every trial's training. Default 0.
+        seed: seed of the sampler and of every trial's training (with ``storage``
+            the sampler draws its seed from the OS, so workers sample differently). Default 0.
         sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
         progress: called with a `SearchStatus` after every trial. Default None.
 
@@ -263,8 +264,8 @@ def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, obj
               progress) -> None:
     from tinycompress.auto._study import finished
 
-    if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(run.space.baseline())
+    if not study.get_trials(deepcopy=False):  # workers starting together queue one baseline
+        study.enqueue_trial(run.space.baseline(), skip_if_exists=True)
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)
