@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tinycompress import core
-from tinycompress.clustering.wrapper import ClusterWeights, check_settings
+from tinycompress.clustering.wrapper import CLUSTERABLE_KINDS, ClusterWeights, check_settings
 from tinycompress.core import LayerSelector
 from tinycompress.errors import ClusteringError
 
@@ -62,7 +62,7 @@ def cluster_weights(
                     preserve_sparsity=preserve_sparsity, seed=seed)
     check_settings(bits, granularity, init)
     chosen = {id(l) for l in core.select_layers(
-        model, layers, kinds=core.LINEAR_KINDS, verb="clustered", error=ClusteringError)}
+        model, layers, kinds=CLUSTERABLE_KINDS, verb="clustered", error=ClusteringError)}
 
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer | None:
         return ClusterWeights(layer, **settings) if id(layer) in chosen else None

@@ -39,11 +39,19 @@ BITS_RANGE = range(2, 8)
 #: by `tinycompress.convert`) and per output channel for convolutions.
 GRANULARITIES = ("auto", "per_tensor", "per_channel")
 
+#: Kernel kinds of `tinycompress.core.KERNEL_TABLE` that clustering shares values in: Dense,
+#: convolutions, and a recurrent layer's input and recurrent kernels.
+CLUSTERABLE_KINDS = core.LINEAR_KINDS + ("recurrent",)
+
+#: Kernel kinds quantized with one scale per tensor (clustered and snapped per tensor under
+#: ``"auto"``): Dense, and recurrent kernels, whose gates the converter quantizes per tensor.
+_PER_TENSOR_KINDS = ("dense", "recurrent")
+
 #: Layer classes clustered out of the box and the attributes of their kernels
-#: (a view of `tinycompress.core.KERNEL_TABLE`: Dense and convolutions).
+#: (a view of `tinycompress.core.KERNEL_TABLE`).
 SUPPORTED_LAYERS: dict[type, tuple[str, ...]] = {
     cls: tuple(spec.attr for spec in row.kernels)
-    for cls, row in core.KERNEL_TABLE.items() if row.kind in core.LINEAR_KINDS
+    for cls, row in core.KERNEL_TABLE.items() if row.kind in CLUSTERABLE_KINDS
 }
 
 
@@ -62,7 +70,7 @@ def is_clusterable(layer: keras.layers.Layer) -> bool:
         >>> is_clusterable(keras.layers.Dense(2)), is_clusterable(keras.layers.Flatten())
         (True, False)
     """
-    return core.is_compressible(layer, core.LINEAR_KINDS)
+    return core.is_compressible(layer, CLUSTERABLE_KINDS)
 
 
 def _kernels(layer: keras.layers.Layer) -> list[core.Kernel]:
@@ -161,8 +169,9 @@ class ClusterWeights(keras.layers.Wrapper):
             kernel: clustering then preserves clusters through QAT).
         bits: index width, 2..7, giving K = 2**bits values per table. Default 4.
         granularity: "per_tensor", "per_channel" (one table per output
-            channel), or "auto" (default): per tensor for Dense, per channel for
-            convolutions, matching how `tinycompress.convert` quantizes them.
+            channel), or "auto" (default): per tensor for Dense and
+            recurrent kernels, per channel for convolutions, matching how
+            `tinycompress.convert` quantizes them.
         init: centroid initialization, "kmeans++" (default) or "linear".
         preserve_sparsity: keep exact zeros at zero. Default True.
         seed: seed of the k-means++ initialization. Default 0.
@@ -213,7 +222,7 @@ class ClusterWeights(keras.layers.Wrapper):
         state = []
         for i, kernel in enumerate(_kernels(self.layer)):
             w2d = np.asarray(ops.convert_to_numpy(kernel.variable), np.float64).reshape(-1, kernel.channels)
-            per_channel = self._per_channel(kernel.kind == "dense")
+            per_channel = self._per_channel(kernel.kind in _PER_TENSOR_KINDS)
             centroids, indices, mask = _initial_state(
                 w2d, k, per_channel, self.preserve_sparsity, self.init, self.seed
             )
@@ -262,12 +271,16 @@ class ClusterWeights(keras.layers.Wrapper):
         Args:
             int8_grid: "auto" (default: per tensor for Dense, per channel
                 otherwise, as `tinycompress.convert` quantizes them),
-                "per_tensor", "per_channel" or None (no snapping).
+                "per_tensor", "per_channel" or None (no snapping). Recurrent
+                kernels are never snapped: the converter splits them into one
+                tensor per gate, each with its own scale, which keeps at most
+                ``2**bits`` values per gate tensor.
         """
         out = []
         for kernel, values in zip(_kernels(self.layer), self.clustered_values()):
-            if int8_grid is not None:
-                per_channel = kernel.kind != "dense" if int8_grid == "auto" else int8_grid == "per_channel"
+            if int8_grid is not None and kernel.kind != "recurrent":
+                per_channel = (kernel.kind not in _PER_TENSOR_KINDS if int8_grid == "auto"
+                               else int8_grid == "per_channel")
                 values = _snap(values, kernel.channels, per_channel)
             out.append((kernel.variable, values))
         return out
