@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import firmware_templates
-from tflite_export.firmware import Board, resolve_board
+from tflite_export.boards import Board, resolve_board
 
 C_DIR = Path(__file__).with_name("c")
 

@@ -12,7 +12,7 @@ shipped with the fitted coefficients (see ``tflite_export/data/cost/CALIBRATION.
 
 A `Device` is a core at a clock with a kernel library and an active power;
 `DEVICES` holds presets by common board names and `get_device` resolves a name.
-Memory maps for firmware projects stay in `tflite_export.firmware.BOARDS`;
+Memory maps for firmware projects stay in `tflite_export.boards.BOARDS`;
 a core names the firmware board that emulates it (`Core.firmware_board`).
 
 Example:
@@ -49,7 +49,7 @@ class Core:
             same kernel code path) and widens the stated error.
         coremark_per_mhz: Arm's published CoreMark/MHz for the core.
         qemu_machine: QEMU ``-M`` machine with this core, or None.
-        firmware_board: the `tflite_export.firmware.BOARDS` preset that emulates
+        firmware_board: the `tflite_export.boards.BOARDS` preset that emulates
             this core, or None when the firmware targets have none.
     """
 
