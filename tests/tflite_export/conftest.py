@@ -35,6 +35,36 @@ def tflite_int8(model, shape: tuple[int, ...], seed: int = 0) -> bytes:
     return bytes(conv.convert())
 
 
+def sparse_and_clustered_model(samples: int):
+    """(Keras model, float samples): Conv2D(8) -> Dense(32) with a 95%-sparse kernel
+    (9,216 B int8) -> Dense(32) with 4 distinct kernel values (1,024 B) -> Dense(4); the
+    model the DECODE encoders are tested on (prune, LUT and Huffman all pay on it)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(32, activation="relu", name="sparse"),
+        keras.layers.Dense(32, activation="relu", name="clustered"),
+        keras.layers.Dense(4, name="out"),
+    ])
+    rng = np.random.default_rng(0)
+    k = rng.uniform(0.5, 1.0, (288, 32)) * rng.choice([-1.0, 1.0], (288, 32))
+    k[rng.random(k.shape) < 0.95] = 0.0
+    model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
+    c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
+    model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
+    return model, rng.normal(size=(samples, 8, 8, 1)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def sparse_and_clustered_keras():
+    """`sparse_and_clustered_model` as a fixture: call it with the number of samples."""
+    return sparse_and_clustered_model
+
+
 @pytest.fixture(scope="session")
 def conv_model():
     """(keras model, tflite bytes): Conv2D -> DepthwiseConv2D -> MaxPool -> Flatten -> Dense.

@@ -22,7 +22,6 @@ import firmware_templates
 from tflite_export.emit_c import used_operators
 from tflite_export.errors import EmitError
 from tflite_export.firmware import (
-    BOARDS,
     TARGETS,
     _LAYOUT,
     render_project,
@@ -367,31 +366,14 @@ def _build_and_run(out: Path, target: str, flavour: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def encoded_models():
+def encoded_models(sparse_and_clustered_keras):
     """encoding -> (DECODE-encoded model bytes, two golden int8 samples): a conv net with a
     95%-sparse Dense kernel and a 4-value Dense kernel whose every tensor the decoder can write
     (per-channel conv kernel, Dense kernels, and for prune the int32 biases) is encoded."""
-    import keras
-
     import tinycompress
     from tflite_export.encode import encode
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(32, activation="relu", name="sparse"),
-        keras.layers.Dense(32, activation="relu", name="clustered"),
-        keras.layers.Dense(4, name="out"),
-    ])
-    rng = np.random.default_rng(0)
-    k = rng.uniform(0.5, 1.0, (288, 32)) * rng.choice([-1.0, 1.0], (288, 32))
-    k[rng.random(k.shape) < 0.95] = 0.0
-    model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
-    c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
-    model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
-    x = rng.normal(size=(128, 8, 8, 1)).astype("float32")
+    model, x = sparse_and_clustered_keras(128)
     plain = tinycompress.convert(model, x)
     models = {}
     for encoding in ("prune", "huffman"):  # every tensor the decoder can write, paying or not

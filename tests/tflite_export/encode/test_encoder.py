@@ -9,28 +9,11 @@ from tflite_export.encode import EncodeError, encode, encode_candidates
 
 
 @pytest.fixture(scope="module")
-def sparse_and_clustered():
+def sparse_and_clustered(sparse_and_clustered_keras):
     """Int8 model with a 95%-sparse Dense(32) (9,216 B) and a 4-value Dense(32) (1,024 B)."""
-    import keras
-
     import tinycompress
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(32, activation="relu", name="sparse"),
-        keras.layers.Dense(32, activation="relu", name="clustered"),
-        keras.layers.Dense(4, name="out"),
-    ])
-    rng = np.random.default_rng(0)
-    k = rng.uniform(0.5, 1.0, (288, 32)) * rng.choice([-1.0, 1.0], (288, 32))
-    k[rng.random(k.shape) < 0.95] = 0.0
-    model.get_layer("sparse").set_weights([k.astype("float32"), np.zeros(32, "float32")])
-    c = rng.choice(np.array([-0.8, -0.3, 0.3, 0.8], "float32"), (32, 32))
-    model.get_layer("clustered").set_weights([c, np.zeros(32, "float32")])
-    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    model, x = sparse_and_clustered_keras(64)
     return tinycompress.convert(model, x), x
 
 
