@@ -21,6 +21,7 @@ is computed from every measured trial (`tinycompress.auto.result.pareto_front`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import statistics
@@ -96,11 +97,24 @@ def _sampler(name: str, seed: int, shared: bool):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=shared)
 
 
+def with_driver(url: str) -> str:
+    """``url`` naming a PostgreSQL driver that is installed.
+
+    A plain ``postgresql://`` URL makes SQLAlchemy 2.1 load psycopg 3; when only psycopg2
+    (the ``test``/``distributed`` extras' driver) is installed, the URL names it instead.
+    """
+    plain = "postgresql://"
+    if (url.startswith(plain) and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None):
+        return "postgresql+psycopg2://" + url[len(plain):]
+    return url
+
+
 def _storage(url: str, default: bool):
     if default:
         return optuna.storages.RDBStorage(url)
     if url.startswith(("postgresql", "mysql")):
-        return _shared_rdb(url)
+        return _shared_rdb(with_driver(url))
     return url
 
 
