@@ -88,7 +88,10 @@ class Objective:
         trial.set_user_attr("violations", self.budget.violations(metrics))
         trial.set_user_attr("duration_s", time.monotonic() - start)
         self._keep(trial.number, prepared, built, feasible)
-        return float(metrics[OBJECTIVES[self.objective][0]])
+        key, maximize = OBJECTIVES[self.objective]
+        if metrics[key] is None:  # e.g. energy on a device of unknown power: the worst value
+            return -_UNMEASURED if maximize else _UNMEASURED
+        return float(metrics[key])
 
     def _copy(self, trial, twin, start: float) -> float:
         """Record the measurements of a finished trial with the same parameters (same recipe,

@@ -18,7 +18,7 @@ import numpy as np
 
 from tinycompress.errors import BudgetError
 
-__all__ = ["TrialRecord", "measure", "cost_model", "STATES"]
+__all__ = ["TrialRecord", "measure", "cost_metrics", "cost_model", "STATES"]
 
 #: Trial states as recorded: Optuna's COMPLETE, PRUNED, FAIL, RUNNING, WAITING.
 STATES = ("complete", "pruned", "failed", "running", "waiting")
@@ -62,8 +62,8 @@ class TrialRecord:
             ``arena_bytes`` (``kTensorArenaSize``), ``arena_host_bytes``,
             ``macs``, ``float_accuracy`` (Keras, before conversion) and, with a
             device, ``latency_ms``, ``energy_uj`` (None when the device's power
-            is unknown), ``cost_rel_error`` and ``cost_unknown_ops`` (operators
-            the estimate leaves out).
+            is unknown, and both None when the estimate leaves operators out),
+            ``cost_rel_error`` and ``cost_unknown_ops`` (those operators).
         feasible: whether the budget is met (measured).
         violations: readable lines of what exceeds the budget.
         failure: ``"ErrorClass: message"`` for a failed trial, else None.
@@ -142,9 +142,23 @@ def measure(prepared, recipe, x_calibration: np.ndarray, val: tuple[np.ndarray, 
         "macs": int(built.report.macs),
     }
     if estimate is not None:
-        cost = estimate(built.model, device)
-        metrics.update(latency_ms=float(cost.total_ms),
-                       energy_uj=None if cost.total_uj is None else float(cost.total_uj),
-                       cost_rel_error=float(cost.rel_error),
-                       cost_unknown_ops=list(getattr(cost, "unknown_ops", ())))
+        metrics.update(cost_metrics(estimate(built.model, device)))
     return built, metrics
+
+
+def cost_metrics(cost) -> dict[str, Any]:
+    """The trial metrics of a cost-model estimate (see `TrialRecord.metrics`).
+
+    Totals that leave operators out are not the model's latency or energy: they are
+    recorded as not measured (None), so a latency or energy budget is not met by them.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> e = SimpleNamespace(total_ms=0.0, total_uj=0.0, rel_error=0.3, unknown_ops=("TANH",))
+        >>> cost_metrics(e)["latency_ms"] is None
+        True
+    """
+    unknown = list(getattr(cost, "unknown_ops", ()))
+    return {"latency_ms": None if unknown else float(cost.total_ms),
+            "energy_uj": None if unknown or cost.total_uj is None else float(cost.total_uj),
+            "cost_rel_error": float(cost.rel_error), "cost_unknown_ops": unknown}

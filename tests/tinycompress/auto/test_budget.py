@@ -70,3 +70,17 @@ def test_a_build_result_is_read_as_flash_arena_and_macs():
                             report=SimpleNamespace(macs=5000))
     assert Budget(flash_bytes=900, arena_bytes=700, macs=5000).is_satisfied_by(built)
     assert Budget(arena_bytes=699).violations(built) == ["arena 700 B > 699 B"]
+
+
+def test_an_estimate_that_leaves_operators_out_meets_no_latency_budget():
+    from tinycompress.auto.trial import cost_metrics
+
+    budget = Budget(flash_bytes="64KB", latency_ms="20ms", energy_uj="50uJ")
+    known = cost_metrics(SimpleNamespace(total_ms=4.0, total_uj=9.0, rel_error=0.3, unknown_ops=()))
+    partial = cost_metrics(SimpleNamespace(total_ms=0.0, total_uj=0.0, rel_error=0.3,
+                                           unknown_ops=("FULLY_CONNECTED",)))
+    assert budget.is_satisfied_by({"flash_bytes": 1000, **known})
+    assert partial["latency_ms"] is None and partial["energy_uj"] is None
+    assert partial["cost_unknown_ops"] == ["FULLY_CONNECTED"]
+    assert budget.violations({"flash_bytes": 1000, **partial}) == ["latency not measured",
+                                                                  "energy not measured"]
