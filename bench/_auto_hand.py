@@ -28,20 +28,9 @@ import tinycompress
 from tinycompress.clustering import cluster_weights, strip_clustering
 from tinycompress.lowrank import LowRankConfig, factorize
 from tinycompress.pruning import PolynomialDecay, PruningCallback, shrink, strip_pruning
+from _models import compiled, copy_of
 
 BATCH = 64
-XENT = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=XENT, metrics=["accuracy"])
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def _hidden(model: keras.Model) -> list[str]:

@@ -4,6 +4,23 @@ from __future__ import annotations
 
 import keras
 
+#: The benchmarks' classification loss: integer labels, logits out.
+XENT = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compiled(model: keras.Model, lr, loss=XENT, metrics=("accuracy",)) -> keras.Model:
+    """``model`` compiled with Adam at ``lr`` (a rate or a schedule), ``loss`` and ``metrics``
+    (passed by keyword: positionally Keras 3 would take metrics as loss weights)."""
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=list(metrics))
+    return model
+
+
+def copy_of(model: keras.Model) -> keras.Model:
+    """A new model with ``model``'s architecture and weights."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
 
 def caffe_lenet5() -> keras.Model:
     """Caffe's LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, ip 500 + ReLU, ip 10 (logits)."""

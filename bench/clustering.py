@@ -29,30 +29,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_mnist  # noqa: E402
-from _models import caffe_lenet5 as lenet5  # noqa: E402
+from _models import caffe_lenet5 as lenet5, compiled, copy_of  # noqa: E402
 from tflite_export.lut import compress_luts  # noqa: E402
 from tinycompress.clustering import cluster_weights, strip_clustering  # noqa: E402
 from tinycompress.pruning import PolynomialDecay, PruningCallback, shrink, strip_pruning  # noqa: E402
-
-
-def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def deploy(config: str, model: keras.Model, data, base: dict, lut: bool) -> dict:

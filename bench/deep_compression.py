@@ -60,7 +60,7 @@ import keras  # noqa: E402
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_mnist  # noqa: E402
-from _models import caffe_lenet5  # noqa: E402
+from _models import caffe_lenet5, compiled, copy_of  # noqa: E402
 from tinycompress.clustering import cluster_weights, strip_clustering  # noqa: E402
 from tinycompress.lowrank import LowRankConfig, factorize  # noqa: E402
 from tinycompress.pruning import PolynomialDecay, PruningCallback, shrink, strip_pruning  # noqa: E402
@@ -78,19 +78,6 @@ def lenet300() -> keras.Model:
         keras.layers.Dense(100, activation="relu", name="fc2"),
         keras.layers.Dense(10, name="fc3"),
     ], name="lenet300")
-
-
-def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 class Bench:

@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_basicmotions, load_mnist  # noqa: E402
-from _models import caffe_lenet5  # noqa: E402
+from _models import caffe_lenet5, XENT, compiled, copy_of  # noqa: E402
 from tinycompress.distillation import distill  # noqa: E402
 from tinycompress.layer_pruning import LayerPruningConfig, macs, prune_layers  # noqa: E402
 from tinycompress.lowrank import LowRankConfig, factorize  # noqa: E402
@@ -65,22 +65,10 @@ from tinycompress.pruning import ConstantSparsity, PolynomialDecay, PruningCallb
 
 L = keras.layers
 BATCH = 64
-XENT = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def emit(row: dict) -> None:
     print(json.dumps(row), flush=True)
-
-
-def compiled(model: keras.Model, lr, loss=XENT, metrics=("accuracy",)) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=list(metrics))
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def measured(model_bytes: bytes) -> dict:

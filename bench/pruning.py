@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tflite_export  # noqa: E402
 import tinycompress  # noqa: E402
 from _data import load_mnist  # noqa: E402
-from _models import caffe_lenet5 as lenet5  # noqa: E402
+from _models import caffe_lenet5 as lenet5, compiled, copy_of  # noqa: E402
 from tinycompress.pruning import (  # noqa: E402
     PolynomialDecay,
     PruningCallback,
@@ -52,19 +52,6 @@ from tinycompress.pruning import (  # noqa: E402
 )
 
 BATCH = 64
-
-
-def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def kernel_sparsity(model: keras.Model) -> float:
