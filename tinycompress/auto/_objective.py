@@ -8,8 +8,10 @@ failed trial counts as infeasible for the constrained sampler.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from tinycompress.auto.budget import Budget
 from tinycompress.auto.recipe import Recipe, apply_recipe
 from tinycompress.auto.result import OBJECTIVES
 from tinycompress.auto.space import SearchSpace
-from tinycompress.auto.trial import TrialRecord, measure
+from tinycompress.auto.sensitivity import allocate
+from tinycompress.auto.trial import TrialRecord, measure, screen
 
 __all__ = ["Objective"]
 
@@ -25,6 +28,11 @@ _LOG = logging.getLogger(__name__)
 
 #: Constraint value of a figure that was not measured (pruned or failed trial).
 _UNMEASURED = 1e6
+#: Flash headroom screening keeps for encoded recipes: DECODE's prune and Huffman
+#: sizes depend on the fine-tuned values a little.
+_ENCODE_MARGIN = 0.03
+#: Step of the channel-sparsity grid screening searches (the space's step).
+_STEP = 0.05
 
 
 def _twin(trial):
@@ -47,6 +55,7 @@ class Objective:
         self.budget, self.objective, self.seed = budget, objective, seed
         self.estimate, self.device, self.artifacts = estimate, device, artifacts
         self.kept: dict[int, Any] = {}  # trial number -> prepared model of the best feasible trial
+        self.screens: dict[str, dict] = {}  # recipe config (JSON) -> metrics of its untrained build
 
     def __call__(self, trial) -> float:
         import optuna
@@ -54,10 +63,13 @@ class Objective:
         start = time.monotonic()
         try:
             recipe = self.space.suggest(trial, seed=self.seed)
-            trial.set_user_attr("recipe", recipe.get_config())
             twin = _twin(trial)
-            if twin is not None:
+            if twin is not None:  # screening made the same choice for it
+                trial.set_user_attr("recipe", twin.user_attrs["recipe"])
                 return self._copy(trial, twin, start)
+            trial.set_user_attr("recipe", recipe.get_config())
+            recipe = self._screened(trial, recipe)
+            trial.set_user_attr("recipe", recipe.get_config())
 
             def on_epoch(step: int, accuracy: float) -> None:
                 trial.report(accuracy, step)
@@ -69,7 +81,10 @@ class Objective:
                                      arena_budget=self.budget.arena_bytes, estimate=self.estimate,
                                      device=self.device)
         except optuna.TrialPruned:
-            self._unmeasured(trial, start)
+            if "screening" not in trial.user_attrs or trial.user_attrs["screening"]["fits"]:
+                self._unmeasured(trial, start)
+            else:
+                trial.set_user_attr("duration_s", time.monotonic() - start)
             raise
         except KeyboardInterrupt:  # Optuna fails the trial; a resumed search runs it again
             trial.set_user_attr("interrupted", True)
@@ -92,6 +107,64 @@ class Objective:
         if metrics[key] is None:  # e.g. energy on a device of unknown power: the worst value
             return -_UNMEASURED if maximize else _UNMEASURED
         return float(metrics[key])
+
+    def _screen(self, recipe: Recipe) -> dict:
+        key = json.dumps(recipe.get_config(), sort_keys=True)
+        if key not in self.screens:
+            self.screens[key] = screen(self.model, recipe, self.train, arena_budget=self.budget.arena_bytes,
+                                       estimate=self.estimate, device=self.device)
+        return self.screens[key]
+
+    def _fits(self, recipe: Recipe, shapes: Budget) -> tuple[bool, dict]:
+        """Whether ``recipe``'s untrained build meets ``shapes`` (with the encoding margin),
+        and its metrics."""
+        metrics = self._screen(recipe)
+        margin = 1 + _ENCODE_MARGIN if recipe.encode else 1
+        return shapes.is_satisfied_by({**metrics, "flash_bytes": metrics["flash_bytes"] * margin}), metrics
+
+    def _screened(self, trial, recipe: Recipe) -> Recipe:
+        """The recipe to fine-tune: ``recipe`` when its untrained build meets the budget's
+        limits other than accuracy, else the same recipe with the least channel sparsity
+        (on the space's grid, up to its maximum) whose untrained build does (a bisection;
+        every size is monotone in the channels kept). A trial that no sparsity brings
+        within the budget is pruned with its measured excess, in seconds instead of the
+        minutes its fine-tuning would take."""
+        import optuna
+
+        shapes = replace(self.budget, min_accuracy=None)
+        if not shapes.limits():
+            return recipe
+        known = len(self.screens)
+        ok, metrics = self._fits(recipe, shapes)
+        unchanged = recipe.epochs == 0 and not recipe.techniques()  # the baseline is measured as it is
+        grid = [] if ok or unchanged or "pruning" not in self.space.techniques else [
+            round(recipe.channel_sparsity + _STEP * k, 2)
+            for k in range(1, int((self.space.channel_sparsity[1] - recipe.channel_sparsity) / _STEP + 1e-6) + 1)]
+        at = lambda s: replace(recipe, channel_sparsity=s, epochs=recipe.epochs or self.space.epochs[0],  # noqa: E731
+                               layer_sparsity=allocate(s, self.space.sensitivity) if recipe.layer_sparsity else None)
+        if grid:
+            ok, metrics = self._fits(at(grid[-1]), shapes)
+        if not ok:
+            trial.set_user_attr("screening", {"sampled": recipe.channel_sparsity, "ran": None,
+                                              "builds": len(self.screens) - known, "fits": False})
+            for key, excess in shapes.excess(metrics).items():
+                trial.set_constraint(key, min(excess, _UNMEASURED))
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("violations", shapes.violations(metrics))
+            raise optuna.TrialPruned("over the budget before fine-tuning, even at "
+                                     f"{grid[-1] if grid else recipe.channel_sparsity:.2f} channel "
+                                     f"sparsity: {'; '.join(shapes.violations(metrics))}")
+        low, high = 0, len(grid) - 1
+        while grid and low < high:  # grid[high] fits; find the first that does
+            middle = (low + high) // 2
+            if self._fits(at(grid[middle]), shapes)[0]:
+                high = middle
+            else:
+                low = middle + 1
+        chosen = at(grid[high]) if grid else recipe
+        trial.set_user_attr("screening", {"sampled": recipe.channel_sparsity, "ran": chosen.channel_sparsity,
+                                          "builds": len(self.screens) - known, "fits": True})
+        return chosen
 
     def _copy(self, trial, twin, start: float) -> float:
         """Record the measurements of a finished trial with the same parameters (same recipe,

@@ -74,11 +74,12 @@ def _prune_now(model: keras.Model, callbacks: list) -> None:
 
 
 class _Trainer:
-    """Fine-tunes stage after stage, counting epochs for `on_epoch`."""
+    """Fine-tunes stage after stage, counting epochs for `on_epoch`; with ``dry`` it trains
+    nothing (pruning masks are applied once, as with 0 epochs)."""
 
-    def __init__(self, recipe: Recipe, train, val, on_epoch, verbose: int) -> None:
+    def __init__(self, recipe: Recipe, train, val, on_epoch, verbose: int, dry: bool = False) -> None:
         self.recipe, self.train, self.val, self.on_epoch, self.verbose = recipe, train, val, on_epoch, verbose
-        self.step = 0
+        self.step, self.dry = 0, dry
 
     def _callbacks(self, student, extra: list) -> list:
         if self.on_epoch is None or self.val is None:
@@ -86,7 +87,7 @@ class _Trainer:
         return [*extra, _EpochReport(student, self.val, self.on_epoch, self.step)]
 
     def fit(self, model, epochs: int, callbacks: list, loss) -> None:
-        if epochs < 1:
+        if epochs < 1 or self.dry:
             _prune_now(model, callbacks)
             return
         model.compile(optimizer=keras.optimizers.Adam(self.recipe.learning_rate), loss=loss)
@@ -95,7 +96,7 @@ class _Trainer:
         self.step += epochs
 
     def distill(self, teacher, student, epochs: int, callbacks: list) -> None:
-        if epochs < 1:
+        if epochs < 1 or self.dry:
             _prune_now(student, callbacks)
             return
         wrapped = [distillation.StudentCallback(c) for c in callbacks]
@@ -137,18 +138,26 @@ def _structure(model, recipe: Recipe, train, trainer: _Trainer):
     return pruning.shrink(student) if recipe.channel_sparsity > 0 else student
 
 
-def run(model, recipe: Recipe, train, val, on_epoch: Callable[[int, float], None] | None, verbose: int):
-    """All stages of ``recipe`` (see `tinycompress.auto.recipe`)."""
+def run(model, recipe: Recipe, train, val, on_epoch: Callable[[int, float], None] | None, verbose: int,
+        fine_tune: bool = True):
+    """All stages of ``recipe`` (see `tinycompress.auto.recipe`); without ``fine_tune`` nothing
+    is trained and QAT (which changes no shape or size) is left out."""
     keras.utils.set_random_seed(recipe.seed)
-    trainer = _Trainer(recipe, train, val, on_epoch, verbose)
+    trainer = _Trainer(recipe, train, val, on_epoch, verbose, dry=not fine_tune)
     student = _structure(model, recipe, train, trainer)
     second = max(1, recipe.epochs // 2)
+    if recipe.weight_sparsity > 0:
+        steps = max(1, -(-len(train[0]) // recipe.batch_size))
+        config = pruning.PruningConfig(pruning.ConstantSparsity(recipe.weight_sparsity, frequency=steps))
+        sparse = pruning.apply(student, config)
+        trainer.fit(sparse, second, pruning.callbacks(config, log_summary=False), _loss(model))
+        student = prepare_for_export(sparse)
     if recipe.cluster_bits is not None:
         config = clustering.ClusteringConfig(bits=recipe.cluster_bits, seed=recipe.seed)
         clustered = clustering.apply(student, config)
         trainer.fit(clustered, second, clustering.callbacks(config), _loss(model))
         student = prepare_for_export(clustered)
-    if recipe.qat:
+    if recipe.qat and fine_tune:
         config = quantization.QATConfig()
         quantized = quantization.apply(student, config)
         trainer.fit(quantized, second, quantization.callbacks(config), _loss(model))

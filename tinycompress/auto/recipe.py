@@ -14,9 +14,12 @@ prepared model:
    ratio per layer, the output layer kept) fine-tuned for ``epochs`` epochs,
    from labels or distilled from the original model; then `shrink` removes
    the pruned channels;
-2. weight sharing: clustering (``cluster_bits``) or QAT, fine-tuned for
-   ``max(1, epochs // 2)`` epochs. Clustering and QAT both train the weights,
-   so a recipe uses one of them.
+2. sparsity: unstructured pruning of the remaining kernels (``weight_sparsity``),
+   fine-tuned for ``max(1, epochs // 2)`` epochs; the zeros pay only through
+   DECODE's prune encoding, so it comes with ``encode``;
+3. weight sharing: clustering (``cluster_bits``, keeping the zeros) or QAT,
+   fine-tuned for ``max(1, epochs // 2)`` epochs. Clustering and QAT both
+   train the weights, so a recipe uses one of them.
 
 The int8/int16x8 choice and the DECODE encodings are build options
 (`Recipe.build_options`).
@@ -62,6 +65,8 @@ class Recipe:
             (from a sensitivity scan) used instead of ``channel_sparsity`` for the
             layers it names (``channel_sparsity`` is then their mean and applies to
             hidden layers it does not name, such as low-rank factors). Default None.
+        weight_sparsity: fraction of the weights of every kernel pruned
+            (unstructured) after the structure stage, in [0, 0.95]. Default 0.0.
         distill: fine-tune the structure stage by distillation from the
             original model (needs a model that outputs logits). Default False.
         temperature: distillation temperature. Default 4.0.
@@ -90,6 +95,7 @@ class Recipe:
     lowrank_energy: float | None = None
     channel_sparsity: float = 0.0
     layer_sparsity: dict[str, float] | None = None
+    weight_sparsity: float = 0.0
     distill: bool = False
     temperature: float = 4.0
     distill_weight: float = 0.1
@@ -107,6 +113,7 @@ class Recipe:
         if self.lowrank_energy is not None:
             _check_range("lowrank_energy", self.lowrank_energy, 1e-6, 0.999999)
         _check_range("channel_sparsity", self.channel_sparsity, 0.0, 0.95)
+        _check_range("weight_sparsity", self.weight_sparsity, 0.0, 0.95)
         if self.layer_sparsity is not None:
             if not isinstance(self.layer_sparsity, dict):
                 raise AutoError(f"recipe field layer_sparsity must be a dict {{layer name: ratio}}. "
@@ -136,7 +143,7 @@ class Recipe:
     def techniques(self) -> list[str]:
         """Names of the techniques the recipe uses (`Technique.name`), in stage order."""
         used = [("layer_pruning", self.layers_removed > 0), ("lowrank", self.lowrank_energy is not None),
-                ("pruning", self.channel_sparsity > 0), ("distillation", self.distill),
+                ("pruning", self.channel_sparsity > 0 or self.weight_sparsity > 0), ("distillation", self.distill),
                 ("clustering", self.cluster_bits is not None), ("quantization", self.qat)]
         return [name for name, on in used if on]
 
@@ -224,6 +231,7 @@ def apply_recipe(
     val_data: Any = None,
     on_epoch: Callable[[int, float], None] | None = None,
     verbose: int = 0,
+    fine_tune: bool = True,
 ):
     """Run ``recipe`` on a trained model and return the model to build (see the module docs).
 
@@ -237,6 +245,11 @@ def apply_recipe(
             over all stages); it may raise to stop (the search prunes trials so).
             Default None.
         verbose: Keras `fit` verbosity. Default 0.
+        fine_tune: False trains nothing: the result has the recipe's shapes and
+            weight sharing (pruned channels removed, clustered weights) but not its
+            accuracy, and QAT is left out (it changes no size). The search screens a
+            trial's flash, arena, MACs and latency so before spending its
+            fine-tuning. Default True.
 
     Returns:
         An uncompiled Keras model ready for `tinycompress.build` with
@@ -262,4 +275,4 @@ def apply_recipe(
 
     return _stages.run(model, recipe, check_labelled(train_data, "train_data"),
                        None if val_data is None else check_labelled(val_data, "val_data"),
-                       on_epoch, verbose)
+                       on_epoch, verbose, fine_tune)

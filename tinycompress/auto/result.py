@@ -95,18 +95,25 @@ class SearchResult:
             out[t.state] = out.get(t.state, 0) + 1
         return out
 
+    def _measured(self) -> list[TrialRecord]:
+        """Trials with figures: complete ones, and those screening refused before fine-tuning
+        (their shape figures, no accuracy)."""
+        return [t for t in self.trials if t.state == "complete"
+                or (t.screening.get("fits") is False and t.metrics)]
+
     def unmet(self) -> list[str]:
         """Budget fields that no measured trial met (e.g. ``["flash_bytes"]``)."""
-        measured = [t for t in self.trials if t.state == "complete"]
+        measured = self._measured()
         return [name for name in self.budget.limits()
                 if not any(self.budget.excess(t.metrics).get(name, math.inf) <= 0 for t in measured)]
 
     def closest(self, k: int = 3) -> list[TrialRecord]:
-        """The ``k`` measured trials nearest the budget (smallest summed relative excess)."""
-        measured = [t for t in self.trials if t.state == "complete"]
+        """The ``k`` measured trials nearest the budget (smallest summed relative excess of
+        the figures they have; a trial screening refused has no accuracy)."""
+        measured = self._measured()
 
         def distance(t: TrialRecord) -> float:
-            return sum(max(0.0, v) for v in self.budget.excess(t.metrics).values())
+            return sum(max(0.0, v) for v in self.budget.excess(t.metrics).values() if v != math.inf)
 
         return sorted(measured, key=lambda t: (distance(t), t.number))[:k]
 

@@ -75,7 +75,13 @@ def _mode(trial, s: SearchSpace) -> dict:
 
 
 def _encode(trial, s: SearchSpace) -> dict:
-    return {"encode": trial.suggest_categorical("encode", [False, True])}
+    """DECODE encodings, and with them unstructured sparsity (zeros pay only when encoded)."""
+    if not trial.suggest_categorical("encode", [False, True]):
+        return {"encode": False}
+    if "pruning" not in s.techniques or s.weight_sparsity[1] == 0:
+        return {"encode": True}
+    return {"encode": True,
+            "weight_sparsity": trial.suggest_float("weight_sparsity", *s.weight_sparsity, step=0.1)}
 
 
 #: Technique name -> ``knob(trial, space) -> Recipe fields`` (clustering and
@@ -115,6 +121,8 @@ class SearchSpace:
             Default None: 0 up to min(2, candidates of the model).
         lowrank_energy: kept singular-value energy range. Default (0.5, 0.95).
         channel_sparsity: channels pruned per hidden layer. Default (0.0, 0.75).
+        weight_sparsity: unstructured sparsity of every kernel, sampled (in
+            steps of 0.1) for trials that encode. Default (0.0, 0.9).
         cluster_bits: clustering index widths. Default (2, 6).
         temperature: distillation temperatures (sampled log-uniformly). Default (1.0, 8.0).
         distill_weight: label-loss weights in distillation. Default (0.0, 0.5).
@@ -140,6 +148,7 @@ class SearchSpace:
     layers_removed: tuple[int, int] | None = None
     lowrank_energy: tuple[float, float] = (0.5, 0.95)
     channel_sparsity: tuple[float, float] = (0.0, 0.75)
+    weight_sparsity: tuple[float, float] = (0.0, 0.9)
     cluster_bits: tuple[int, int] = (2, 6)
     temperature: tuple[float, float] = (1.0, 8.0)
     distill_weight: tuple[float, float] = (0.0, 0.5)
@@ -161,6 +170,7 @@ class SearchSpace:
                                                              0, 1000, True))
         for name, low, high, integer in (("lowrank_energy", 0.01, 0.99, False),
                                          ("channel_sparsity", 0.0, 0.95, False),
+                                         ("weight_sparsity", 0.0, 0.95, False),
                                          ("cluster_bits", 2, 7, True), ("temperature", 0.01, 100, False),
                                          ("distill_weight", 0.0, 1.0, False), ("epochs", 0, 1000, True)):
             object.__setattr__(self, name, _pair(name, getattr(self, name), low, high, integer))
@@ -194,11 +204,11 @@ class SearchSpace:
         for name, knob in KNOBS.items():
             if knob is not None and name in self.techniques:
                 fields_.update(knob(trial, self))
-        structural = any(fields_.get(k) for k in ("layers_removed", "lowrank_energy",
-                                                  "channel_sparsity", "distill"))
         for name, knob in BUILD_KNOBS.items():
             if name in self.techniques:
                 fields_.update(knob(trial, self))
+        structural = any(fields_.get(k) for k in ("layers_removed", "lowrank_energy",
+                                                  "channel_sparsity", "weight_sparsity", "distill"))
         fields_.update(_weights(trial, self, fields_.get("mode", "int8")))
         if structural or fields_.get("cluster_bits") or fields_.get("qat"):
             fields_["epochs"] = trial.suggest_int("epochs", *self.epochs)

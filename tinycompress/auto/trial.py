@@ -18,7 +18,7 @@ import numpy as np
 
 from tinycompress.errors import BudgetError
 
-__all__ = ["TrialRecord", "measure", "cost_metrics", "cost_model", "STATES"]
+__all__ = ["TrialRecord", "measure", "screen", "cost_metrics", "cost_model", "STATES"]
 
 #: Trial states as recorded: Optuna's COMPLETE, PRUNED, FAIL, RUNNING, WAITING.
 STATES = ("complete", "pruned", "failed", "running", "waiting")
@@ -71,6 +71,10 @@ class TrialRecord:
         intermediate: ``{epoch step: float validation accuracy}`` reported while fine-tuning.
         duplicate_of: the earlier trial with the same parameters whose measurements
             this one reuses (nothing was trained or built again), or None.
+        screening: how the trial was screened against the budget before fine-tuning
+            (see `screen`): ``{"sampled": channel sparsity sampled, "ran": the one
+            run, "builds": untrained builds made, "fits": whether one fitted}``, or
+            an empty dict when the budget bounds nothing a shape decides.
     """
 
     number: int
@@ -84,6 +88,7 @@ class TrialRecord:
     duration_s: float | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
     duplicate_of: int | None = None
+    screening: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trial) -> TrialRecord:
@@ -96,7 +101,7 @@ class TrialRecord:
                    feasible=bool(attrs.get("feasible", False)), violations=list(attrs.get("violations", [])),
                    failure=attrs.get("failure"), duration_s=attrs.get("duration_s"),
                    intermediate={int(k): float(v) for k, v in trial.intermediate_values.items()},
-                   duplicate_of=attrs.get("duplicate_of"))
+                   duplicate_of=attrs.get("duplicate_of"), screening=dict(attrs.get("screening", {})))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -162,3 +167,49 @@ def cost_metrics(cost) -> dict[str, Any]:
     return {"latency_ms": None if unknown else float(cost.total_ms),
             "energy_uj": None if unknown or cost.total_uj is None else float(cost.total_uj),
             "cost_rel_error": float(cost.rel_error), "cost_unknown_ops": unknown}
+
+
+def screen(model, recipe, train: tuple[np.ndarray, np.ndarray], *, arena_budget: int | None = None,
+           estimate=None, device: str | None = None) -> dict[str, Any]:
+    """The figures a model's shapes decide, measured on ``recipe`` run without fine-tuning.
+
+    Flash, ``kTensorArenaSize``, MACs, latency and energy depend on the layer shapes, the
+    weight sharing and the encodings, not on the trained values (DECODE's prune and
+    Huffman sizes move a little with them), so a trial is checked against its budget
+    with this build before it spends its fine-tuning.
+
+    Args:
+        model: the trained model `search` starts from.
+        recipe: the trial's `Recipe`.
+        train: ``(x, labels)`` training data: layer pruning scores its candidates
+            on it as the fine-tuned run does; the first samples calibrate.
+        arena_budget, estimate, device: as in `measure`.
+
+    Returns:
+        The metrics of `measure` without ``accuracy`` and ``float_accuracy``.
+
+    Raises:
+        TinyCompressError: a technique refused the model, or conversion failed.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from tinycompress.auto import Recipe
+        >>> m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64, activation="relu"),
+        ...                       keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+        >>> big, small = (screen(m, Recipe(channel_sparsity=s), (x, np.argmax(x[:, :3], 1)))["flash_bytes"]
+        ...               for s in (0.0, 0.75))
+        >>> small < big
+        True
+    """
+    from tinycompress.auto.recipe import apply_recipe
+    from tinycompress.build import build
+
+    prepared = apply_recipe(model, recipe, train, fine_tune=False)
+    built = build(prepared, train[0][:CALIBRATION_SAMPLES], verify_samples=1,
+                  **recipe.build_options(arena_budget=arena_budget))
+    metrics: dict[str, Any] = {"flash_bytes": len(built.model), "arena_bytes": int(built.arena.emitted_bytes),
+                               "arena_host_bytes": int(built.arena.host_bytes), "macs": int(built.report.macs)}
+    if estimate is not None:
+        metrics.update(cost_metrics(estimate(built.model, device)))
+    return metrics

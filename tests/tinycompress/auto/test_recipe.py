@@ -68,3 +68,18 @@ def test_every_stage_runs_and_the_result_builds(tiny_task):
     assert prepared.count_params() < model.count_params() and toolkit_layers(prepared) == []
     built = tinycompress.build(prepared, train[0][:128], **recipe.build_options(arena_budget=8192))
     assert built.encoding is not None and len(built.model) < len(tinycompress.build(model, train[0][:128]).model)
+
+
+@pytest.mark.slow
+def test_weight_sparsity_zeros_survive_clustering_and_pay_through_the_prune_encoding(tiny_task):
+    model, train, _ = tiny_task
+    recipe = Recipe(channel_sparsity=0.25, weight_sparsity=0.7, cluster_bits=4, epochs=1, encode=True)
+    prepared = apply_recipe(model, recipe, train)
+    for layer in prepared.layers:
+        kernel = layer.get_weights()[0]
+        assert np.mean(kernel == 0) >= 0.69  # the pruned share, kept through clustering
+        assert len(np.unique(kernel)) <= 16
+    dense = apply_recipe(model, Recipe(channel_sparsity=0.25, cluster_bits=4, epochs=1, encode=True), train)
+    sparse_bytes, dense_bytes = (len(tinycompress.build(m, train[0][:128], encode="auto").model)
+                                 for m in (prepared, dense))
+    assert sparse_bytes < dense_bytes

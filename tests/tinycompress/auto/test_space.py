@@ -46,6 +46,8 @@ def test_samples_cover_the_space_and_respect_the_exclusions():
     assert used == set(KNOBS)
     assert {r.mode for r in recipes} == {"int8", "int16x8"} and {r.encode for r in recipes} == {False, True}
     assert not any(r.qat and (r.mode != "int8" or r.cluster_bits is not None) for r in recipes)
+    assert any(r.weight_sparsity > 0 for r in recipes)
+    assert all(r.encode for r in recipes if r.weight_sparsity > 0)  # zeros pay only when encoded
     assert all(r.seed == 7 for r in recipes)
 
 

@@ -1,0 +1,57 @@
+"""Screening: a trial's budget is checked on its untrained build before fine-tuning.
+
+The flash of each screened build is measured again here (`screen`), so the
+properties hold on bytes, not on the search's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tinycompress.auto import Budget, Recipe, SearchSpace, apply_recipe, search
+from tinycompress.auto.trial import screen
+from tinycompress.build import build
+from tinycompress.errors import NoFeasibleModelError
+
+
+@pytest.mark.slow
+def test_untrained_build_has_the_trained_models_size(tiny_task):
+    model, train, _ = tiny_task
+    recipe = Recipe(channel_sparsity=0.5, cluster_bits=3, epochs=1)
+    screened = screen(model, recipe, train)
+    trained = build(apply_recipe(model, recipe, train), train[0][:256])
+    assert screened["flash_bytes"] == len(trained.model)
+    assert screened["arena_bytes"] == trained.arena.emitted_bytes and screened["macs"] == trained.report.macs
+
+
+@pytest.mark.slow
+def test_a_trial_over_the_budget_runs_at_the_least_sparsity_that_fits(tiny_task):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.0, 0.9), epochs=(1, 1), sensitivity={})
+    flash = screen(model, Recipe(channel_sparsity=0.6), train)["flash_bytes"]
+    budget = Budget(flash_bytes=flash)  # 0.6 fits; 0.55 and below do not (sizes grow with channels)
+    assert screen(model, Recipe(channel_sparsity=0.55), train)["flash_bytes"] > flash
+    result = search(model, train, val, budget, space=space, n_trials=3, seed=0)
+    baseline, *sampled = result.trials
+    assert baseline.state == "pruned" and baseline.screening["fits"] is False  # the model as it is
+    assert baseline.metrics["flash_bytes"] > flash and baseline.intermediate == {}
+    for t in sampled:
+        assert t.state == "complete" and t.feasible and t.screening["fits"]
+        ran = t.recipe["channel_sparsity"]
+        assert ran == max(0.6, t.screening["sampled"]) and ran == t.screening["ran"]
+        assert t.metrics["flash_bytes"] <= flash and t.recipe["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_a_budget_no_sparsity_meets_is_refused_before_any_fine_tuning(tiny_task):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.0, 0.5), epochs=(1, 1), sensitivity={})
+    smallest = screen(model, Recipe(channel_sparsity=0.5), train)["flash_bytes"]
+    with pytest.raises(NoFeasibleModelError, match="flash") as caught:
+        search(model, train, val, Budget(flash_bytes=smallest - 1), space=space, n_trials=2, seed=0)
+    trials = caught.value.result.trials
+    assert [t.state for t in trials] == ["pruned", "pruned"]
+    assert all(t.screening["fits"] is False and t.intermediate == {} for t in trials)
+    assert all(t.metrics["flash_bytes"] >= smallest for t in trials)
+    assert caught.value.result.unmet() == ["flash_bytes"]
+    assert "closest: trial" in str(caught.value)
