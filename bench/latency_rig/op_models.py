@@ -66,7 +66,7 @@ _BINARY_INPUTS = {"b16c8": (16, 16, 8), "b8c32": (8, 8, 32), "b32c16": (32, 32, 
 # Code paths the general probes above sample too sparsely: CONV_2D on 1-3 input channels (the
 # first layer of KWS, LeNet, image models: im2col patches shorter than one vector) and
 # DEPTHWISE_CONV_2D with kernels other than 3x3 or a channel multiplier, on channel counts off
-# the 4/16-lane grid.
+# the 4/16-lane grid (with pooling, strided 1x1 and 3x3 CONV_2D on the same inputs).
 _FIRST_CONVS = [
     ("Conv2D", dict(filters=64, kernel_size=(10, 4), strides=2, padding="same")),
     ("Conv2D", dict(filters=6, kernel_size=5, padding="same", activation="relu")),
@@ -79,7 +79,7 @@ _FIRST_CONVS = [
 ]
 _FIRST_CONV_INPUTS = {"f49x10c1": (49, 10, 1), "f28c1": (28, 28, 1), "f24x20c2": (24, 20, 2),
                       "f20c3": (20, 20, 3), "f32x12c3": (32, 12, 3)}
-_DEPTHWISE = [
+_CHANNEL_BRANCHES = [
     ("DepthwiseConv2D", dict(kernel_size=5, padding="same")),
     ("DepthwiseConv2D", dict(kernel_size=(3, 1), padding="same")),
     ("DepthwiseConv2D", dict(kernel_size=(1, 3), padding="same", activation="relu")),
@@ -89,8 +89,13 @@ _DEPTHWISE = [
     ("DepthwiseConv2D", dict(kernel_size=3, padding="same", depth_multiplier=2)),
     ("DepthwiseConv2D", dict(kernel_size=(5, 3), strides=2, padding="same", depth_multiplier=3)),
     ("AveragePooling2D", dict(pool_size=2)),
+    ("MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),
+    ("Conv2D", dict(filters=16, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=36, kernel_size=1, strides=2, activation="relu")),
+    ("Conv2D", dict(filters=8, kernel_size=3, padding="same")),
+    ("Conv2D", dict(filters=24, kernel_size=3, strides=2, padding="same")),
 ]
-_DEPTHWISE_INPUTS = {"d16c6": (16, 16, 6), "d12c20": (12, 12, 20), "d10c37": (10, 10, 37),
+_CHANNEL_INPUTS = {"d16c6": (16, 16, 6), "d12c20": (12, 12, 20), "d10c37": (10, 10, 37),
                      "d8c50": (8, 8, 50), "d6c130": (6, 6, 130), "d14x6c24": (14, 6, 24)}
 
 
@@ -105,8 +110,8 @@ def probe_specs() -> dict[str, tuple[list[tuple[int, ...]], list[tuple[str, dict
         specs[f"probe_{name}"] = ([shape, shape], [("Add", {}), ("Multiply", {})])
     for name, shape in _FIRST_CONV_INPUTS.items():
         specs[f"probe_{name}"] = ([shape], _FIRST_CONVS)
-    for name, shape in _DEPTHWISE_INPUTS.items():
-        specs[f"probe_{name}"] = ([shape], _DEPTHWISE)
+    for name, shape in _CHANNEL_INPUTS.items():
+        specs[f"probe_{name}"] = ([shape], _CHANNEL_BRANCHES)
     return specs
 
 

@@ -134,10 +134,13 @@ def fit_tables(rows: Iterable[MeasuredOp], totals: Iterable[ModelTotal],
             if m.model not in held_out:
                 for key in op_keys(m.record):
                     by_key[key].append(m)
-        # A code-path key is fitted only with at least one row per feature.
+        # A code-path key is fitted only with at least one row per feature; its rows then
+        # stay out of the general key, which models the general kernel only.
+        paths = {key for key, ms in by_key.items() if "[" in key and len(ms) >= len(FEATURES["conv"])}
+        general = {key: [m for m in ms if op_keys(m.record)[0] not in paths]
+                   for key, ms in by_key.items() if "[" not in key}
         fits = {key: fit_op(key, [m.record for m in ms], [m.instructions for m in ms])
-                for key, ms in sorted(by_key.items())
-                if "[" not in key or len(ms) >= len(FEATURES["conv"])}
+                for key, ms in sorted({**general, **{k: by_key[k] for k in paths}}.items()) if ms}
         check_rows = [m for m in members if m.model in held_out]
         check_totals = {k: v for k, v in total_groups[table].items() if k in held_out}
         per_op, overhead, models = _held_out_check(fits, check_rows, check_totals)

@@ -14,8 +14,9 @@ Each operator family has a short, fixed feature list:
   makes one per block of 124 channels), the MACs with the
   reduction rounded up to whole vector lanes (``lane_macs``: a CONV_2D's
   ``k_h * k_w * in_c`` to 16 int8 lanes, the MVE dot product; a depthwise
-  convolution's channels to 4 int32 lanes) and the MACs of the scalar tail
-  loops (``tail``: that reduction modulo 4, the DSP kernels' leftover loop);
+  convolution's channels to 4 int32 lanes) and the outputs of pixels left over from groups of 4 (``lone_out``: the
+  MVE matrix product takes 4 pixels at a time, then the rest one by one;
+  once per output row for a strided 1x1 convolution, once per op otherwise);
 * ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
 * pooling: a constant, MACs (window reads), output elements, and both with
   the channels rounded up to 16 int8 lanes (``lane_out``, ``lane_macs``: the
@@ -57,7 +58,7 @@ _CHANNEL_BLOCK = 124
 #: Feature names per operator family (``"other"`` for every op not listed).
 FEATURES: dict[str, tuple[str, ...]] = {
     "conv": ("one", "macs", "valid_macs", "out", "in", "out_c", "taps", "patch", "pixel_taps",
-             "lane_macs", "tail"),
+             "lane_macs", "lone_out"),
     "fc": ("one", "macs", "out", "in"),
     "pool": ("one", "macs", "out", "lane_out", "lane_macs"),
     "other": ("one", "in", "out"),
@@ -80,7 +81,8 @@ def feature_names(op: str) -> tuple[str, ...]:
 def _variant(record: OpRecord) -> str | None:
     """The CMSIS-NN code path a convolution takes, when it is not the general one.
 
-    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col); ``cin<4``: a CONV_2D on
+    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col: one matrix product); ``1x1s``: a
+    strided 1x1 CONV_2D (no im2col: one matrix product per output row); ``cin<4``: a CONV_2D on
     fewer than 4 input channels (im2col patches too short for the 4-wide DSP
     loop); ``mult``: a depthwise convolution with a channel multiplier above 1
     (the generic kernel); ``3x3``: a 3x3 depthwise convolution (its own fast kernel).
@@ -88,9 +90,9 @@ def _variant(record: OpRecord) -> str | None:
     shapes = record.input_shapes
     if len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(shapes[1]) != 4:
         return None
-    if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1) and \
-            record.options.get("stride_h", 1) == record.options.get("stride_w", 1) == 1:
-        return "1x1"
+    if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1):
+        strided = max(record.options.get("stride_h", 1), record.options.get("stride_w", 1)) > 1
+        return "1x1s" if strided else "1x1"
     if record.op == "CONV_2D" and shapes[1][3] < 4:
         return "cin<4"
     if record.op == "DEPTHWISE_CONV_2D" and shapes[1][3] > shapes[0][-1]:
@@ -155,7 +157,7 @@ def _round_up(n: int, lanes: int) -> int:
 def _conv_values(record: OpRecord, out_shape: Sequence[int]) -> dict[str, float]:
     """The convolution-only features (zero when the filter shape is unknown)."""
     w = record.input_shapes[1] if len(record.input_shapes) > 1 else None
-    names = ("taps", "patch", "valid_macs", "pixel_taps", "lane_macs", "tail")
+    names = ("taps", "patch", "valid_macs", "pixel_taps", "lane_macs", "lone_out")
     if record.op not in _CONVS or w is None or len(w) != 4 or not out_shape:
         return dict.fromkeys(names, 0.0)
     out, out_c = _elements(out_shape), out_shape[-1]
@@ -164,14 +166,18 @@ def _conv_values(record: OpRecord, out_shape: Sequence[int]) -> dict[str, float]
     copies = pixels * window
     if record.op == "DEPTHWISE_CONV_2D":  # vectors run across channels, one tap at a time
         reduction, lane_macs = window, pixels * window * _round_up(out_c, 4)
-        tail = pixels * window * (out_c % 4)
         copies *= -(-out_c // _CHANNEL_BLOCK)
     else:  # vectors run along the k_h * k_w * in_c reduction of each output element
         reduction = window * w[3]
-        lane_macs, tail = out * _round_up(reduction, 16), out * (reduction % 4)
-    return {"taps": float(out * window), "patch": float(pixels * reduction),
+        lane_macs = out * _round_up(reduction, 16)
+    strided = max(record.options.get("stride_h", 1), record.options.get("stride_w", 1)) > 1
+    if record.op == "CONV_2D" and window == 1 and strided:  # one product per output row
+        lone = (out_shape[-2] % 4) * (pixels // out_shape[-2]) * out_c
+    else:
+        lone = (pixels % 4) * out_c
+    return {"lone_out": float(lone), "taps": float(out * window), "patch": float(pixels * reduction),
             "valid_macs": record.macs * _valid_fraction(record), "pixel_taps": float(copies),
-            "lane_macs": float(lane_macs), "tail": float(tail)}
+            "lane_macs": float(lane_macs)}
 
 
 def _pool_values(record: OpRecord, out_shape: Sequence[int] | None) -> dict[str, float]:
@@ -294,6 +300,10 @@ def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -
     """
     x = np.stack([features(r) for r in records])
     y = np.asarray(instructions, dtype=np.float64)
+    # rows in a canonical order: collinear features (a depthwise convolution's im2col copies
+    # and patch agree below 124 channels) then get the same solution whatever the input order
+    order = np.lexsort(np.column_stack([x, y]).T)
+    x, y = x[order], y[order]
     a = x / y[:, None]
     scale = np.abs(a).max(axis=0)
     scale[scale == 0] = 1.0

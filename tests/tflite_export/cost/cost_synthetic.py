@@ -9,8 +9,8 @@ from tflite_export.cost.records import MeasuredOp, ModelTotal, OpRecord
 
 #: Instructions per feature (see `tflite_export.cost.model.FEATURES`) per op.
 TRUE_COEF = {
-    "CONV_2D": (900.0, 1.6, 0.4, 12.0, 0.5, 40.0, 2.0, 0.3, 6.0, 0.2, 3.0),
-    "DEPTHWISE_CONV_2D": (700.0, 3.1, 0.0, 9.0, 0.8, 25.0, 0.0, 1.5, 0.0, 0.4, 1.2),
+    "CONV_2D": (900.0, 1.6, 0.4, 12.0, 0.5, 40.0, 2.0, 0.3, 6.0, 0.2, 40.0),
+    "DEPTHWISE_CONV_2D": (700.0, 3.1, 0.0, 9.0, 0.8, 25.0, 0.0, 1.5, 0.0, 0.4, 2.0),
     "FULLY_CONNECTED": (400.0, 1.1, 15.0, 0.2),
     "ADD": (300.0, 0.0, 6.0),
 }
@@ -46,7 +46,7 @@ def single_op_records(seed: int = 0) -> list[OpRecord]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(N_SHAPES):
-        h, ci, co, k = (int(rng.choice(v)) for v in ((4, 8, 16, 32), (1, 3, 8, 16, 32),
+        h, ci, co, k = (int(rng.choice(v)) for v in ((4, 7, 8, 16, 32), (1, 3, 8, 16, 32),
                                                       (4, 8, 16, 64), (1, 3, 5)))
         out += [conv(0, h, ci, co, k), conv(0, h, ci, co, k, "DEPTHWISE_CONV_2D"),
                 fc(0, h * ci, co), add(0, h * h * ci)]
