@@ -18,9 +18,11 @@ Each operator family has a short, fixed feature list:
   MVE matrix product takes 4 pixels at a time, then the rest one by one;
   once per output row for a strided 1x1 convolution, once per op otherwise);
 * ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
-* pooling: a constant, MACs (window reads), output elements, and both with
-  the channels rounded up to 16 int8 lanes (``lane_out``, ``lane_macs``: the
-  MVE kernels walk the channels one 16-lane vector at a time);
+* pooling: a constant, MACs (window reads), output elements, both with the
+  channels rounded up to 16 int8 lanes (``lane_out``, ``lane_macs``: the MVE
+  kernels walk the channels one 16-lane vector at a time), and the window
+  taps over all channels at once (``taps``: CMSIS-NN's max pooling makes one
+  call per tap);
 * everything else (element-wise, activations, softmax, data movement): a
   constant, input elements and output elements.
 
@@ -60,7 +62,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "conv": ("one", "macs", "valid_macs", "out", "in", "out_c", "taps", "patch", "pixel_taps",
              "lane_macs", "lone_out"),
     "fc": ("one", "macs", "out", "in"),
-    "pool": ("one", "macs", "out", "lane_out", "lane_macs"),
+    "pool": ("one", "macs", "out", "lane_out", "lane_macs", "taps"),
     "other": ("one", "in", "out"),
 }
 
@@ -182,9 +184,10 @@ def _conv_values(record: OpRecord, out_shape: Sequence[int]) -> dict[str, float]
 
 def _pool_values(record: OpRecord, out_shape: Sequence[int] | None) -> dict[str, float]:
     if record.op not in _POOLS or not out_shape:
-        return {"lane_out": 0.0, "lane_macs": 0.0}
+        return {"lane_out": 0.0, "lane_macs": 0.0, "taps": 0.0}
     widen = _round_up(out_shape[-1], 16) / out_shape[-1]
-    return {"lane_out": _elements(out_shape) * widen, "lane_macs": record.macs * widen}
+    return {"lane_out": _elements(out_shape) * widen, "lane_macs": record.macs * widen,
+            "taps": record.macs / out_shape[-1]}
 
 
 def features(record: OpRecord) -> np.ndarray:
