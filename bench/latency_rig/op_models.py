@@ -97,6 +97,19 @@ _CHANNEL_BRANCHES = [
 ]
 _CHANNEL_INPUTS = {"d16c6": (16, 16, 6), "d12c20": (12, 12, 20), "d10c37": (10, 10, 37),
                      "d8c50": (8, 8, 50), "d6c130": (6, 6, 130), "d14x6c24": (14, 6, 24)}
+# 1x1 convolutions at stride 2 (CMSIS-NN's per-output-row path) and 1, on output widths that
+# do and do not fill groups of 4 pixels; classifier heads (SOFTMAX, FULLY_CONNECTED) on 10-100.
+_POINTWISE = [
+    ("Conv2D", dict(filters=16, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=64, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=10, kernel_size=1, strides=2, activation="relu")),
+    ("Conv2D", dict(filters=24, kernel_size=1)),
+]
+_POINTWISE_INPUTS = {"p16c16": (16, 16, 16), "p8c64": (8, 8, 64), "p32c8": (32, 32, 8),
+                     "p10x6c48": (10, 6, 48), "p12x7c32": (12, 7, 32)}
+_HEADS = [("Softmax", {}), ("Dense", dict(units=12)), ("Dense", dict(units=100, activation="relu")),
+          ("Activation", dict(activation="sigmoid"))]
+_HEAD_INPUTS = {"h10": 10, "h12": 12, "h35": 35, "h100": 100}
 
 
 def probe_specs() -> dict[str, tuple[list[tuple[int, ...]], list[tuple[str, dict]]]]:
@@ -112,6 +125,10 @@ def probe_specs() -> dict[str, tuple[list[tuple[int, ...]], list[tuple[str, dict
         specs[f"probe_{name}"] = ([shape], _FIRST_CONVS)
     for name, shape in _CHANNEL_INPUTS.items():
         specs[f"probe_{name}"] = ([shape], _CHANNEL_BRANCHES)
+    for name, shape in _POINTWISE_INPUTS.items():
+        specs[f"probe_{name}"] = ([shape], _POINTWISE)
+    for name, n in _HEAD_INPUTS.items():
+        specs[f"probe_{name}"] = ([(n,)], _HEADS)
     return specs
 
 
