@@ -102,8 +102,9 @@ def emulator_lines(models, fitted, targets, table: bool, work: Path):
                                 workdir=work / "projects")
                     line["measured_instructions"] = m.total.instructions
                     line["measured_from"] = "qemu"
-                except RigError as e:
-                    line["measure_error"] = str(e).splitlines()[0]
+                except RigError as e:  # the build's or run's own words, e.g. a region overflowed
+                    lines = str(e).splitlines()
+                    line["measure_error"] = next((ln for ln in lines if "overflow" in ln), lines[0])
             elif (name, kernels, cpu) in measured_table:
                 line["measured_instructions"] = measured_table[(name, kernels, cpu)]
                 line["measured_from"] = "table"
