@@ -8,7 +8,9 @@ published silicon latencies (``silicon.csv``), skips the measurements
 
 1. **Instruction tables**, one per (kernel library, rig CPU): a non-negative
    least-squares fit per (op, dtype) on the single-op models
-   (`tflite_export.cost.model.fit_op`); the models the table lists as
+   (`tflite_export.cost.model.fit_op`), and per CMSIS-NN code path
+   (`tflite_export.cost.model.op_keys`) with at least one row per feature,
+   whose rows then leave the general fit; the models the table lists as
    ``held_out`` are never fitted. On them the script records the per-op
    relative error (per op, RMS) and the whole-model error; the interpreter's
    own work per operator is the median over held-out models of

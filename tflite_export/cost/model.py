@@ -14,9 +14,11 @@ Each operator family has a short, fixed feature list:
   makes one per block of 124 channels), the MACs with the
   reduction rounded up to whole vector lanes (``lane_macs``: a CONV_2D's
   ``k_h * k_w * in_c`` to 16 int8 lanes, the MVE dot product; a depthwise
-  convolution's channels to 4 int32 lanes) and the outputs of pixels left over from groups of 4 (``lone_out``: the
-  MVE matrix product takes 4 pixels at a time, then the rest one by one;
-  once per output row for a strided 1x1 convolution, once per op otherwise);
+  convolution's channels to 4 int32 lanes) and the outputs of pixels left
+  over from groups of 4 (``lone_out``: the MVE matrix product takes 4 pixels
+  at a time, then the rest one by one; once per output row for a strided 1x1
+  convolution, once per op otherwise; a depthwise convolution's left-over
+  pixels count their taps on 4-lane channel groups);
 * ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
 * pooling: a constant, MACs (window reads), output elements, both with the
   channels rounded up to 16 int8 lanes (``lane_out``, ``lane_macs``: the MVE
@@ -173,7 +175,9 @@ def _conv_values(record: OpRecord, out_shape: Sequence[int]) -> dict[str, float]
         reduction = window * w[3]
         lane_macs = out * _round_up(reduction, 16)
     strided = max(record.options.get("stride_h", 1), record.options.get("stride_w", 1)) > 1
-    if record.op == "CONV_2D" and window == 1 and strided:  # one product per output row
+    if record.op == "DEPTHWISE_CONV_2D":  # a left-over pixel walks its taps 4 channels at a time
+        lone = (pixels % 4) * window * _round_up(out_c, 4)
+    elif record.op == "CONV_2D" and window == 1 and strided:  # one product per output row
         lone = (out_shape[-2] % 4) * (pixels // out_shape[-2]) * out_c
     else:
         lone = (pixels % 4) * out_c
