@@ -6,7 +6,8 @@ QEMU (``bench/latency_rig``: ``-icount shift=0``, SysTick read around the whole 
 tick = 31-50 instructions). The models are the held-out whole models, not used to fit: the
 MLPerf Tiny int8 reference models (files from github.com/mlcommons/tiny, folder in
 ``MLPERF_TINY_DIR``) and the architectures our benches export. Keys: ``model``, ``core``,
-``kernels``, ``est_instructions``, ``measured_instructions``, ``rel_err``, ``fitted``.
+``kernels``, ``est_instructions``, ``measured_instructions``, ``rel_err``, ``fitted``, and
+``measure_error`` when the rig cannot run the model on that core (e.g. it does not fit the board).
 With ``TFLM_DIR`` set the rig measures live; without it ``measured_instructions`` is null,
 unless ``--table`` takes the measurement from the shipped table
 (``tflite_export/data/cost/measured_models.csv``, ``"measured_from": "table"``).
@@ -93,12 +94,17 @@ def emulator_lines(models, fitted, targets, table: bool, work: Path):
                 line["unknown_ops"] = list(est.unknown_ops)
             if live:
                 from latency_rig.measure import measure
+                from latency_rig.qemu import RigError
 
-                m = measure(data, name, cpu, kernels, tflm_dir=Path(os.environ["TFLM_DIR"]),
-                            gen_cache=Path(os.environ.get("TFLM_GEN_CACHE", work / "tflm-gen")),
-                            workdir=work / "projects")
-                line["measured_instructions"] = m.total.instructions
-                line["measured_from"] = "qemu"
+                try:  # e.g. a model that does not fit the board's memory: reported, not fatal
+                    m = measure(data, name, cpu, kernels, tflm_dir=Path(os.environ["TFLM_DIR"]),
+                                gen_cache=Path(os.environ.get("TFLM_GEN_CACHE", work / "tflm-gen")),
+                                workdir=work / "projects")
+                    line["measured_instructions"] = m.total.instructions
+                    line["measured_from"] = "qemu"
+                except RigError as e:  # the build's or run's own words, e.g. a region overflowed
+                    lines = str(e).splitlines()
+                    line["measure_error"] = next((ln for ln in lines if "overflow" in ln), lines[0])
             elif (name, kernels, cpu) in measured_table:
                 line["measured_instructions"] = measured_table[(name, kernels, cpu)]
                 line["measured_from"] = "table"

@@ -82,6 +82,8 @@ class ArenaMeasurement:
 
 #: Invokes a measurement runs: one setup, about 24 bisection steps, margin.
 _MEASURE_RUNS = 32
+#: Channels CMSIS-NN's MVE depthwise kernel gathers per im2col column (its ``CH_IN_BLOCK_MVE``).
+_MVE_CHANNEL_BLOCK = 124
 
 
 def _zero_inputs(model: bytes, arena_size: int) -> list[np.ndarray]:
@@ -100,8 +102,11 @@ def kernel_scratch_bound(model: bytes) -> int:
 
     Scratch buffers live only while their operator runs, so the largest one
     bounds what they add to the arena. Convolutions use an im2col buffer of at
-    most two columns of int16 (``4 * in_channels * kh * kw`` bytes, depthwise
-    included); average pooling uses ``4 * channels`` bytes.
+    most two columns of int16 (``4 * in_channels * kh * kw`` bytes); a depthwise
+    convolution on the Cortex-M55's MVE kernel takes four columns of a block of
+    at least 124 channels (``4 * max(channels, 124) * kh * kw`` bytes), plus its
+    filter when it has one input channel (then run as a convolution); average
+    pooling uses ``4 * channels`` bytes.
 
     Args:
         model: `.tflite` flatbuffer bytes.
@@ -126,8 +131,12 @@ def kernel_scratch_bound(model: bytes) -> int:
             ins = [sg.tensors[i] for i in op.inputs if i >= 0]
             # validate() guarantees 4-D input and filter for these operators.
             if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                x_shape, w_shape = list(ins[0].shape), list(ins[1].shape)
-                largest = max(largest, 4 * int(x_shape[-1]) * int(w_shape[1]) * int(w_shape[2]))
+                extra = 0
+                channels, window = int(ins[0].shape[-1]), int(ins[1].shape[1]) * int(ins[1].shape[2])
+                if name == "DEPTHWISE_CONV_2D":  # CMSIS-NN's MVE channel block (CH_IN_BLOCK_MVE)
+                    extra = window * int(ins[1].shape[-1]) if channels == 1 else 0
+                    channels = max(channels, _MVE_CHANNEL_BLOCK)
+                largest = max(largest, 4 * channels * window + extra)
             elif name == "AVERAGE_POOL_2D":
                 largest = max(largest, 4 * int(ins[0].shape[-1]))
     return (largest + 15) // 16 * 16

@@ -63,6 +63,54 @@ def _vector_branches(n: int) -> list[tuple[str, dict]]:
 _BINARY_INPUTS = {"b16c8": (16, 16, 8), "b8c32": (8, 8, 32), "b32c16": (32, 32, 16), "b256": (256,),
                   "b4096": (4096,)}
 
+# Code paths the general probes above sample too sparsely: CONV_2D on 1-3 input channels (the
+# first layer of KWS, LeNet, image models: im2col patches shorter than one vector) and
+# DEPTHWISE_CONV_2D with kernels other than 3x3 or a channel multiplier, on channel counts off
+# the 4/16-lane grid (with pooling, strided 1x1 and 3x3 CONV_2D on the same inputs).
+_FIRST_CONVS = [
+    ("Conv2D", dict(filters=64, kernel_size=(10, 4), strides=2, padding="same")),
+    ("Conv2D", dict(filters=6, kernel_size=5, padding="same", activation="relu")),
+    ("Conv2D", dict(filters=20, kernel_size=5, padding="valid")),
+    ("Conv2D", dict(filters=16, kernel_size=3, strides=2, padding="same")),
+    ("Conv2D", dict(filters=24, kernel_size=3, padding="same")),
+    ("Conv2D", dict(filters=10, kernel_size=(10, 4), padding="valid")),
+    ("Conv2D", dict(filters=40, kernel_size=7, strides=2, padding="same")),
+    ("Conv2D", dict(filters=13, kernel_size=(1, 5), strides=(1, 2), padding="same")),
+]
+_FIRST_CONV_INPUTS = {"f49x10c1": (49, 10, 1), "f28c1": (28, 28, 1), "f24x20c2": (24, 20, 2),
+                      "f20c3": (20, 20, 3), "f32x12c3": (32, 12, 3)}
+_CHANNEL_BRANCHES = [
+    ("DepthwiseConv2D", dict(kernel_size=5, padding="same")),
+    ("DepthwiseConv2D", dict(kernel_size=(3, 1), padding="same")),
+    ("DepthwiseConv2D", dict(kernel_size=(1, 3), padding="same", activation="relu")),
+    ("DepthwiseConv2D", dict(kernel_size=7, padding="same")),
+    ("DepthwiseConv2D", dict(kernel_size=5, strides=2, padding="valid")),
+    ("DepthwiseConv2D", dict(kernel_size=3, padding="same")),
+    ("DepthwiseConv2D", dict(kernel_size=3, padding="same", depth_multiplier=2)),
+    ("DepthwiseConv2D", dict(kernel_size=(5, 3), strides=2, padding="same", depth_multiplier=3)),
+    ("AveragePooling2D", dict(pool_size=2)),
+    ("MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),
+    ("Conv2D", dict(filters=16, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=36, kernel_size=1, strides=2, activation="relu")),
+    ("Conv2D", dict(filters=8, kernel_size=3, padding="same")),
+    ("Conv2D", dict(filters=24, kernel_size=3, strides=2, padding="same")),
+]
+_CHANNEL_INPUTS = {"d16c6": (16, 16, 6), "d12c20": (12, 12, 20), "d10c37": (10, 10, 37),
+                     "d8c50": (8, 8, 50), "d6c130": (6, 6, 130), "d14x6c24": (14, 6, 24)}
+# 1x1 convolutions at stride 2 (CMSIS-NN's per-output-row path) and 1, on output widths that
+# do and do not fill groups of 4 pixels; classifier heads (SOFTMAX, FULLY_CONNECTED) on 10-100.
+_POINTWISE = [
+    ("Conv2D", dict(filters=16, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=64, kernel_size=1, strides=2)),
+    ("Conv2D", dict(filters=10, kernel_size=1, strides=2, activation="relu")),
+    ("Conv2D", dict(filters=24, kernel_size=1)),
+]
+_POINTWISE_INPUTS = {"p16c16": (16, 16, 16), "p8c64": (8, 8, 64), "p32c8": (32, 32, 8),
+                     "p10x6c48": (10, 6, 48), "p12x7c32": (12, 7, 32)}
+_HEADS = [("Softmax", {}), ("Dense", dict(units=12)), ("Dense", dict(units=100, activation="relu")),
+          ("Activation", dict(activation="sigmoid"))]
+_HEAD_INPUTS = {"h10": 10, "h12": 12, "h35": 35, "h100": 100}
+
 
 def probe_specs() -> dict[str, tuple[list[tuple[int, ...]], list[tuple[str, dict]]]]:
     """Probe name -> (input shapes without batch, branches)."""
@@ -73,6 +121,14 @@ def probe_specs() -> dict[str, tuple[list[tuple[int, ...]], list[tuple[str, dict
         specs[f"probe_{name}"] = ([(n,)], _vector_branches(n))
     for name, shape in _BINARY_INPUTS.items():
         specs[f"probe_{name}"] = ([shape, shape], [("Add", {}), ("Multiply", {})])
+    for name, shape in _FIRST_CONV_INPUTS.items():
+        specs[f"probe_{name}"] = ([shape], _FIRST_CONVS)
+    for name, shape in _CHANNEL_INPUTS.items():
+        specs[f"probe_{name}"] = ([shape], _CHANNEL_BRANCHES)
+    for name, shape in _POINTWISE_INPUTS.items():
+        specs[f"probe_{name}"] = ([shape], _POINTWISE)
+    for name, n in _HEAD_INPUTS.items():
+        specs[f"probe_{name}"] = ([(n,)], _HEADS)
     return specs
 
 

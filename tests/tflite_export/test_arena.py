@@ -28,6 +28,12 @@ def test_scratch_bound_counts_the_largest_convolution(converted):
     assert tflite_export.kernel_scratch_bound(converted("cnn")) == 4 * 8 * 3 * 3
 
 
+def test_scratch_bound_covers_the_mve_depthwise_channel_block(converted):
+    # dwsep: a 3x3 depthwise convolution; CMSIS-NN's MVE kernel gathers four columns of a
+    # 124-channel block per tap whatever the channel count (the AN547 firmware needs it).
+    assert tflite_export.kernel_scratch_bound(converted("dwsep")) >= 4 * 124 * 3 * 3
+
+
 def test_inputs_larger_than_the_host_arena_are_refused_before_allocation():
     import tracemalloc
 

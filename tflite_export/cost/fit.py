@@ -8,7 +8,9 @@ published silicon latencies (``silicon.csv``), skips the measurements
 
 1. **Instruction tables**, one per (kernel library, rig CPU): a non-negative
    least-squares fit per (op, dtype) on the single-op models
-   (`tflite_export.cost.model.fit_op`); the models the table lists as
+   (`tflite_export.cost.model.fit_op`), and per CMSIS-NN code path
+   (`tflite_export.cost.model.op_keys`) with at least one row per feature,
+   whose rows then leave the general fit; the models the table lists as
    ``held_out`` are never fitted. On them the script records the per-op
    relative error (per op, RMS) and the whole-model error; the interpreter's
    own work per operator is the median over held-out models of
@@ -134,10 +136,13 @@ def fit_tables(rows: Iterable[MeasuredOp], totals: Iterable[ModelTotal],
             if m.model not in held_out:
                 for key in op_keys(m.record):
                     by_key[key].append(m)
-        # A code-path key is fitted only with at least one row per feature.
+        # A code-path key is fitted only with at least one row per feature; its rows then
+        # stay out of the general key, which models the general kernel only.
+        paths = {key for key, ms in by_key.items() if "[" in key and len(ms) >= len(FEATURES["conv"])}
+        general = {key: [m for m in ms if op_keys(m.record)[0] not in paths]
+                   for key, ms in by_key.items() if "[" not in key}
         fits = {key: fit_op(key, [m.record for m in ms], [m.instructions for m in ms])
-                for key, ms in sorted(by_key.items())
-                if "[" not in key or len(ms) >= len(FEATURES["conv"])}
+                for key, ms in sorted({**general, **{k: by_key[k] for k in paths}}.items()) if ms}
         check_rows = [m for m in members if m.model in held_out]
         check_totals = {k: v for k, v in total_groups[table].items() if k in held_out}
         per_op, overhead, models = _held_out_check(fits, check_rows, check_totals)

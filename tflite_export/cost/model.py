@@ -8,10 +8,23 @@ Each operator family has a short, fixed feature list:
   kernels skip padded taps; CMSIS-NN's im2col computes them), output elements
   (requantization), input elements (padding copies), output channels (per-channel multiplier setup), filter taps per
   output element (``out * k_h * k_w``: the reference kernels' bounds check per
-  tap) and the input patch per output pixel (``pixels * k_h * k_w * in_c``:
-  CMSIS-NN's im2col copy);
+  tap), the input patch per output pixel (``pixels * k_h * k_w * in_c``:
+  CMSIS-NN's im2col copy), the taps per output pixel (``pixels * k_h * k_w``:
+  one im2col copy call per tap, whatever its length; a depthwise convolution
+  makes one per block of 124 channels), the MACs with the
+  reduction rounded up to whole vector lanes (``lane_macs``: a CONV_2D's
+  ``k_h * k_w * in_c`` to 16 int8 lanes, the MVE dot product; a depthwise
+  convolution's channels to 4 int32 lanes) and the outputs of pixels left
+  over from groups of 4 (``lone_out``: the MVE matrix product takes 4 pixels
+  at a time, then the rest one by one; once per output row for a strided 1x1
+  convolution, once per op otherwise; a depthwise convolution's left-over
+  pixels count their taps on 4-lane channel groups);
 * ``FULLY_CONNECTED``: a constant, MACs, output and input elements;
-* pooling: a constant, MACs (window reads) and output elements;
+* pooling: a constant, MACs (window reads), output elements, both with the
+  channels rounded up to 16 int8 lanes (``lane_out``, ``lane_macs``: the MVE
+  kernels walk the channels one 16-lane vector at a time), and the window
+  taps over all channels at once (``taps``: CMSIS-NN's max pooling makes one
+  call per tap);
 * everything else (element-wise, activations, softmax, data movement): a
   constant, input elements and output elements.
 
@@ -43,12 +56,15 @@ __all__ = ["FEATURES", "OpFit", "feature_names", "features", "find_fit", "fit_op
 
 _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 _POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
+#: Channels CMSIS-NN's MVE depthwise kernel copies per im2col call (its ``CH_IN_BLOCK_MVE``).
+_CHANNEL_BLOCK = 124
 
 #: Feature names per operator family (``"other"`` for every op not listed).
 FEATURES: dict[str, tuple[str, ...]] = {
-    "conv": ("one", "macs", "valid_macs", "out", "in", "out_c", "taps", "patch"),
+    "conv": ("one", "macs", "valid_macs", "out", "in", "out_c", "taps", "patch", "pixel_taps",
+             "lane_macs", "lone_out"),
     "fc": ("one", "macs", "out", "in"),
-    "pool": ("one", "macs", "out"),
+    "pool": ("one", "macs", "out", "lane_out", "lane_macs", "taps"),
     "other": ("one", "in", "out"),
 }
 
@@ -69,7 +85,8 @@ def feature_names(op: str) -> tuple[str, ...]:
 def _variant(record: OpRecord) -> str | None:
     """The CMSIS-NN code path a convolution takes, when it is not the general one.
 
-    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col); ``cin<4``: a CONV_2D on
+    ``1x1``: a 1x1 CONV_2D at stride 1 (no im2col: one matrix product); ``1x1s``: a
+    strided 1x1 CONV_2D (no im2col: one matrix product per output row); ``cin<4``: a CONV_2D on
     fewer than 4 input channels (im2col patches too short for the 4-wide DSP
     loop); ``mult``: a depthwise convolution with a channel multiplier above 1
     (the generic kernel); ``3x3``: a 3x3 depthwise convolution (its own fast kernel).
@@ -77,9 +94,9 @@ def _variant(record: OpRecord) -> str | None:
     shapes = record.input_shapes
     if len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(shapes[1]) != 4:
         return None
-    if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1) and \
-            record.options.get("stride_h", 1) == record.options.get("stride_w", 1) == 1:
-        return "1x1"
+    if record.op == "CONV_2D" and shapes[1][1:3] == (1, 1):
+        strided = max(record.options.get("stride_h", 1), record.options.get("stride_w", 1)) > 1
+        return "1x1s" if strided else "1x1"
     if record.op == "CONV_2D" and shapes[1][3] < 4:
         return "cin<4"
     if record.op == "DEPTHWISE_CONV_2D" and shapes[1][3] > shapes[0][-1]:
@@ -137,6 +154,46 @@ def _valid_fraction(record: OpRecord) -> float:
             * _inside(x[2], y[2], w[2], o.get("stride_w", 1), o.get("dilation_w", 1), same))
 
 
+def _round_up(n: int, lanes: int) -> int:
+    return -(-n // lanes) * lanes
+
+
+def _conv_values(record: OpRecord, out_shape: Sequence[int]) -> dict[str, float]:
+    """The convolution-only features (zero when the filter shape is unknown)."""
+    w = record.input_shapes[1] if len(record.input_shapes) > 1 else None
+    names = ("taps", "patch", "valid_macs", "pixel_taps", "lane_macs", "lone_out")
+    if record.op not in _CONVS or w is None or len(w) != 4 or not out_shape:
+        return dict.fromkeys(names, 0.0)
+    out, out_c = _elements(out_shape), out_shape[-1]
+    pixels = out // out_c
+    window = w[1] * w[2]
+    copies = pixels * window
+    if record.op == "DEPTHWISE_CONV_2D":  # vectors run across channels, one tap at a time
+        reduction, lane_macs = window, pixels * window * _round_up(out_c, 4)
+        copies *= -(-out_c // _CHANNEL_BLOCK)
+    else:  # vectors run along the k_h * k_w * in_c reduction of each output element
+        reduction = window * w[3]
+        lane_macs = out * _round_up(reduction, 16)
+    strided = max(record.options.get("stride_h", 1), record.options.get("stride_w", 1)) > 1
+    if record.op == "DEPTHWISE_CONV_2D":  # a left-over pixel walks its taps 4 channels at a time
+        lone = (pixels % 4) * window * _round_up(out_c, 4)
+    elif record.op == "CONV_2D" and window == 1 and strided:  # one product per output row
+        lone = (out_shape[-2] % 4) * (pixels // out_shape[-2]) * out_c
+    else:
+        lone = (pixels % 4) * out_c
+    return {"lone_out": float(lone), "taps": float(out * window), "patch": float(pixels * reduction),
+            "valid_macs": record.macs * _valid_fraction(record), "pixel_taps": float(copies),
+            "lane_macs": float(lane_macs)}
+
+
+def _pool_values(record: OpRecord, out_shape: Sequence[int] | None) -> dict[str, float]:
+    if record.op not in _POOLS or not out_shape:
+        return {"lane_out": 0.0, "lane_macs": 0.0, "taps": 0.0}
+    widen = _round_up(out_shape[-1], 16) / out_shape[-1]
+    return {"lane_out": _elements(out_shape) * widen, "lane_macs": record.macs * widen,
+            "taps": record.macs / out_shape[-1]}
+
+
 def features(record: OpRecord) -> np.ndarray:
     """The feature vector of one operator, in `feature_names` order.
 
@@ -153,24 +210,16 @@ def features(record: OpRecord) -> np.ndarray:
         [1.0, 32.0, 8.0, 4.0]
     """
     out_shape = record.output_shapes[0] if record.output_shapes else None
-    out = _elements(out_shape)
-    w = record.input_shapes[1] if len(record.input_shapes) > 1 else None
-    taps = patch = valid = 0.0
-    if record.op in _CONVS and w is not None and len(w) == 4 and out_shape:
-        pixels = out / out_shape[-1]
-        taps = float(out * w[1] * w[2])
-        patch = pixels * w[1] * w[2] * (1 if record.op == "DEPTHWISE_CONV_2D" else w[3])
-        valid = record.macs * _valid_fraction(record)
     values = {
         "one": 1.0,
         "macs": float(record.macs),
-        "valid_macs": float(valid),
-        "out": float(out),
+        "out": float(_elements(out_shape)),
         "in": float(_elements(record.input_shapes[0] if record.input_shapes else None)),
         "out_c": float(out_shape[-1]) if out_shape else 0.0,
-        "taps": taps,
-        "patch": float(patch),
+        **_conv_values(record, out_shape),
     }
+    if record.op in _POOLS:
+        values.update(_pool_values(record, out_shape))
     return np.array([values[name] for name in feature_names(record.op)], dtype=np.float64)
 
 
@@ -258,6 +307,10 @@ def fit_op(key: str, records: Sequence[OpRecord], instructions: Sequence[int]) -
     """
     x = np.stack([features(r) for r in records])
     y = np.asarray(instructions, dtype=np.float64)
+    # rows in a canonical order: collinear features (a depthwise convolution's im2col copies
+    # and patch agree below 124 channels) then get the same solution whatever the input order
+    order = np.lexsort(np.column_stack([x, y]).T)
+    x, y = x[order], y[order]
     a = x / y[:, None]
     scale = np.abs(a).max(axis=0)
     scale[scale == 0] = 1.0

@@ -9,12 +9,14 @@ from tflite_export.cost.records import MeasuredOp, ModelTotal, OpRecord
 
 #: Instructions per feature (see `tflite_export.cost.model.FEATURES`) per op.
 TRUE_COEF = {
-    "CONV_2D": (900.0, 1.6, 0.4, 12.0, 0.5, 40.0, 2.0, 0.3),
-    "DEPTHWISE_CONV_2D": (700.0, 3.1, 0.0, 9.0, 0.8, 25.0, 0.0, 1.5),
+    "CONV_2D": (900.0, 1.6, 0.4, 12.0, 0.5, 40.0, 2.0, 0.3, 6.0, 0.2, 40.0),
+    "DEPTHWISE_CONV_2D": (700.0, 3.1, 0.0, 9.0, 0.8, 25.0, 0.0, 1.5, 0.0, 0.4, 2.0),
     "FULLY_CONNECTED": (400.0, 1.1, 15.0, 0.2),
     "ADD": (300.0, 0.0, 6.0),
 }
 OVERHEAD = 850.0
+#: Random shapes per op kind: enough for every CONV_2D feature to be independent.
+N_SHAPES = 16
 
 
 def conv(i: int, h: int, c_in: int, c_out: int, k: int, op: str = "CONV_2D") -> OpRecord:
@@ -43,8 +45,8 @@ def true_instructions(r: OpRecord) -> float:
 def single_op_records(seed: int = 0) -> list[OpRecord]:
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(12):
-        h, ci, co, k = (int(rng.choice(v)) for v in ((4, 8, 16, 32), (1, 3, 8, 16, 32),
+    for _ in range(N_SHAPES):
+        h, ci, co, k = (int(rng.choice(v)) for v in ((4, 7, 8, 16, 32), (1, 3, 8, 16, 32),
                                                       (4, 8, 16, 64), (1, 3, 5)))
         out += [conv(0, h, ci, co, k), conv(0, h, ci, co, k, "DEPTHWISE_CONV_2D"),
                 fc(0, h * ci, co), add(0, h * h * ci)]

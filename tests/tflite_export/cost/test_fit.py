@@ -58,9 +58,9 @@ def test_fit_recovers_known_coefficients():
     table = fit.fit_tables(rows, totals, held_out)["cmsis_nn/cortex-m4"]
     conv = table["ops"]["CONV_2D/int8"]
     assert conv["features"] == list(FEATURES["conv"])
-    # CONV_2D's five features are independent over the synthetic shapes: exact recovery.
+    # CONV_2D's features are independent over the synthetic shapes: exact recovery.
     assert conv["coef"] == pytest.approx(syn.TRUE_COEF["CONV_2D"], rel=1e-3)
-    assert conv["rows"] == 12
+    assert conv["rows"] == syn.N_SHAPES
     # 1x1 convolutions get their own fit when there is a row per feature.
     n_1x1 = sum(1 for r in syn.single_op_records() if r.op == "CONV_2D" and r.input_shapes[1][1] == 1)
     assert n_1x1 > 0
@@ -71,7 +71,7 @@ def test_fit_recovers_known_coefficients():
     assert table["overhead_per_op"] == pytest.approx(syn.OVERHEAD, abs=1)
     assert table["held_out_models"]["net"]["rel_err"] == pytest.approx(0, abs=1e-4)
     for key, entry in table["ops"].items():
-        assert entry["fit_rel_rms"] < 1e-4, key
+        assert entry["fit_rel_rms"] < 5e-4, key  # counts are integers: rounding only
         assert all(c >= 0 for c in entry["coef"])
 
 
