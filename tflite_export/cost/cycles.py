@@ -25,9 +25,10 @@ so nothing forces the stream CPI above the compute one: on a fast core whose
 flash cannot keep up (Cortex-M85 with Helium) it is well above; on the 2020
 STM32L4R5 reference run it is below, the convolution kernels of that CMSIS-NN
 being the slower part.
-The stated error of a core is the worst relative error on the results that
-only check it. Cores without silicon data borrow both CPIs of a calibrated
-core (`scale_uncalibrated`).
+The stated error of each class is the worst relative error on the results
+that only check it and are dominated by that class; a class no result checks
+states `UNCHECKED_CPI_ERROR`. Cores without silicon data borrow both CPIs of a
+calibrated core (`scale_uncalibrated`).
 
 Example:
     >>> cycles({"compute": 1000.0, "stream": 200.0}, {"compute": 1.5, "stream": 2.0})
@@ -49,7 +50,7 @@ __all__ = ["CLASSES", "op_class", "cycles", "calibrate_cores", "scale_uncalibrat
 
 #: Operator classes, each with its own CPI (see the module docstring).
 CLASSES = ("compute", "stream")
-#: Stated error of a calibrated core that no published result checks.
+#: Stated error of a calibrated class that no published result checks (a prior, not a residual).
 UNCHECKED_CPI_ERROR = 0.35
 #: Relative error added (in quadrature) when CPIs are carried to another core by CoreMark/MHz.
 SCALED_CPI_ERROR = 0.3
@@ -113,6 +114,10 @@ def _solve(rows: Sequence[dict]) -> dict[str, float]:
     return cpi
 
 
+def _dominant(share: float) -> str:
+    return "stream" if share >= 0.5 else "compute"
+
+
 def _compare(row: dict, cpi: Mapping[str, float]) -> dict:
     est = cycles(row["instructions"], cpi)
     return {"board": row["board"], "model": row["model"], "published_ms": row["published_ms"],
@@ -123,10 +128,10 @@ def _compare(row: dict, cpi: Mapping[str, float]) -> dict:
 def _alternatives(rows: Sequence[dict]) -> dict[str, float]:
     """Worst check error if the compute CPI were calibrated on each compute-dominated result."""
     cal = [r for r in rows if r["role"] == "calibrate"]
-    stream = [r for r in cal if _share(r["instructions"]) >= 0.5]
+    stream = [r for r in cal if _dominant(_share(r["instructions"])) == "stream"]
     out = {}
     for r in rows:
-        if len(cal) == 2 and stream and _share(r["instructions"]) < 0.5:
+        if len(cal) == 2 and stream and _dominant(_share(r["instructions"])) == "compute":
             cpi = _solve([r, stream[0]])
             others = [abs(_compare(o, cpi)["rel_err"]) for o in rows if o is not r and o is not stream[0]]
             out[f"{r['board']} {r['model']}"] = round(max(others, default=0.0), 4)
@@ -145,9 +150,9 @@ def calibrate_cores(silicon: Sequence[dict], splits: Mapping[tuple[str, str, str
             ``(model, core, kernels)``; a row without one is skipped.
 
     Returns:
-        ``{core: {"cpi": {class: CPI}, "rel_error", "method", "calibrated_on",
-        "calibration", "checked_on", "alternatives"}}`` for every core of
-        `CORES` that can be calibrated or scaled: ``calibration`` and
+        ``{core: {"cpi": {class: CPI}, "rel_error": {class: error}, "method",
+        "calibrated_on", "calibration", "checked_on", "alternatives"}}`` for
+        every core of `CORES` that can be calibrated or scaled: ``calibration`` and
         ``checked_on`` compare the estimate with each published result,
         ``alternatives`` gives the worst check error had the compute CPI been
         calibrated on another result of the board.
@@ -174,7 +179,9 @@ def calibrate_cores(silicon: Sequence[dict], splits: Mapping[tuple[str, str, str
         checked = [_compare(r, cpi) for r in rows if r["role"] == "check"]
         cores[core] = {
             "cpi": cpi,
-            "rel_error": round(max([abs(c["rel_err"]) for c in checked], default=UNCHECKED_CPI_ERROR), 4),
+            "rel_error": {cls: round(max([abs(c["rel_err"]) for c in checked
+                                          if _dominant(c["stream_share"]) == cls],
+                                         default=UNCHECKED_CPI_ERROR), 4) for cls in CLASSES},
             "method": "calibrated",
             "calibrated_on": [f"{r['board']} {r['model']} {r['published_ms']} ms ({r['source']})"
                               for r in rows if r["role"] == "calibrate"],
@@ -215,7 +222,7 @@ def scale_uncalibrated(cores: dict[str, dict]) -> dict[str, dict]:
             ratio, extra, how = 1.0, CROSS_ISA_CPI_ERROR, "ratio 1 across ISA classes"
         out[name] = {
             "cpi": {c: round(cores[ref]["cpi"][c] * ratio, 4) for c in CLASSES},
-            "rel_error": round(math.hypot(cores[ref]["rel_error"], extra), 4),
+            "rel_error": {c: round(math.hypot(cores[ref]["rel_error"][c], extra), 4) for c in CLASSES},
             "method": f"scaled from {ref} ({how})",
             "calibrated_on": [], "calibration": [], "checked_on": [], "alternatives": {},
         }

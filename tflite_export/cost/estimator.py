@@ -92,8 +92,8 @@ class CostEstimate:
             plus the interpreter's per-op work (unknown layers excluded).
         total_uj: energy, or None when the device's active power is unknown.
         rel_error: relative uncertainty of the cycle/ms totals (held-out
-            whole-model error of the instruction table and the core's CPI error,
-            in quadrature).
+            whole-model error of the instruction table and the core's CPI error
+            per class weighted by the class's share of the cycles, in quadrature).
         uj_rel_error: relative uncertainty of ``total_uj`` (adds the power's), or None.
         unknown_ops: operators without data, excluded from the totals.
         source: what the estimate was fitted and calibrated on.
@@ -242,7 +242,8 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
               if op.subgraph != 0]
     found = [_lookup(doc, tables, r) for r in records]
     cpi = core["cpi"]
-    layers = tuple(_layer(r, f, cpi[op_class(r)], core["rel_error"], dev) for r, f in zip(records, found))
+    layers = tuple(_layer(r, f, cpi[op_class(r)], core["rel_error"][op_class(r)], dev)
+                   for r, f in zip(records, found))
     known = [layer for layer in layers if layer.known]
     main = doc["tables"][tables[0][0]]
     overhead = main["overhead_per_op"] * len(known)
@@ -251,7 +252,12 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
     cycles = sum(layer.cycles for layer in known) + overhead * cpi["compute"]
     ms = cycles / (dev.mhz * 1e3)
     proxy = any(f is not None and f[1] for f in found)
-    err = math.hypot(main["rel_error"], core["rel_error"], PROXY_TABLE_ERROR if proxy else 0.0)
+    # The CPI error of the total: each class's error weighted by its share of the cycles.
+    compute_cycles = overhead * cpi["compute"] + sum(
+        layer.cycles for layer, r in zip(layers, records) if layer.known and op_class(r) == "compute")
+    cpi_err = (compute_cycles * core["rel_error"]["compute"]
+               + (cycles - compute_cycles) * core["rel_error"]["stream"]) / cycles if cycles else 0.0
+    err = math.hypot(main["rel_error"], cpi_err, PROXY_TABLE_ERROR if proxy else 0.0)
     uj = None if dev.active_mw is None else ms * dev.active_mw
     uj_err = None if uj is None else math.hypot(err, dev.power_rel_error)
     used = sorted({f[0] for f in found if f is not None}) or [tables[0][0]]

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from tflite_export.cost.cycles import UNCHECKED_CPI_ERROR
+
 __all__ = ["render_summary"]
 
 
@@ -27,7 +29,8 @@ _CYCLE_MODEL = (
     "convolutions reuse each weight over many output pixels from the SRAM arena (pipeline "
     "bound), and the interpreter's own work counts here too. Per board, one result dominated "
     "by each class sets the two CPIs (a 2x2 linear system); the other results only check "
-    "them, and the worst check error is the core's stated error. A calibrated CPI also "
+    "them. A class's stated error (±) is the worst error of the checks it dominates; a class "
+    f"no result checks states a prior of {UNCHECKED_CPI_ERROR:.0%}, not a residual. A calibrated CPI also "
     "absorbs what differs between the published build and the measured one (TFLM and "
     "CMSIS-NN versions, compiler), separately per class. Cores without silicon data take "
     "both CPIs of a calibrated core, scaled by Arm's CoreMark/MHz within an ISA class.")
@@ -42,9 +45,10 @@ def _rows(title: str, rows: list[tuple[str, dict]]) -> list[str]:
 
 def _cores(doc: dict) -> list[str]:
     lines = ["## Cycles per instruction (CPI) per core and operator class", "", _CYCLE_MODEL, "",
-             "| core | CPI compute | CPI stream | ± | method | calibrated on |", "|---|---|---|---|---|---|"]
+             "| core | CPI compute | ± | CPI stream | ± | method | calibrated on |", "|---|---|---|---|---|---|---|"]
     for name, c in doc["cores"].items():
-        lines.append(f"| {name} | {c['cpi']['compute']} | {c['cpi']['stream']} | {c['rel_error']:.0%} | "
+        lines.append(f"| {name} | {c['cpi']['compute']} | {c['rel_error']['compute']:.0%} | "
+                     f"{c['cpi']['stream']} | {c['rel_error']['stream']:.0%} | "
                      f"{c['method']} | {'; '.join(c['calibrated_on']) or '-'} |")
     cal = [(name, r) for name, c in doc["cores"].items() for r in c["calibration"]]
     checks = [(name, r) for name, c in doc["cores"].items() for r in c["checked_on"]]
@@ -52,6 +56,9 @@ def _cores(doc: dict) -> list[str]:
         lines += _rows("Calibration results (reproduced by construction):", cal)
     if checks:
         lines += _rows("Checked only (not used to calibrate):", checks)
+        bias = sum(r["rel_err"] for _, r in checks) / len(checks)
+        lines += ["", f"Mean signed check error {_pct(bias)}: the bias a stated ± error (the worst "
+                  "check of the core) does not show."]
     alt = [(name, k, v) for name, c in doc["cores"].items() for k, v in c["alternatives"].items()]
     if alt:
         lines += ["", "Sensitivity to the choice of calibration result: the worst check error of the "
