@@ -257,6 +257,9 @@ def fit_files(table: Path, model_table: Path, silicon: Path, excluded: Path | No
         "excluded": skip,
         "tables": tables,
         "cores": calibrate_cores(published, silicon_splits(published, _model_records(rows, totals), tables)),
+        # silicon.csv's comment lines: where the results come from and why these calibrate.
+        "silicon_notes": " ".join(ln.lstrip("# ").strip() for ln in silicon.read_text(encoding="utf-8")
+                                  .splitlines() if ln.startswith("#")),
     }
 
 

@@ -44,7 +44,8 @@ def _rows(title: str, rows: list[tuple[str, dict]]) -> list[str]:
 
 
 def _cores(doc: dict) -> list[str]:
-    lines = ["## Cycles per instruction (CPI) per core and operator class", "", _CYCLE_MODEL, "",
+    notes = [f"Published results (`silicon.csv`): {doc['silicon_notes']}", ""] if doc.get("silicon_notes") else []
+    lines = ["## Cycles per instruction (CPI) per core and operator class", "", _CYCLE_MODEL, "", *notes,
              "| core | CPI compute | ± | CPI stream | ± | method | calibrated on |", "|---|---|---|---|---|---|---|"]
     for name, c in doc["cores"].items():
         lines.append(f"| {name} | {c['cpi']['compute']} | {c['rel_error']['compute']:.0%} | "
