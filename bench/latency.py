@@ -14,8 +14,8 @@ unless ``--table`` takes the measurement from the shipped table
 
 Silicon lines (one per published MLPerf Tiny TFLM + CMSIS-NN result in
 ``tflite_export/data/cost/silicon.csv``): ``model``, ``board``, ``est_ms``, ``published_ms``,
-``rel_err``, ``calibrated`` (whether the result set the core's cycles per instruction; the
-others are only checked).
+``rel_err``, ``calibrated`` (whether the result set the core's cycles per instruction, one
+per operator class: ``tflite_export/cost/cycles.py``; the others are only checked).
 
 Run: python bench/latency.py [--targets cortex-m4:cmsis_nn ...] [--table] [--include-fitted]
      [--cost-model fitted.json]

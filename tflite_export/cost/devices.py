@@ -6,9 +6,10 @@ the DSP extension on ``armv7e-m`` and ``armv8-m.main+dsp``, Helium/MVE on
 ``armv8.1-m.main+mve``), the rig CPUs whose measured instruction tables apply,
 the QEMU machine that emulates it, and Arm's published CoreMark/MHz (used to
 carry a silicon calibration from one core to another of the same family).
-The cycles-per-instruction factor of each core is not a constant here: it is
-calibrated on published silicon latencies by `tflite_export.cost.fit` and
-shipped with the fitted coefficients (see ``tflite_export/data/cost/CALIBRATION.md``).
+The cycles-per-instruction factors of each core (one per operator class,
+`tflite_export.cost.cycles`) are not constants here: they are calibrated on
+published silicon latencies by `tflite_export.cost.fit` and shipped with the
+fitted coefficients (see ``tflite_export/data/cost/CALIBRATION.md``).
 
 A `Device` is a core at a clock with a kernel library and an active power;
 `DEVICES` holds presets by common board names and `get_device` resolves a name.

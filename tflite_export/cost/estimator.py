@@ -3,9 +3,12 @@
 `estimate` looks every operator up in the shipped cost model
 (``tflite_export/data/cost/cost_model.json``, fitted by
 ``python -m tflite_export.cost.fit`` on instructions counted under QEMU), adds
-the interpreter's per-operator work, and converts with the device:
-``cycles = instructions * CPI`` of the core (calibrated on published silicon
-latencies), ``ms = cycles / (MHz * 1000)``, ``uJ = ms * active mW``.
+the interpreter's per-operator work, and converts with the device: each
+operator's instructions times the core's cycles per instruction (CPI) of its
+class (`tflite_export.cost.cycles`: matrix-vector FULLY_CONNECTED layers stream
+their weights from flash, everything else computes on the arena; both CPIs
+calibrated on published silicon latencies), ``ms = cycles / (MHz * 1000)``,
+``uJ = ms * active mW``.
 Everything is an estimate and says so: each figure carries a relative error
 (``rel_error``) and the estimate names what it was fitted and calibrated on
 (``source``). An operator the model has no data for is flagged
@@ -31,18 +34,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tflite_export import _flatbuffer as fb
+from tflite_export.cost.cycles import CLASSES, op_class
 from tflite_export.cost.devices import CORES, Device, get_device
 from tflite_export.cost.model import OpFit, op_keys
 from tflite_export.cost.records import OpRecord, op_records
 from tflite_export.errors import ModelFormatError, UnsupportedModelError
 
-__all__ = ["LayerCost", "CostEstimate", "estimate", "load_cost_model", "DATA_DIR", "MODEL_FILE"]
+__all__ = [
+    "LayerCost", "CostEstimate", "estimate", "load_cost_model", "class_instructions", "DATA_DIR",
+    "MODEL_FILE", "FORMAT",
+]
 
 #: Package data of the cost model: the rig's tables, silicon.csv and the fitted model.
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "cost"
 #: The fitted cost model `estimate` reads (written by ``python -m tflite_export.cost.fit``).
 MODEL_FILE = DATA_DIR / "cost_model.json"
 
+#: Version of the cost model document (2: one CPI per operator class, `tflite_export.cost.cycles`).
+FORMAT = 2
 #: Relative error added (in quadrature) when a core borrows another CPU's instruction table.
 PROXY_TABLE_ERROR = 0.25
 
@@ -83,7 +92,8 @@ class CostEstimate:
             plus the interpreter's per-op work (unknown layers excluded).
         total_uj: energy, or None when the device's active power is unknown.
         rel_error: relative uncertainty of the cycle/ms totals (held-out
-            whole-model error of the instruction table and the core's CPI error).
+            whole-model error of the instruction table and the core's CPI error
+            per class weighted by the class's share of the cycles, in quadrature).
         uj_rel_error: relative uncertainty of ``total_uj`` (adds the power's), or None.
         unknown_ops: operators without data, excluded from the totals.
         source: what the estimate was fitted and calibrated on.
@@ -137,8 +147,9 @@ def _load(file: str) -> dict:
         raise ModelFormatError(
             f"cannot read the cost model {file!r}: {e}. Regenerate it with "
             "`python -m tflite_export.cost.fit`.") from e
-    if not isinstance(doc, dict) or doc.get("format") != 1 or "tables" not in doc:
-        raise ModelFormatError(f"expected a cost model (format 1) in {file!r}.")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "tables" not in doc:
+        raise ModelFormatError(f"expected a cost model (format {FORMAT}) in {file!r}. Regenerate it with "
+                               "`python -m tflite_export.cost.fit`.")
     return doc
 
 
@@ -172,6 +183,33 @@ def _layer(record: OpRecord, found, cpi: float, cpi_err: float, device: Device) 
                      round(err, 4), uj_err, True)
 
 
+def class_instructions(doc: dict, device: Device, records: list[OpRecord]) -> dict[str, float] | None:
+    """Estimated instructions of one whole inference, split by cycle-model class.
+
+    The calibration in `tflite_export.cost.fit` uses it, so that a calibrated
+    result is reproduced by `estimate` exactly.
+
+    Args:
+        doc: a cost model document (only its ``tables`` are read).
+        device: gives the core (its tables) and the kernel library.
+        records: every operator of the model's subgraph 0.
+
+    Returns:
+        ``{class: instructions}`` (`tflite_export.cost.cycles.CLASSES`; the
+        interpreter's per-op work counts as ``compute``), or None when the
+        tables miss an operator.
+    """
+    tables = _tables_for(doc, device)
+    found = [_lookup(doc, tables, r) for r in records]
+    if not tables or any(f is None for f in found):
+        return None
+    out = dict.fromkeys(CLASSES, 0.0)
+    for r, f in zip(records, found):
+        out[op_class(r)] += f[2].predict(r)
+    out["compute"] += doc["tables"][tables[0][0]]["overhead_per_op"] * len(records)
+    return out
+
+
 def estimate(model: bytes, device: str | Device, *, cost_model: str | None = None) -> CostEstimate:
     """Estimate per-layer and total instructions, cycles, ms and µJ of one inference.
 
@@ -203,20 +241,29 @@ def estimate(model: bytes, device: str | Device, *, cost_model: str | None = Non
     nested = [f"{op.name} (subgraph {op.subgraph})" for op in fb.ModelView(bytes(model)).operators
               if op.subgraph != 0]
     found = [_lookup(doc, tables, r) for r in records]
-    layers = tuple(_layer(r, f, core["cpi"], core["rel_error"], dev) for r, f in zip(records, found))
+    cpi = core["cpi"]
+    layers = tuple(_layer(r, f, cpi[op_class(r)], core["rel_error"][op_class(r)], dev)
+                   for r, f in zip(records, found))
     known = [layer for layer in layers if layer.known]
     main = doc["tables"][tables[0][0]]
     overhead = main["overhead_per_op"] * len(known)
     instructions = sum(layer.instructions for layer in known) + overhead
-    cycles = instructions * core["cpi"]
+    # The interpreter's own work between kernels is compute-class code.
+    cycles = sum(layer.cycles for layer in known) + overhead * cpi["compute"]
     ms = cycles / (dev.mhz * 1e3)
     proxy = any(f is not None and f[1] for f in found)
-    err = math.hypot(main["rel_error"], core["rel_error"], PROXY_TABLE_ERROR if proxy else 0.0)
+    # The CPI error of the total: each class's error weighted by its share of the cycles.
+    compute_cycles = overhead * cpi["compute"] + sum(
+        layer.cycles for layer, r in zip(layers, records) if layer.known and op_class(r) == "compute")
+    cpi_err = (compute_cycles * core["rel_error"]["compute"]
+               + (cycles - compute_cycles) * core["rel_error"]["stream"]) / cycles if cycles else 0.0
+    err = math.hypot(main["rel_error"], cpi_err, PROXY_TABLE_ERROR if proxy else 0.0)
     uj = None if dev.active_mw is None else ms * dev.active_mw
     uj_err = None if uj is None else math.hypot(err, dev.power_rel_error)
     used = sorted({f[0] for f in found if f is not None}) or [tables[0][0]]
     source = (f"QEMU -icount instruction tables {', '.join(used)} (TFLM {doc['tflm_commit'][:12]}) x "
-              f"CPI {core['cpi']} for {dev.core} ({core['method']}"
+              f"CPI {cpi['compute']} (compute) / {cpi['stream']} (stream: matrix-vector "
+              f"FULLY_CONNECTED) for {dev.core} ({core['method']}"
               + (f": {'; '.join(core['calibrated_on'])}" if core["calibrated_on"] else "") + ")")
     return CostEstimate(
         device=dev, layers=layers, total_instructions=instructions, total_cycles=cycles,

@@ -15,12 +15,15 @@ published silicon latencies (``silicon.csv``), skips the measurements
    relative error (per op, RMS) and the whole-model error; the interpreter's
    own work per operator is the median over held-out models of
    ``(whole Invoke - sum of its ops) / ops``.
-2. **Cycles per instruction** per core: ``published_ms * MHz * 1000 /
-   instructions`` of the board's calibration model on that core's table
-   (role ``calibrate`` in ``silicon.csv``); the ``check`` rows give the
-   stated error. A core without silicon data takes the CPI of a calibrated
-   core (scaled by Arm's CoreMark/MHz ratio within an ISA class), with a wider
-   error (`_scale_uncalibrated`).
+2. **Cycles per instruction** per core and operator class
+   (`tflite_export.cost.cycles`): a compute CPI and a stream CPI
+   (matrix-vector FULLY_CONNECTED), solved per board from at most two
+   published latencies (role ``calibrate`` in ``silicon.csv``) against the
+   *estimated* instructions of those models (operators read from the rows
+   ``measured.csv`` holds for them), so that `estimate` reproduces a calibration
+   result; the ``check`` rows give the stated error. A core without silicon
+   data takes the CPIs of a calibrated core (scaled by Arm's CoreMark/MHz ratio
+   within an ISA class), with a wider error.
 
 The result depends only on the input files: fitting twice gives the same JSON.
 
@@ -48,12 +51,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tflite_export.atomic import write_files
-from tflite_export.cost.devices import CORES
-from tflite_export.cost.estimator import DATA_DIR, MODEL_FILE
+from tflite_export.cost.cycles import calibrate_cores
+from tflite_export.cost.devices import Device
+from tflite_export.cost.estimator import DATA_DIR, FORMAT, MODEL_FILE, class_instructions
 from tflite_export.cost.model import FEATURES, OpFit, find_fit, fit_op, op_keys
 from tflite_export.cost.records import (
     MeasuredOp,
     ModelTotal,
+    OpRecord,
     held_out_models,
     read_model_table,
     read_table,
@@ -61,7 +66,10 @@ from tflite_export.cost.records import (
 from tflite_export.cost.summary import render_summary
 from tflite_export.errors import ModelFormatError
 
-__all__ = ["DATA_DIR", "MODEL_FILE", "fit_tables", "calibrate_cores", "fit_files", "main"]
+__all__ = [
+    "DATA_DIR", "MODEL_FILE", "fit_tables", "read_silicon", "silicon_splits", "calibrate_cores",
+    "fit_files", "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +79,6 @@ EXCLUDED_COLUMNS = ("model", "kernels", "cpu", "reason")
 SILICON_COLUMNS = ("board", "core", "mhz", "kernels", "model", "published_ms", "role", "source")
 #: Smallest relative error a table states (a perfect held-out match is still an estimate).
 MIN_REL_ERROR = 0.01
-#: Relative error added (in quadrature) when a CPI is carried to another core by CoreMark/MHz.
-SCALED_CPI_ERROR = 0.3
-#: Relative error added when a CPI is carried across ISA classes (see `_scale_uncalibrated`).
-CROSS_ISA_CPI_ERROR = 0.4
 
 
 def _rms(values: Sequence[float]) -> float | None:
@@ -173,76 +177,49 @@ def read_silicon(path: str | Path) -> list[dict]:
     return [{**r, "mhz": float(r["mhz"]), "published_ms": float(r["published_ms"])} for r in reader]
 
 
-def _core_table(core: str, kernels: str, totals: dict[tuple[str, str, str], ModelTotal], model: str):
-    return next((totals[k] for cpu in CORES[core].tables if (k := (model, kernels, cpu)) in totals), None)
+def _model_records(rows: Iterable[MeasuredOp], totals: Iterable[ModelTotal]) -> dict[str, list[OpRecord]]:
+    """Every operator of each whole model the table measured, from one of its (kernels, cpu) runs.
+
+    A model whose rows do not cover all of its operators (``ops`` of the model
+    table) is left out.
+    """
+    runs: dict[tuple[str, str, str], dict[int, OpRecord]] = defaultdict(dict)
+    for m in rows:
+        runs[(m.model, m.kernels, m.cpu)][m.record.op_index] = m.record
+    ops = {(t.model, t.kernels, t.cpu): t.ops for t in totals}
+    out: dict[str, list[OpRecord]] = {}
+    for key, records in sorted(runs.items()):
+        if key[0] not in out and ops.get(key) == len(records):
+            out[key[0]] = [records[i] for i in sorted(records)]
+    return out
 
 
-def calibrate_cores(silicon: Sequence[dict], totals: Iterable[ModelTotal]) -> dict[str, dict]:
-    """Cycles per QEMU-counted instruction per core, from published silicon latencies.
+def silicon_splits(silicon: Sequence[dict], records: dict[str, list[OpRecord]],
+                   tables: dict[str, dict]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Estimated instructions by class of each silicon row's model on its core.
 
     Args:
         silicon: rows of `read_silicon`.
-        totals: whole-model instruction totals measured on the rig.
+        records: operators per model (`_model_records`).
+        tables: fitted instruction tables (`fit_tables`).
 
     Returns:
-        ``{core: {"cpi", "rel_error", "method", "calibrated_on", "checked_on"}}``
-        for every core of `CORES` that can be calibrated or scaled.
+        ``{(model, core, kernels): {class: instructions}}`` for the rows the
+        tables can estimate; the others are logged and left out.
     """
-    index = {(t.model, t.kernels, t.cpu): t for t in totals}
-    points: dict[str, dict[str, list]] = defaultdict(lambda: {"calibrate": [], "check": []})
+    doc, out = {"tables": tables}, {}
     for row in silicon:
-        t = _core_table(row["core"], row["kernels"], index, row["model"])
-        if t is None or row["role"] not in ("calibrate", "check"):
-            continue
-        cycles = row["published_ms"] * row["mhz"] * 1e3
-        points[row["core"]][row["role"]].append({**row, "instructions": t.instructions,
-                                                 "cpi": cycles / t.instructions})
-    cores = {}
-    for core, p in sorted(points.items()):
-        if not p["calibrate"]:
-            continue
-        cpi = statistics.median(r["cpi"] for r in p["calibrate"])
-        checked = [{"board": r["board"], "model": r["model"], "published_ms": r["published_ms"],
-                    "est_ms": round(r["instructions"] * cpi / (r["mhz"] * 1e3), 3),
-                    "rel_err": round(cpi / r["cpi"] - 1.0, 4)} for r in p["check"]]
-        cores[core] = {
-            "cpi": round(cpi, 4),
-            "rel_error": _round(max([abs(c["rel_err"]) for c in checked], default=0.35)),
-            "method": "calibrated",
-            "calibrated_on": [f"{r['board']} {r['model']} {r['published_ms']} ms ({r['source']})"
-                              for r in p["calibrate"]],
-            "checked_on": checked,
-        }
-    return _scale_uncalibrated(cores)
-
-
-def _scale_uncalibrated(cores: dict[str, dict]) -> dict[str, dict]:
-    """Carry a calibrated CPI to each core without silicon data.
-
-    Within an ISA class the instruction stream is the same, so the CPI scales by
-    Arm's CoreMark/MHz ratio (error `SCALED_CPI_ERROR` added). Across classes the
-    instruction counts already differ in the tables (Thumb-1 needs more), so
-    the CPI of the Cortex-M4 is taken as is: both are in-order single-issue
-    pipelines with 1-cycle ALU/MAC and 2-cycle loads (error `CROSS_ISA_CPI_ERROR`).
-    """
-    out = dict(cores)
-    for name, core in CORES.items():
-        if name in out or not cores:
-            continue
-        same_isa = sorted(c for c in cores if CORES[c].isa == core.isa)
-        ref = same_isa[0] if same_isa else ("cortex-m4" if "cortex-m4" in cores else sorted(cores)[0])
-        if same_isa:
-            ratio, extra = CORES[ref].coremark_per_mhz / core.coremark_per_mhz, SCALED_CPI_ERROR
-            how = f"CoreMark/MHz {CORES[ref].coremark_per_mhz} / {core.coremark_per_mhz}"
+        key = (row["model"], row["core"], row["kernels"])
+        split = None
+        if row["model"] in records:
+            device = Device(row["core"], row["mhz"], row["kernels"])
+            split = class_instructions(doc, device, records[row["model"]])
+        if split is None:
+            logger.warning("silicon row %s %s not compared: no measured operators or table for it",
+                           row["board"], row["model"])
         else:
-            ratio, extra, how = 1.0, CROSS_ISA_CPI_ERROR, "ratio 1 across ISA classes"
-        out[name] = {
-            "cpi": round(cores[ref]["cpi"] * ratio, 4),
-            "rel_error": round(math.hypot(cores[ref]["rel_error"], extra), 4),
-            "method": f"scaled from {ref} ({how})",
-            "calibrated_on": [], "checked_on": [],
-        }
-    return dict(sorted(out.items()))
+            out[key] = split
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -274,16 +251,20 @@ def fit_files(table: Path, model_table: Path, silicon: Path, excluded: Path | No
     rows = [m for m in rows if (m.model, m.kernels, m.cpu) not in drop]
     totals = [t for t in totals if (t.model, t.kernels, t.cpu) not in drop]
     inputs = [p for p in (table, model_table, silicon, excluded) if p is not None and p.exists()]
+    tables, published = fit_tables(rows, totals, held_out), read_silicon(silicon)
     return {
-        "format": 1,
+        "format": FORMAT,
         "generated_by": "python -m tflite_export.cost.fit",
         "tflm_commit": meta.get("tflm_commit", "unknown"),
         "inputs": {p.name: _sha256(p) for p in inputs},
         "table_meta": dict(sorted(meta.items())),
         "held_out": sorted(held_out),
         "excluded": skip,
-        "tables": fit_tables(rows, totals, held_out),
-        "cores": calibrate_cores(read_silicon(silicon), totals),
+        "tables": tables,
+        "cores": calibrate_cores(published, silicon_splits(published, _model_records(rows, totals), tables)),
+        # silicon.csv's comment lines: where the results come from and why these calibrate.
+        "silicon_notes": " ".join(ln.lstrip("# ").strip() for ln in silicon.read_text(encoding="utf-8")
+                                  .splitlines() if ln.startswith("#")),
     }
 
 

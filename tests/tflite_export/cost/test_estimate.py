@@ -13,25 +13,34 @@ from tflite_export import inspect
 from tflite_export.cost import CORES, DEVICES, Device, estimate, load_cost_model
 from tflite_export.cost import estimator as estimate_module
 from tflite_export.cost import fit
+from tflite_export.cost.cycles import cycles, op_class
+from tflite_export.cost.estimator import FORMAT, class_instructions
 from tflite_export.cost.model import OpFit
 from tflite_export.cost.records import op_records
 from tflite_export.errors import UnsupportedModelError
 from tflite_export.testing import tiny_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-CPI = 1.25
+CPI = {"compute": 1.25, "stream": 2.0}
 
 
 @pytest.fixture(scope="module")
 def synthetic_file(tmp_path_factory):
     """A cost model fitted on the synthetic table: CONV_2D, DEPTHWISE_CONV_2D,
-    FULLY_CONNECTED and ADD on the Cortex-M4 with CMSIS-NN, CPI 1.25."""
+    FULLY_CONNECTED and ADD on the Cortex-M4 with CMSIS-NN, calibrated on a
+    convolution model and a matrix-vector one that run at the CPIs `CPI`."""
     rows, totals, held_out = syn.table(noise=0.02)
-    silicon = [{"board": "b", "core": "cortex-m4", "mhz": 100.0, "kernels": "cmsis_nn",
-                "model": "net", "published_ms": totals[0].instructions * CPI / 1e5,
-                "role": "calibrate", "source": "synthetic"}]
-    doc = {"format": 1, "tflm_commit": "f" * 40, "tables": fit.fit_tables(rows, totals, held_out),
-           "cores": fit.calibrate_cores(silicon, totals)}
+    tables = fit.fit_tables(rows, totals, held_out)
+    records = {"net": [m.record for m in rows if m.model == "net"],
+               "mlp": [syn.fc(0, 2048, 128), syn.fc(1, 128, 10)]}
+    silicon = []
+    for model, recs in records.items():
+        split = class_instructions({"tables": tables}, Device("cortex-m4", 100), recs)
+        silicon.append({"board": "b", "core": "cortex-m4", "mhz": 100.0, "kernels": "cmsis_nn",
+                        "model": model, "published_ms": cycles(split, CPI) / 1e5,
+                        "role": "calibrate", "source": "synthetic"})
+    doc = {"format": FORMAT, "tflm_commit": "f" * 40, "tables": tables,
+           "cores": fit.calibrate_cores(silicon, fit.silicon_splits(silicon, records, tables))}
     path = tmp_path_factory.mktemp("cost") / "cost_model.json"
     path.write_text(json.dumps(doc))
     return str(path)
@@ -47,11 +56,13 @@ def test_layers_and_totals(synthetic_file):
     for c, r in zip(e.layers, records):
         fitted = OpFit.from_dict("FULLY_CONNECTED/int8", table["ops"]["FULLY_CONNECTED/int8"])
         assert c.instructions == pytest.approx(fitted.predict(r))
-        assert c.cycles == pytest.approx(c.instructions * CPI, rel=1e-3)
+        assert op_class(r) == "stream" and c.cycles == pytest.approx(c.instructions * CPI["stream"], rel=1e-6)
         assert c.ms == pytest.approx(c.cycles / 80e3) and c.uj == pytest.approx(c.ms * 20.0)
         assert 0 < c.rel_error < 1
     overhead = table["overhead_per_op"] * len(records)
     assert e.total_instructions == pytest.approx(sum(c.instructions for c in e.layers) + overhead)
+    # The interpreter's work between kernels runs at the compute CPI.
+    assert e.total_cycles == pytest.approx(sum(c.cycles for c in e.layers) + overhead * CPI["compute"], rel=1e-6)
     assert e.total_ms == pytest.approx(e.total_cycles / 80e3)
     assert e.total_uj == pytest.approx(e.total_ms * 20.0)
     assert e.uj_rel_error > e.rel_error > 0
@@ -171,7 +182,10 @@ def test_every_preset_is_estimated_or_refused_by_what_the_model_ships(name):
         e = estimate(tiny_model(), name)
         assert e.complete and e.total_cycles > 0 and 0 < e.rel_error < 1.5
         assert (e.total_uj is None) == (device.active_mw is None)
-        assert e.total_cycles == pytest.approx(e.total_instructions * doc["cores"][device.core]["cpi"])
+        cpi, records = doc["cores"][device.core]["cpi"], op_records(tiny_model())
+        overhead = e.total_instructions - sum(c.instructions for c in e.layers)
+        assert e.total_cycles == pytest.approx(
+            sum(c.instructions * cpi[op_class(r)] for c, r in zip(e.layers, records)) + overhead * cpi["compute"])
     else:
         with pytest.raises(UnsupportedModelError, match=device.core):
             estimate(tiny_model(), name)
