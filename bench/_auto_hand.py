@@ -14,6 +14,10 @@ the search starts from (epochs scaled by the caller):
   the same shrunk model, 80% unstructured pruning for the second, 4-bit
   clustering, `tflite_export.encode` choosing an encoding per tensor with the
   arena budget given (tensors whose decoding would overflow it stay plain).
+- ``structured70_lowrank40_unstructured70_cluster4_encode`` (bench/deep_compression.py's
+  smallest model within 0.3 points): the shrunk model with its first Dense kernel
+  factored by SVD at rank 40 (``lowrank_rank``), 70% unstructured pruning, 4-bit
+  clustering, encoded as above (only where factoring at that rank saves parameters).
 
 `candidates` returns every recipe's measured int8 figures on TFLM; `best_fitting`
 picks the most accurate one that meets a budget.
@@ -65,7 +69,7 @@ def _measure(name: str, model_bytes: bytes, test) -> dict:
 
 
 def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget: int | None,
-               fc1_rank: int = 32, batch: int = BATCH) -> list[dict]:
+               fc1_rank: int = 32, lowrank_rank: int = 40, batch: int = BATCH) -> list[dict]:
     """Apply every hand recipe to ``float_model``; one measured dict per recipe.
 
     Args:
@@ -75,6 +79,7 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
         epochs: fine-tuning epochs of every step (the benches use 2 to 8).
         arena_budget: arena bytes `tflite_export.encode` must stay within, or None.
         fc1_rank: rank of the first Dense layer in ``lowrank_structured``.
+        lowrank_rank: rank of the first Dense layer in the Deep Compression recipe.
         batch: fine-tuning batch size (64 as in the benches; small data sets need less).
 
     Returns:
@@ -98,8 +103,14 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
     lut = tflite_export.compress_luts(clustered, verify_data=test[0][:16], measure_each=False)
     rows.append(_measure("structured70_cluster4_lut", lut.model_bytes, test))
     sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, False, batch), train, epochs, batch))
-    for name, model_bytes in (("structured70_cluster4_encode", clustered),
-                              ("structured70_unstructured80_cluster4_encode", sparse)):
+    encoded = [("structured70_cluster4_encode", clustered),
+               ("structured70_unstructured80_cluster4_encode", sparse)]
+    first = [layer.name for layer in small.layers if isinstance(layer, keras.layers.Dense)][:-1][:1]
+    factored, plan = factorize(small, LowRankConfig(ranks={first[0]: lowrank_rank})) if first else (None, None)
+    if plan is not None and plan.factored:  # a rank that saves nothing leaves the layer as it is
+        deep = _clustered(_pruned(factored, train, 0.7, epochs, False, batch), train, epochs, batch)
+        encoded.append((f"structured70_lowrank{lowrank_rank}_unstructured70_cluster4_encode", convert(deep)))
+    for name, model_bytes in encoded:
         enc = tflite_export.encode(model_bytes, encodings="auto", arena_budget=arena_budget,
                                    verify_data=test[0][:16], measure_each=False)
         rows.append(_measure(name, enc.model_bytes, test))

@@ -12,8 +12,8 @@ Data from ``../shared/data`` or ``$TINYCOMPRESS_DATA`` (exits 2 when missing):
 The last 20% of the training split is the search's validation data (every
 trial's TFLM accuracy); accuracies in the lines are TFLM int8 on the test
 split. The series sets (32 and 216 training series) fine-tune with batch 8
-and ``--series-finetune`` epochs, LeNet-5 with batch 64 (hand recipes) and 32
-(trials). Per dataset the float model is trained once; then per budget:
+and ``--series-finetune`` epochs, LeNet-5 with batch 64 (hand recipes and
+trials). Per dataset the float model is trained once; then per budget:
 
 - ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials), null
   when no trial fits; ``fits``: its final build measured against the budget;
@@ -130,7 +130,7 @@ def settings(name: str, args) -> dict:
 
 def space_for(name: str, args) -> SearchSpace:
     s = settings(name, args)
-    return SearchSpace(epochs=(1, s["max_epochs"]), batch_size=min(s["batch"], 32))
+    return SearchSpace(epochs=(1, s["max_epochs"]), batch_size=s["batch"])
 
 
 def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str) -> dict:

@@ -2,9 +2,10 @@
 
 `search(model, train_data, val_data, budget)` runs an Optuna study over
 combinations of the toolkit's techniques (`SearchSpace`: one knob per
-technique of the contract, plus int16x8 and DECODE encodings); every trial is
-built and measured (TFLM accuracy, flash, arena, MACs; latency and energy from
-the device cost model). It returns a `SearchResult` whose chosen model meets
+technique of the contract, plus int16x8 and DECODE encodings); a trial's
+untrained build is screened against the budget's size and latency limits
+before it trains (`screen`), then every trial is built and measured (TFLM
+accuracy, flash, arena, MACs; latency and energy from the device cost model). It returns a `SearchResult` whose chosen model meets
 the `Budget`, or raises `NoFeasibleModelError` naming the limits no trial met.
 The winner's `Recipe` re-runs without searching (`apply_recipe`), and
 `write_search` writes the export, report (Pareto front table and plot),
@@ -23,7 +24,7 @@ from tinycompress.auto.result import SearchResult, pareto_front
 from tinycompress.auto.search import DEFAULT_TRIALS, SearchStatus, search
 from tinycompress.auto.sensitivity import allocate, channel_sensitivity
 from tinycompress.auto.space import BUILD_KNOBS, KNOBS, SearchSpace
-from tinycompress.auto.trial import TrialRecord, measure
+from tinycompress.auto.trial import TrialRecord, measure, screen
 from tinycompress.errors import AutoError, BudgetError, NoFeasibleModelError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "channel_sensitivity",
     "allocate",
     "measure",
+    "screen",
     "write_search",
     "SearchResult",
     "SearchStatus",
