@@ -38,20 +38,22 @@ logger = logging.getLogger(__name__)
 
 
 class _Masked:
-    """Constraint ``w -> inner(w) * mask`` installed on a variable during `fit`."""
+    """Constraint ``w -> inner(w) * mask`` that ``owner`` installs on a variable during `fit`."""
 
-    def __init__(self, mask: keras.Variable, inner):
-        self.mask, self.inner = mask, inner
+    def __init__(self, mask: keras.Variable, inner, owner: "PruningCallback"):
+        self.mask, self.inner, self.owner = mask, inner, owner
 
     def __call__(self, w):
         return (w if self.inner is None else self.inner(w)) * self.mask
 
 
-def _unmasked(constraint):
-    """The user's own constraint under any mask left by an interrupted `fit`."""
-    while isinstance(constraint, _Masked):
-        constraint = constraint.inner
-    return constraint
+def _rechain(constraint, keep):
+    """``constraint`` without the masks ``keep(mask)`` rejects; the user's own constraint
+    (innermost) and the other masks stay in their order."""
+    if not isinstance(constraint, _Masked):
+        return constraint
+    inner = _rechain(constraint.inner, keep)
+    return _Masked(constraint.mask, inner, constraint.owner) if keep(constraint) else inner
 
 
 @keras.saving.register_keras_serializable(package="tinycompress")
@@ -124,7 +126,6 @@ class PruningCallback(keras.callbacks.Callback):
         self.step = 0
         self._targets: list[tuple[keras.Variable, keras.Variable]] = []
         self._graph: ChannelGraph | None = None
-        self._saved_constraints: list[tuple[keras.Variable, Any]] = []
         self._saved_regularizers: list[tuple[keras.Variable, Any]] = []
         self._synced = False
         self._model_id: int | None = None
@@ -200,9 +201,12 @@ class PruningCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None) -> None:
         if not self._targets or self._model_id != id(self.model):
             self._resolve()
-        self._saved_constraints = [(v, _unmasked(v.constraint)) for v, _ in self._targets]
+        # Several callbacks may mask one variable in the same fit (channel pruning at
+        # several ratios: a layer's kernel follows its own channels and its producer's);
+        # each keeps the others' masks and replaces its own and those an interrupted fit left.
+        same_fit = lambda m: m.owner is not self and m.owner.params is self.params  # noqa: E731
         for v, mv in self._targets:
-            v.constraint = _Masked(mv, _unmasked(v.constraint))
+            v.constraint = _Masked(mv, _rechain(v.constraint, same_fit), self)
         if self.slimming_l1:
             bns = [l for l in dict.fromkeys(walk_layers(self.model))
                    if isinstance(l, keras.layers.BatchNormalization) and l.scale]
@@ -246,9 +250,9 @@ class PruningCallback(keras.callbacks.Callback):
                     ", ".join(f"{r.layer}/{r.weight}={r.sparsity:.3f}" for r in rows))
 
     def on_train_end(self, logs=None) -> None:
-        for v, c in self._saved_constraints:
-            v.constraint = c
+        for v, _ in self._targets:
+            v.constraint = _rechain(v.constraint, lambda m: m.owner is not self)
         for v, r in self._saved_regularizers:
             v.regularizer = r
-        self._saved_constraints, self._saved_regularizers = [], []
+        self._saved_regularizers = []
         self.model.make_train_function(force=True)

@@ -94,6 +94,30 @@ def test_global_scope_and_predicate_selection():
     assert rows["head"].zeros == 0
 
 
+def test_callbacks_at_different_ratios_keep_each_others_channels_pruned():
+    # Each channel callback masks every variable of the channel graph (ones where it prunes
+    # nothing), so "c2"'s callback also masks "c1"; it must not drop "c1"'s own mask, or
+    # c1's pruned channels grow back through c2's unmasked input weights (Caffe LeNet-5:
+    # linear convolutions with trained biases).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 10, 10, 1)).astype("float32")
+    y = (x.sum(axis=(1, 2, 3)) > 0).astype("int32")
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([
+        keras.Input((10, 10, 1)), keras.layers.Conv2D(8, 3, name="c1"), keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(8, 3, name="c2"), keras.layers.Flatten(), keras.layers.Dense(2, name="head")])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    m.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    m.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)  # step 0: both prune at the first batch
+    cbs = [PruningCallback(ConstantSparsity(ratio, frequency=100), layers=[name], granularity="channel",
+                           log_summary=False) for name, ratio in (("c1", 0.5), ("c2", 0.75))]
+    m.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=cbs)
+    zero_channels = [int(np.sum(np.all(m.get_layer(n).kernel.numpy() == 0, axis=(0, 1, 2)))) for n in ("c1", "c2")]
+    assert zero_channels == [4, 6]
+    assert all(v.constraint is None for v in m.trainable_variables)
+
+
 @pytest.mark.slow
 def test_no_trace_after_fit_and_strip_is_plain():
     x, y = _data()
