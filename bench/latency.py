@@ -138,7 +138,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="estimated vs measured latency")
     parser.add_argument("--targets", nargs="+",
                         default=["cortex-m4:reference", "cortex-m4:cmsis_nn", "cortex-m55:cmsis_nn",
-                                 "cortex-m0plus:reference", "cortex-m7:cmsis_nn", "cortex-m33:cmsis_nn"])
+                                 "cortex-m0plus:reference", "cortex-m7:cmsis_nn", "cortex-m7:reference",
+                                 "cortex-m33:cmsis_nn"])
     parser.add_argument("--table", action="store_true",
                         help="without TFLM_DIR, take measurements from the shipped table")
     parser.add_argument("--include-fitted", action="store_true", help="also the probe models")
