@@ -17,7 +17,8 @@ the search starts from (epochs scaled by the caller):
 - ``structured70_lowrank40_unstructured70_cluster4_encode`` (bench/deep_compression.py's
   smallest model within 0.3 points): the shrunk model with its first Dense kernel
   factored by SVD at rank 40 (``lowrank_rank``), 70% unstructured pruning, 4-bit
-  clustering, encoded as above (only where factoring at that rank saves parameters).
+  clustering, encoded as above (only where the layer has more than that rank and
+  factoring saves parameters).
 
 `candidates` returns every recipe's measured int8 figures on TFLM; `best_fitting`
 picks the most accurate one that meets a budget.
@@ -105,8 +106,9 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
     sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, False, batch), train, epochs, batch))
     encoded = [("structured70_cluster4_encode", clustered),
                ("structured70_unstructured80_cluster4_encode", sparse)]
-    first = [layer.name for layer in small.layers if isinstance(layer, keras.layers.Dense)][:-1][:1]
-    factored, plan = factorize(small, LowRankConfig(ranks={first[0]: lowrank_rank})) if first else (None, None)
+    first = [layer for layer in small.layers if isinstance(layer, keras.layers.Dense)][:-1][:1]
+    fits = first and lowrank_rank < min(first[0].kernel.shape)
+    factored, plan = factorize(small, LowRankConfig(ranks={first[0].name: lowrank_rank})) if fits else (None, None)
     if plan is not None and plan.factored:  # a rank that saves nothing leaves the layer as it is
         deep = _clustered(_pruned(factored, train, 0.7, epochs, False, batch), train, epochs, batch)
         encoded.append((f"structured70_lowrank{lowrank_rank}_unstructured70_cluster4_encode", convert(deep)))

@@ -136,7 +136,7 @@ def space_for(name: str, args) -> SearchSpace:
 def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str) -> dict:
     """One search; its winner's TFLM test accuracy and whether its final build fits, measured."""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"tinycompress-bench-auto-{sampler}-") as tmp:
         try:
             r = search(model, fit, val, budget, space=space, n_trials=args.trials,
                        out=os.path.join(tmp, "out"), seed=0, sampler=sampler)
