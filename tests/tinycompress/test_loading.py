@@ -24,9 +24,17 @@ def _run_legacy(script: str, tmp_path) -> None:
 
 
 def _check_exports(source, x, reference):
+    """The int8 TFLM model follows the float one: within 5% of the output range everywhere,
+    and the same class wherever the float model's top two are further apart than that."""
     tflite = convert(source, x)
     out = tflite_export.dequantize(tflite_export.run_tflm(tflite, tflite_export.quantize(x, tflite)), tflite)
-    assert np.mean(np.argmax(out, -1) == np.argmax(reference, -1)) >= 0.9
+    tolerance = 0.05 * np.ptp(reference)
+    error = np.abs(out - reference).max()
+    top2 = np.sort(reference, -1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * tolerance
+    assert error <= tolerance
+    assert clear.sum() >= 10
+    np.testing.assert_array_equal(np.argmax(out[clear], -1), np.argmax(reference[clear], -1))
 
 
 def test_keras_file_round_trip(keras_models, tmp_path):
@@ -95,7 +103,7 @@ def test_keras2_h5_with_depthwise_and_a_tfmot_pruned_model(tmp_path):
         """
         import numpy as np, tf_keras as k
         import tensorflow_model_optimization as tfmot
-        np.random.seed(0)
+        k.utils.set_random_seed(0)
         m = k.Sequential([k.Input((8, 8, 3)), k.layers.DepthwiseConv2D(3, activation="relu"),
                           k.layers.Conv2D(4, 1), k.layers.Flatten(), k.layers.Dense(3)])
         m.save("dw.h5")
@@ -104,7 +112,7 @@ def test_keras2_h5_with_depthwise_and_a_tfmot_pruned_model(tmp_path):
         p = tfmot.sparsity.keras.prune_low_magnitude(
             m, pruning_schedule=tfmot.sparsity.keras.ConstantSparsity(0.5, 0, frequency=1))
         p.compile(optimizer="sgd", loss="mse")
-        p.fit(x, np.zeros((100, 3)), epochs=2, verbose=0,
+        p.fit(x, np.load("ref.npy"), epochs=2, verbose=0,
               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         s = tfmot.sparsity.keras.strip_pruning(p)
         s.save("pruned.h5")
