@@ -45,7 +45,7 @@ PostgreSQL study: 92.8 vs 46.0 trials/hour, throughput_ratio 2.02. The 40-trial 
 were not measured.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
-    [--trials 40] [--storage postgresql+psycopg2://user@host/db]
+    [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
 """
 
 from __future__ import annotations
@@ -159,6 +159,8 @@ def run_dataset(name: str, args) -> None:
     arena = budget_of(BUDGETS[name][0]).arena_bytes  # one arena budget per dataset
     hand = _auto_hand.candidates(model, fit, test, s["finetune"], arena, batch=s["batch"])
     for given in BUDGETS[name]:
+        if args.flash and given["flash"] not in args.flash:
+            continue
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
         auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe")
@@ -238,6 +240,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="small run: 2,500 MNIST training images, 3 trials, 1 epoch per step")
     parser.add_argument("--datasets", nargs="*", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--flash", nargs="*", default=None,
+                        help="run only the budgets with these flash limits (e.g. 16KB)")
     parser.add_argument("--trials", type=int, default=None, help="trials per search (default 40; quick 3)")
     parser.add_argument("--epochs", type=int, default=None, help="LeNet-5 float epochs (8; quick 2)")
     parser.add_argument("--series-epochs", type=int, default=None, help="Conv1D float epochs (100; quick 40)")

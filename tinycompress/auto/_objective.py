@@ -31,8 +31,9 @@ _UNMEASURED = 1e6
 #: Flash headroom screening keeps for encoded recipes: DECODE's prune and Huffman
 #: sizes depend on the fine-tuned values a little.
 _ENCODE_MARGIN = 0.03
-#: Step of the channel-sparsity grid screening searches (the space's step).
+#: Steps of the channel- and weight-sparsity grids screening searches (the space's steps).
 _STEP = 0.05
+_WEIGHT_STEP = 0.1
 
 
 def _twin(trial):
@@ -122,13 +123,31 @@ class Objective:
         margin = 1 + _ENCODE_MARGIN if recipe.encode else 1
         return shapes.is_satisfied_by({**metrics, "flash_bytes": metrics["flash_bytes"] * margin}), metrics
 
+    def _axes(self, recipe: Recipe) -> list[tuple[str, float, float]]:
+        """``(field, step, maximum)`` screening may raise, in order: channel sparsity, then
+        (for a recipe that encodes, whose zeros pay) unstructured weight sparsity."""
+        if "pruning" not in self.space.techniques or (recipe.epochs == 0 and not recipe.techniques()):
+            return []  # the baseline is measured as it is
+        axes = [("channel_sparsity", _STEP, self.space.channel_sparsity[1])]
+        if recipe.encode and self.space.weight_sparsity[1] > 0:
+            axes.append(("weight_sparsity", _WEIGHT_STEP, self.space.weight_sparsity[1]))
+        return axes
+
+    def _at(self, recipe: Recipe, **values: float) -> Recipe:
+        """``recipe`` with raised sparsities (per-layer ratios re-allocated, fine-tuned)."""
+        channels = values.get("channel_sparsity", recipe.channel_sparsity)
+        return replace(recipe, **values, epochs=recipe.epochs or self.space.epochs[0],
+                       layer_sparsity=allocate(channels, self.space.sensitivity) if recipe.layer_sparsity else None)
+
     def _screened(self, trial, recipe: Recipe) -> Recipe:
         """The recipe to fine-tune: ``recipe`` when its untrained build meets the budget's
         limits other than accuracy, else the same recipe with the least channel sparsity
-        (on the space's grid, up to its maximum) whose untrained build does (a bisection;
-        every size is monotone in the channels kept). A trial that no sparsity brings
-        within the budget is pruned with its measured excess, in seconds instead of the
-        minutes its fine-tuning would take."""
+        (on the space's grid, up to its maximum) whose untrained build does, and when even
+        the most channels pruned are not enough and the recipe encodes, the most channels
+        and the least unstructured weight sparsity (on its 0.1 grid) that do. Each is a
+        bisection: every size is monotone in the channels and weights kept. A trial that
+        nothing brings within the budget is pruned with its measured excess, in seconds
+        instead of the minutes its fine-tuning would take."""
         import optuna
 
         shapes = replace(self.budget, min_accuracy=None)
@@ -136,35 +155,42 @@ class Objective:
             return recipe
         known = len(self.screens)
         ok, metrics = self._fits(recipe, shapes)
-        unchanged = recipe.epochs == 0 and not recipe.techniques()  # the baseline is measured as it is
-        grid = [] if ok or unchanged or "pruning" not in self.space.techniques else [
-            round(recipe.channel_sparsity + _STEP * k, 2)
-            for k in range(1, int((self.space.channel_sparsity[1] - recipe.channel_sparsity) / _STEP + 1e-6) + 1)]
-        at = lambda s: replace(recipe, channel_sparsity=s, epochs=recipe.epochs or self.space.epochs[0],  # noqa: E731
-                               layer_sparsity=allocate(s, self.space.sensitivity) if recipe.layer_sparsity else None)
-        if grid:
+        chosen, raised = recipe, {}
+        for name, step, maximum in [] if ok else self._axes(recipe):
+            grid = [round(getattr(recipe, name) + step * k, 2)
+                    for k in range(1, int((maximum - getattr(recipe, name)) / step + 1e-6) + 1)]
+            if not grid:
+                continue
+            at = lambda value: self._at(recipe, **raised, **{name: value})  # noqa: E731, B023
             ok, metrics = self._fits(at(grid[-1]), shapes)
-        if not ok:
-            trial.set_user_attr("screening", {"sampled": recipe.channel_sparsity, "ran": None,
-                                              "builds": len(self.screens) - known, "fits": False})
-            for key, excess in shapes.excess(metrics).items():
-                trial.set_constraint(key, min(excess, _UNMEASURED))
-            trial.set_user_attr("metrics", metrics)
-            trial.set_user_attr("violations", shapes.violations(metrics))
-            raise optuna.TrialPruned("over the budget before fine-tuning, even at "
-                                     f"{grid[-1] if grid else recipe.channel_sparsity:.2f} channel "
-                                     f"sparsity: {'; '.join(shapes.violations(metrics))}")
-        low, high = 0, len(grid) - 1
-        while grid and low < high:  # grid[high] fits; find the first that does
-            middle = (low + high) // 2
-            if self._fits(at(grid[middle]), shapes)[0]:
-                high = middle
-            else:
-                low = middle + 1
-        chosen = at(grid[high]) if grid else recipe
-        trial.set_user_attr("screening", {"sampled": recipe.channel_sparsity, "ran": chosen.channel_sparsity,
-                                          "builds": len(self.screens) - known, "fits": True})
-        return chosen
+            if not ok:
+                raised[name] = grid[-1]
+                continue
+            low, high = 0, len(grid) - 1
+            while low < high:  # grid[high] fits; find the first that does
+                middle = (low + high) // 2
+                if self._fits(at(grid[middle]), shapes)[0]:
+                    high = middle
+                else:
+                    low = middle + 1
+            chosen = at(grid[high])
+            break
+        screening = {"sampled": recipe.channel_sparsity, "ran": chosen.channel_sparsity if ok else None,
+                     "builds": len(self.screens) - known, "fits": ok}
+        if recipe.encode:
+            screening.update(sampled_weights=recipe.weight_sparsity,
+                             ran_weights=chosen.weight_sparsity if ok else None)
+        trial.set_user_attr("screening", screening)
+        if ok:
+            return chosen
+        for key, excess in shapes.excess(metrics).items():
+            trial.set_constraint(key, min(excess, _UNMEASURED))
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("violations", shapes.violations(metrics))
+        most = ", ".join(f"{v:.2f} {n.replace('_', ' ')}" for n, v in raised.items()) or \
+            f"{recipe.channel_sparsity:.2f} channel sparsity"
+        raise optuna.TrialPruned(f"over the budget before fine-tuning, even at {most}: "
+                                 f"{'; '.join(shapes.violations(metrics))}")
 
     def _copy(self, trial, twin, start: float) -> float:
         """Record the measurements of a finished trial with the same parameters (same recipe,

@@ -73,8 +73,10 @@ class TrialRecord:
             this one reuses (nothing was trained or built again), or None.
         screening: how the trial was screened against the budget before fine-tuning
             (see `screen`): ``{"sampled": channel sparsity sampled, "ran": the one
-            run, "builds": untrained builds made, "fits": whether one fitted}``, or
-            an empty dict when the budget bounds nothing a shape decides.
+            run (None when nothing fitted), "builds": untrained builds made, "fits":
+            whether one fitted}``, with ``"sampled_weights"`` and ``"ran_weights"``
+            (unstructured sparsity) for a recipe that encodes; or an empty dict when
+            the budget bounds nothing a shape decides.
     """
 
     number: int

@@ -55,3 +55,50 @@ def test_a_budget_no_sparsity_meets_is_refused_before_any_fine_tuning(tiny_task)
     assert all(t.metrics["flash_bytes"] >= smallest for t in trials)
     assert caught.value.result.unmet() == ["flash_bytes"]
     assert "closest: trial" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def wide_task(tiny_task):
+    """An MLP whose weights are most of its flash (so unstructured sparsity shows in bytes)."""
+    import keras
+
+    _, train, val = tiny_task
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(96, activation="relu"),
+                              keras.layers.Dense(96, activation="relu"), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(*train, epochs=5, verbose=0)
+    return model, train, val
+
+
+@pytest.mark.slow
+def test_an_encoded_trial_the_most_channels_do_not_fit_runs_with_the_least_weight_sparsity_that_does(
+        wide_task):
+    model, train, val = wide_task
+    space = SearchSpace(techniques=["pruning", "encode"], channel_sparsity=(0.0, 0.25),
+                        weight_sparsity=(0.0, 0.9), epochs=(1, 1), sensitivity={})
+    sizes = {w: screen(model, Recipe(channel_sparsity=0.25, weight_sparsity=w, encode=True), train)["flash_bytes"]
+             for w in (0.0, 0.6, 0.7)}
+    budget = Budget(flash_bytes=int(sizes[0.7] * 1.03) + 16)  # 0.7 fits with the encoding margin
+    assert sizes[0.6] * 1.03 > budget.flash_bytes and sizes[0.0] > budget.flash_bytes  # 0.6 does not
+    result = search(model, train, val, budget, space=space, n_trials=6, seed=0)
+    encoded = [t for t in result.trials if t.params.get("encode")]
+    assert encoded and all(t.state == "complete" for t in encoded), [t.state for t in result.trials]
+    raised = 0
+    for t in encoded:
+        sampled = (t.params["channel_sparsity"], t.params["weight_sparsity"])
+        as_sampled = screen(model, Recipe(channel_sparsity=sampled[0], weight_sparsity=sampled[1], encode=True),
+                            train)["flash_bytes"]
+        ran = (t.recipe["channel_sparsity"], t.recipe["weight_sparsity"])
+        if as_sampled * 1.03 <= budget.flash_bytes:
+            assert ran == sampled
+        elif screen(model, Recipe(channel_sparsity=0.25, weight_sparsity=sampled[1], encode=True),
+                    train)["flash_bytes"] * 1.03 <= budget.flash_bytes:  # more channels are enough
+            assert ran[1] == sampled[1] and sampled[0] < ran[0] <= 0.25
+        else:  # the most channels, then the least weight sparsity that fits
+            assert ran == (0.25, max(0.7, sampled[1]))
+            raised += 1
+        assert ran == (t.screening["ran"], t.screening["ran_weights"])
+        assert t.feasible and t.metrics["flash_bytes"] <= budget.flash_bytes
+    assert raised >= 1
+    assert all(t.state == "pruned" for t in result.trials if not t.params.get("encode"))
