@@ -60,9 +60,13 @@ def test_auto_end_to_end(trained, tmp_path, capsys):
     code = main(["auto", str(files / "m.keras"), "--train", str(files / "train.npz"), "--val",
                  str(files / "val.npz"), "--flash", "1800", "--arena", "8KB", "--techniques",
                  "pruning,encode", "--trials", "3", "--epochs", "1", "--target", "cmake", "--out",
-                 str(out), "--resume"])
+                 str(out), "--resume", "--final-epochs", "3"])
     assert code == 0, capsys.readouterr().err
-    assert [t["number"] for t in json.loads((out / "trials.json").read_text())["trials"]] == [0, 1, 2]
+    data = json.loads((out / "trials.json").read_text())
+    assert [t["number"] for t in data["trials"]] == [0, 1, 2]
+    recipe = json.loads((out / "recipe.json").read_text())["recipe"]
+    assert data["final"]["epochs"] == 3
+    assert recipe["epochs"] == (3 if data["final"]["kept"] else data["final"]["trial_epochs"])
 
 
 @pytest.mark.parametrize("extra, message", [

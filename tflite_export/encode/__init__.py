@@ -16,7 +16,7 @@ from tflite_export.encode.candidates import (
     EncodeCandidate,
     encode_candidates,
 )
-from tflite_export.encode.encoder import EncodedTensor, EncodeError, EncodeResult, encode
+from tflite_export.encode.encoder import ArenaBudgetError, EncodedTensor, EncodeError, EncodeResult, encode
 from tflite_export.encode.huffman import encode_huffman
 from tflite_export.encode.lut import LUT_MAX_BITS, encode_lut
 from tflite_export.encode.prune import encode_prune, prune_fill
@@ -26,6 +26,7 @@ __all__ = [
     "EncodeResult",
     "EncodedTensor",
     "EncodeError",
+    "ArenaBudgetError",
     "EncodeCandidate",
     "encode_candidates",
     "ENCODINGS",

@@ -31,6 +31,21 @@ class EncodeError(TinyCompressError, ValueError):
     """Tensors can not be encoded as asked."""
 
 
+class ArenaBudgetError(EncodeError):
+    """The model needs more arena than ``arena_budget`` before anything is encoded
+    (encoding only adds arena: DECODE writes the decoded tensors there).
+
+    Attributes:
+        arena_bytes: the host TFLM arena the unencoded model needs.
+        budget: the ``arena_budget`` asked for.
+    """
+
+    def __init__(self, arena_bytes: int, budget: int) -> None:
+        super().__init__(f"the model needs a {arena_bytes}-byte TFLM arena before encoding, "
+                         f"over arena_budget={budget}. Raise the budget or shrink the model.")
+        self.arena_bytes, self.budget = arena_bytes, budget
+
+
 @dataclass(frozen=True)
 class EncodedTensor:
     """One encoded tensor of an `EncodeResult`.
@@ -150,8 +165,7 @@ def _choose(cands: list[EncodeCandidate], tensors, kinds, min_bytes: int) -> dic
 def _within_budget(model_bytes, chosen, by, budget: int, arena_before: int) -> dict[int, str]:
     """Add tensors by estimated saving while the measured arena fits ``budget``."""
     if arena_before > budget:
-        raise EncodeError(f"the model needs a {arena_before}-byte TFLM arena before encoding, "
-                          f"over arena_budget={budget}. Raise the budget or shrink the model.")
+        raise ArenaBudgetError(arena_before, budget)
     kept: dict[int, str] = {}
     for i in sorted(chosen, key=lambda j: -by[j].saving(chosen[j])):
         trial = {**kept, i: chosen[i]}
@@ -226,7 +240,8 @@ def encode(
 
     Raises:
         EncodeError: unknown encodings or ``tensors``, a listed tensor no
-            decoder can write, or a model over ``arena_budget`` before encoding.
+            decoder can write; `ArenaBudgetError` (a subclass) for a model over
+            ``arena_budget`` before encoding.
         VerificationError: the encoded model's TFLM outputs differ.
         RuntimeCheckError: TFLM could not run a model.
 

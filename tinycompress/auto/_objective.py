@@ -236,7 +236,13 @@ class Objective:
             prepared = keras.saving.load_model(path, compile=False)
         else:
             _LOG.info("trial %d ran elsewhere: making its model again from its recipe", record.number)
-            prepared = apply_recipe(self.model, Recipe.from_config(record.recipe), self.train)
-        return measure(prepared, Recipe.from_config(record.recipe), self.train[0], self.val,
-                       arena_budget=self.budget.arena_bytes, estimate=self.estimate, device=self.device,
-                       name=name)
+            return self.make(Recipe.from_config(record.recipe), name=name)
+        return self._measure(prepared, Recipe.from_config(record.recipe), name)
+
+    def make(self, recipe: Recipe, *, name: str):
+        """``(BuildResult, metrics)`` of ``recipe`` run on the original model and measured."""
+        return self._measure(apply_recipe(self.model, recipe, self.train), recipe, name)
+
+    def _measure(self, prepared, recipe: Recipe, name: str):
+        return measure(prepared, recipe, self.train[0], self.val, arena_budget=self.budget.arena_bytes,
+                       estimate=self.estimate, device=self.device, name=name)

@@ -84,6 +84,16 @@ def _techniques(t: TrialRecord) -> list[str]:
     return names
 
 
+def _final_line(final: dict) -> str:
+    head = f"- fine-tuned again for {final['epochs']} epochs (trial: {final['trial_epochs']}): "
+    if "skipped" in final or "failure" in final:
+        return head + f"not made ({final.get('skipped') or final['failure']}); the trial's model is returned"
+    verdict = "returned" if final["kept"] else \
+        f"not returned ({'; '.join(final['violations']) or 'less accurate'}), the trial's model is"
+    return head + (f"validation accuracy {_fmt(final['accuracy'])} against the trial's "
+                   f"{_fmt(final['trial_accuracy'])}, {final['flash_bytes']} B of flash: {verdict}")
+
+
 def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> str:
     """``report.md`` of a search (see the module docs)."""
     b, best = result.budget, result.best
@@ -101,6 +111,8 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
                   f"{_fmt(final.get('accuracy'))} (float Keras model: {_fmt(final.get('float_accuracy'))})",
                   f"- flash: {final.get('flash_bytes')} B; kTensorArenaSize: {final.get('arena_bytes')} B "
                   f"(host TFLM {final.get('arena_host_bytes')} B); MACs: {final.get('macs')}"]
+        if result.final is not None:
+            lines.append(_final_line(result.final))
         if final.get("latency_ms") is not None:
             energy = "unknown" if final.get("energy_uj") is None else f"{final['energy_uj']:.4g} uJ"
             lines.append(f"- latency {final['latency_ms']:.4g} ms, energy {energy} on {result.device} "
@@ -199,8 +211,8 @@ def write_search(result: SearchResult, out: str | os.PathLike, *, target: str | 
         files["pareto.png"] = render_plot(result)
     files["report.md"] = render_report(result, plot="pareto.png" if "pareto.png" in files else None)
     if result.recipe is not None:
-        files["recipe.json"] = json.dumps({"recipe": result.recipe.get_config(),
-                                           "trial": result.best.number}, indent=2) + "\n"
+        files["recipe.json"] = json.dumps({"recipe": result.recipe.get_config(), "trial": result.best.number,
+                                           "final": result.final}, indent=2) + "\n"
     write_files(out, files)
     result.out_dir = out
     return out

@@ -63,6 +63,10 @@ class SearchResult:
         out_dir: where `write_search` wrote the output, or None.
         sensitivity: the channel-pruning sensitivity scan (``{layer: accuracy
             drop at half its channels}``), or None when pruning was not searched.
+        final: with ``search(final_epochs=...)``, the chosen recipe fine-tuned
+            again: ``{"epochs", "trial_epochs", "accuracy", "trial_accuracy",
+            "flash_bytes", "violations", "kept"}`` (``"skipped"`` or ``"failure"``
+            instead of the measurements when it was not made); else None.
     """
 
     budget: Budget
@@ -77,6 +81,7 @@ class SearchResult:
     device: str | None = None
     out_dir: Path | None = None
     sensitivity: dict[str, float] | None = None
+    final: dict[str, Any] | None = None
 
     @property
     def model(self) -> bytes | None:
@@ -125,6 +130,6 @@ class SearchResult:
             "fits": self.fits, "best": None if self.best is None else self.best.number,
             "recipe": None if self.recipe is None else self.recipe.get_config(),
             "pareto": [t.number for t in self.pareto], "counts": self.counts(),
-            "unmet": self.unmet(), "sensitivity": self.sensitivity,
+            "unmet": self.unmet(), "sensitivity": self.sensitivity, "final": self.final,
             "trials": [t.to_dict() for t in self.trials],
         }

@@ -134,6 +134,7 @@ def search(
     name: str = "model",
     seed: int = 0,
     sampler: str = "tpe",
+    final_epochs: int | None = None,
     progress: Callable[[SearchStatus], None] | None = None,
 ) -> SearchResult:
     """Search combinations of techniques for the best model within ``budget``.
@@ -169,6 +170,13 @@ def search(
         seed: seed of the sampler and of every trial's training (with ``storage``
             the sampler draws its seed from the OS, so workers sample differently). Default 0.
         sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
+        final_epochs: fine-tune the chosen recipe once more from the original
+            model with this many structure-stage epochs (later stages half as
+            many, as in every recipe): trials train briefly to rank recipes, the
+            returned model may train longer. Its build is measured like a trial's
+            and returned (with that recipe) when it meets the budget and is at
+            least as accurate on the validation data; else the trial's own model
+            is. ``result.final`` records both. Default None: the trial's model.
         progress: called with a `SearchStatus` after every trial. Default None.
 
     Returns:
@@ -202,6 +210,9 @@ def search(
     from tinycompress.loading import load_model
 
     _check(objective, budget, n_trials, sampler)
+    if final_epochs is not None and (isinstance(final_epochs, bool) or not isinstance(final_epochs, int)
+                                     or final_epochs < 1):
+        raise ArgumentError(f"expected final_epochs as an int >= 1 or None. Received: final_epochs={final_epochs!r}.")
     check_target(target)
     metric = OBJECTIVES[objective][0]
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
@@ -221,7 +232,7 @@ def search(
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
                           sensitivity=space.sensitivity)
-    _final(result, run, target=target, name=name)
+    _final(result, run, target=target, name=name, final_epochs=final_epochs)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
     if not result.fits:
@@ -282,10 +293,11 @@ def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, obj
                    gc_after_trial=True)
 
 
-def _final(result: SearchResult, run: Objective, *, target, name) -> None:
+def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: int | None) -> None:
     """Take the chosen trial's build (built and measured again when another process ran it),
-    re-check it against the budget, and render its firmware; when a model built again no
-    longer fits (a figure moved), the next feasible trial is tried."""
+    re-check it against the budget, fine-tune it again when asked (`_fine_tune_again`), and
+    render its firmware; when a model built again no longer fits (a figure moved), the next
+    feasible trial is tried."""
     from tinycompress.build import render_firmware
 
     while (best := _choose(result.trials, result.objective)) is not None:
@@ -295,11 +307,46 @@ def _final(result: SearchResult, run: Objective, *, target, name) -> None:
                          best.number, best.metrics.get("flash_bytes"), metrics["flash_bytes"])
         violations = result.budget.violations(metrics)
         if not violations:
+            recipe = Recipe.from_config(best.recipe)
+            if final_epochs is not None:
+                recipe, built, metrics = _fine_tune_again(result, run, recipe, built, metrics,
+                                                          final_epochs, name)
             if target is not None:
                 built.firmware, built.target = render_firmware(built, target), target
-            result.best, result.recipe, result.build = best, Recipe.from_config(best.recipe), built
+            result.best, result.recipe, result.build = best, recipe, built
             best.metrics = metrics  # the figures of the build returned
             return
         _LOG.warning("trial %d no longer meets the budget when built again (%s); not returned",
                      best.number, "; ".join(violations))
         best.feasible, best.violations = False, violations
+
+
+def _fine_tune_again(result: SearchResult, run: Objective, recipe: Recipe, built, metrics: dict,
+                     epochs: int, name: str):
+    """``(recipe, build, metrics)`` to return: the chosen recipe with ``epochs`` structure-stage
+    epochs when its measured build meets the budget and is at least as accurate, else the
+    trial's own. ``result.final`` records the comparison (or why there was none: a recipe
+    that trains nothing, or no more epochs than the trial had, or a failure)."""
+    from dataclasses import replace
+
+    record: dict[str, Any] = {"epochs": epochs, "trial_epochs": recipe.epochs,
+                              "trial_accuracy": metrics["accuracy"], "kept": False}
+    result.final = record
+    if recipe.epochs == 0 or epochs <= recipe.epochs:
+        record["skipped"] = (f"the chosen recipe trains {recipe.epochs} epochs; final_epochs={epochs} "
+                             "adds none")
+        return recipe, built, metrics
+    longer = replace(recipe, epochs=epochs)
+    try:
+        longer_built, longer_metrics = run.make(longer, name=name)
+    except Exception as e:  # noqa: BLE001 - the trial's model stands; the failure is reported
+        record["failure"] = f"{type(e).__name__}: {e}"
+        _LOG.warning("fine-tuning the chosen recipe again failed (%s); returning the trial's model",
+                     record["failure"])
+        return recipe, built, metrics
+    violations = result.budget.violations(longer_metrics)
+    record.update(accuracy=longer_metrics["accuracy"], flash_bytes=longer_metrics["flash_bytes"],
+                  violations=violations, kept=not violations and longer_metrics["accuracy"] >= metrics["accuracy"])
+    _LOG.info("chosen recipe fine-tuned again for %d epochs: accuracy %.4f (trial: %.4f)%s", epochs,
+              longer_metrics["accuracy"], metrics["accuracy"], "" if record["kept"] else "; not kept")
+    return (longer, longer_built, longer_metrics) if record["kept"] else (recipe, built, metrics)

@@ -188,7 +188,9 @@ def screen(model, recipe, train: tuple[np.ndarray, np.ndarray], *, arena_budget:
         arena_budget, estimate, device: as in `measure`.
 
     Returns:
-        The metrics of `measure` without ``accuracy`` and ``float_accuracy``.
+        The metrics of `measure` without ``accuracy`` and ``float_accuracy``; for
+        a recipe that encodes under ``arena_budget`` but needs more arena before
+        encoding, those of its unencoded build (whose arena is over the budget).
 
     Raises:
         TinyCompressError: a technique refused the model, or conversion failed.
@@ -207,9 +209,15 @@ def screen(model, recipe, train: tuple[np.ndarray, np.ndarray], *, arena_budget:
     from tinycompress.auto.recipe import apply_recipe
     from tinycompress.build import build
 
+    from tflite_export.encode import ArenaBudgetError
+
     prepared = apply_recipe(model, recipe, train, fine_tune=False)
-    built = build(prepared, train[0][:CALIBRATION_SAMPLES], verify_samples=1,
-                  **recipe.build_options(arena_budget=arena_budget))
+    options = recipe.build_options(arena_budget=arena_budget)
+    try:
+        built = build(prepared, train[0][:CALIBRATION_SAMPLES], verify_samples=1, **options)
+    except ArenaBudgetError:  # over the arena before encoding (which only adds arena): its
+        options.update(encode=False, encode_arena_budget=None)  # unencoded figures say so
+        built = build(prepared, train[0][:CALIBRATION_SAMPLES], verify_samples=1, **options)
     metrics: dict[str, Any] = {"flash_bytes": len(built.model), "arena_bytes": int(built.arena.emitted_bytes),
                                "arena_host_bytes": int(built.arena.host_bytes), "macs": int(built.report.macs)}
     if estimate is not None:

@@ -5,7 +5,7 @@ import pytest
 
 import tflite_export
 from tflite_export import _flatbuffer as fb
-from tflite_export.encode import EncodeError, encode, encode_candidates
+from tflite_export.encode import ArenaBudgetError, EncodeError, encode, encode_candidates
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,9 @@ def test_arena_budget_leaves_the_large_decoded_tensor_out(sparse_and_clustered):
     r = encode(model_bytes, arena_budget=before + 4096, verify_data=x[:4], measure_each=False)
     assert [t.index for t in r.tensors] == [_index(model_bytes, "clustered")]
     assert r.arena_after <= before + 4096 and r.flash_saved > 0
-    with pytest.raises(EncodeError, match=rf"needs a {before}-byte TFLM arena .* over arena_budget=100"):
+    with pytest.raises(ArenaBudgetError, match=rf"needs a {before}-byte TFLM arena .* over arena_budget=100") as e:
         encode(model_bytes, arena_budget=100)
+    assert isinstance(e.value, EncodeError) and (e.value.arena_bytes, e.value.budget) == (before, 100)
 
 
 def test_encodings_and_tensors_select(sparse_and_clustered):

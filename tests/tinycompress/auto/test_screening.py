@@ -102,3 +102,13 @@ def test_an_encoded_trial_the_most_channels_do_not_fit_runs_with_the_least_weigh
         assert t.feasible and t.metrics["flash_bytes"] <= budget.flash_bytes
     assert raised >= 1
     assert all(t.state == "pruned" for t in result.trials if not t.params.get("encode"))
+
+
+@pytest.mark.slow
+def test_an_encoding_recipe_over_the_arena_before_encoding_screens_as_over_the_arena(wide_task):
+    model, train, _ = wide_task
+    plain = build(apply_recipe(model, Recipe(), train, fine_tune=False), train[0][:256])
+    budget = plain.arena.host_bytes - 1  # the encoder refuses: the model needs more before encoding
+    screened = screen(model, Recipe(encode=True), train, arena_budget=budget)
+    assert screened["arena_bytes"] == plain.arena.emitted_bytes > budget
+    assert screened["flash_bytes"] == len(plain.model)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import pytest
 import tflite_export
 from tinycompress.auto import Budget, Recipe, SearchSpace, apply_recipe, search
 from tinycompress.build import build
-from tinycompress.errors import AutoError, BudgetError, NoFeasibleModelError
+from tinycompress.errors import ArgumentError, AutoError, BudgetError, NoFeasibleModelError
 
 SPACE = SearchSpace(techniques=["pruning", "clustering", "encode"], channel_sparsity=(0.0, 0.75),
                     cluster_bits=(3, 4), epochs=(1, 1))
@@ -137,6 +138,35 @@ def test_latency_without_a_device_is_refused_before_any_work():
         search(model, train, val, Budget(latency_ms="30ms"), n_trials=1)
     with pytest.raises(BudgetError, match="needs a device"):
         search(model, train, val, Budget(flash_bytes="8KB"), objective="energy", n_trials=1)
+
+
+@pytest.mark.parametrize("final_epochs", [0, 2.0, True])
+def test_bad_final_epochs_is_refused_before_any_work(final_epochs):
+    model, train, val = _untrained()
+    with pytest.raises(ArgumentError, match="final_epochs"):
+        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, final_epochs=final_epochs)
+
+
+@pytest.mark.slow
+def test_the_chosen_recipe_fine_tuned_again_is_returned_when_it_fits_and_is_as_accurate(tiny_task, tmp_path):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.75, 0.75), epochs=(1, 1), sensitivity={})
+    budget = Budget(flash_bytes="8KB")
+    result = search(model, train, val, budget, space=space, n_trials=1, out=tmp_path / "s", seed=0,
+                    final_epochs=12)  # the one trial prunes 75% of the channels and fine-tunes 1 epoch
+    final = result.final
+    assert result.best.number == 0 and final["trial_epochs"] == 1 and final["epochs"] == 12
+    trial_model = apply_recipe(model, Recipe.from_config(result.trials[0].recipe), train)
+    trial_accuracy = tflite_export.evaluate_accuracy(build(trial_model, train[0][:256]).model, *val)
+    assert final["trial_accuracy"] == pytest.approx(trial_accuracy)
+    assert final["kept"] and final["accuracy"] > trial_accuracy + 0.02  # 1 epoch after pruning 75% is short
+    assert result.recipe == replace(Recipe.from_config(result.trials[0].recipe), epochs=12)
+    assert tflite_export.evaluate_accuracy(result.model, *val) == pytest.approx(final["accuracy"])
+    assert result.best.metrics["accuracy"] == final["accuracy"] and len(result.model) <= budget.flash_bytes
+    assert Recipe.load(tmp_path / "s" / "recipe.json") == result.recipe
+    assert "fine-tuned again for 12 epochs (trial: 1)" in (tmp_path / "s" / "report.md").read_text()
+    again = apply_recipe(model, Recipe.load(tmp_path / "s" / "recipe.json"), train)
+    assert build(again, train[0][:256]).model == result.model  # the recipe makes the model returned
 
 
 def test_a_foreign_folder_is_never_used(tmp_path):
