@@ -5,8 +5,11 @@ combinations of the toolkit's techniques (`SearchSpace`: one knob per
 technique of the contract, plus int16x8 and DECODE encodings); a trial's
 untrained build is screened against the budget's size and latency limits
 before it trains (`screen`), then every trial is built and measured (TFLM
-accuracy, flash, arena, MACs; latency and energy from the device cost model). It returns a `SearchResult` whose chosen model meets
-the `Budget`, or raises `NoFeasibleModelError` naming the limits no trial met.
+accuracy, flash, arena, MACs; latency and energy from the device cost model).
+It returns a `SearchResult` whose chosen model meets the `Budget` (with
+``final_epochs``, its recipe fine-tuned again for longer when that still fits
+and is as accurate), or raises `NoFeasibleModelError` naming the limits no
+trial met.
 The winner's `Recipe` re-runs without searching (`apply_recipe`), and
 `write_search` writes the export, report (Pareto front table and plot),
 trials and recipe. The command line is ``tinycompress auto``.
