@@ -40,6 +40,7 @@ and 60 minutes on 2 cores; throughput_ratio >= 1.6.
 Measured here (full mode, ``--trials 20``, 2 cores shared with a test run, so wall
 times are inflated): MNIST 16 KB / 32 KB arena: auto 97.7% (14,448 B; 2,219 s), hand
 97.5% (Deep Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.2%, hand 97.5%,
+random 97.8%; 64 KB (alone, 729 s): auto 98.35%, hand 98.4% (lowrank_structured, 35,648 B),
 random 97.8%; float 97.1%. Before screening raised weight sparsity and before the final
 fine-tuning, 16 KB gave auto 73.1%, random 79.4%. The 40-trial runs, the series sets and
 the worker line with the current search were not re-measured (last: BasicMotions 8 KB
