@@ -31,7 +31,8 @@ What is checked, in order:
   index in range, dims ``>= 0`` (``-1`` is
   allowed in the shape signature), element count below 2**31, a constant's
   byte size equal to elements times item size, quantization scales finite and
-  ``> 0``, zero points inside the type's range, per-axis scale and zero point
+  ``> 0`` (``0`` allowed on one channel of a per-channel filter or bias, which
+  TFLM only multiplies by: the converter's all-zero channels), zero points inside the type's range, per-axis scale and zero point
   counts equal to the quantized dimension, quantized dimension in range;
 * metadata entries name buffers in range; an ``OfflineMemoryAllocation``
   plan (which TFLM reads unchecked) has inline data of int32 words
@@ -195,16 +196,43 @@ def _zero_point_range(type_name: str) -> tuple[int, int] | None:
     return int(info.min), int(info.max)
 
 
-def _check_quantization(label: str, type_name: str, shape: list[int], q) -> None:
+#: Operator inputs that are weights (filter, bias): TFLM multiplies by their scales, never
+#: divides, so a per-channel scale of 0 (the converter's all-zero channel) is harmless there.
+_WEIGHT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
+                    "TRANSPOSE_CONV": (1, 3)}
+_DECODE = b"TFLM_DECODE"
+
+
+def _weight_operands(m, sg) -> set[int]:
+    """Tensors of ``sg`` used only as weight operands (`_WEIGHT_OPERANDS`): never a subgraph
+    input or output, another operand, or written by an operator other than DECODE."""
+    codes = m.operatorCodes or []
+    weights = set()
+    other = set(_ints(sg.inputs)) | set(_ints(sg.outputs))
+    for op in sg.operators or []:
+        code = codes[op.opcodeIndex] if 0 <= op.opcodeIndex < len(codes) else None
+        name = "" if code is None else fb.op_name(code)
+        allowed = _WEIGHT_OPERANDS.get(name, ())
+        for pos, i in enumerate(_ints(op.inputs)):
+            (weights if pos in allowed else other).add(i)
+        custom = None if code is None else code.customCode
+        custom = custom.encode() if isinstance(custom, str) else bytes(custom or b"")
+        decode = name == "CUSTOM" and custom == _DECODE
+        if not decode:
+            other.update(_ints(op.outputs))
+    return weights - other
+
+
+def _check_quantization(label: str, type_name: str, shape: list[int], q, weight: bool = False) -> None:
     scale = np.asarray(q.scale if q.scale is not None else [], dtype=np.float64)
     zero = _ints(q.zeroPoint)
     if scale.size == 0 and not zero:
         return
-    bad = np.flatnonzero(~np.isfinite(scale) | (scale <= 0))
+    bad = np.flatnonzero(~np.isfinite(scale) | (scale < 0) | ((scale == 0) & (not weight or scale.size == 1)))
     if bad.size:
         k = int(bad[0])
         raise _fail(f"{label} has quantization scale {float(scale[k])!r} at position {k}; "
-                    "expected a finite scale > 0")
+                    "expected a finite scale > 0 (0 only on a channel of a per-channel filter or bias)")
     if len(zero) != scale.size:
         raise _fail(f"{label} has {scale.size} quantization scales but {len(zero)} zero points; "
                     "expected one zero point per scale")
@@ -228,7 +256,7 @@ def _check_quantization(label: str, type_name: str, shape: list[int], q) -> None
             )
 
 
-def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
+def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int], weight: bool = False) -> None:
     _check_utf8(tensor.name, f"the name of subgraph {s} tensor {t}")
     label = _tensor_label(s, t, tensor)
     type_name = fb.tensor_type_name(tensor.type)
@@ -249,7 +277,7 @@ def _check_tensor(s: int, t: int, tensor, buffer_sizes: list[int]) -> None:
                 f"{tensor.buffer}, but its shape needs {expected} bytes"
             )
     if tensor.quantization is not None:
-        _check_quantization(label, type_name, shape, tensor.quantization)
+        _check_quantization(label, type_name, shape, tensor.quantization, weight)
 
 
 def _check_operator(s: int, k: int, op, m, tensors: list) -> None:
@@ -343,8 +371,9 @@ def validate(model: bytes) -> None:
         for role, idxs in (("input", sg.inputs), ("output", sg.outputs)):
             for pos, i in enumerate(_ints(idxs)):
                 _check_index(i, len(tensors), f"subgraph {s} {role} {pos}", "tensor")
+        weights = _weight_operands(m, sg)
         for t, tensor in enumerate(tensors):
-            _check_tensor(s, t, tensor, buffer_sizes)
+            _check_tensor(s, t, tensor, buffer_sizes, t in weights)
         for k, op in enumerate(sg.operators or []):
             _check_operator(s, k, op, m, tensors)
     for e, entry in enumerate(m.metadata or []):

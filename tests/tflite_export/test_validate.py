@@ -161,8 +161,20 @@ def test_bad_scale(conv_model, bad):
 def test_per_axis_bad_scale_names_position(conv_model):
     m = fb.unpack(conv_model[1])
     t = weight_tensor(m)
-    m.subgraphs[0].tensors[t].quantization.scale[2] = 0.0
+    m.subgraphs[0].tensors[t].quantization.scale[2] = -0.5
     raises(repack(m), f"tensor {t}", "at position 2")
+
+
+def test_zero_scale_only_on_a_filter_channel(conv_model):
+    """The converter gives an all-zero filter channel the scale 0; TFLM only multiplies by a
+    filter's scale, so that passes, while a zero activation scale (a divisor) does not."""
+    m = fb.unpack(conv_model[1])
+    t = weight_tensor(m)
+    m.subgraphs[0].tensors[t].quantization.scale[2] = 0.0
+    validate(repack(m))
+    out = int(m.subgraphs[0].operators[op_index(m, "CONV_2D")].outputs[0])
+    m.subgraphs[0].tensors[out].quantization.scale = np.array([0.0], np.float32)
+    raises(repack(m), f"tensor {out}", "scale 0.0")
 
 
 def test_zero_point_out_of_int8_range(conv_model):
