@@ -18,7 +18,7 @@ from typing import Any
 from tinycompress.auto.budget import Budget
 from tinycompress.auto.recipe import Recipe, apply_recipe
 from tinycompress.auto.result import OBJECTIVES
-from tinycompress.auto.space import SearchSpace
+from tinycompress.auto.space import CHANNEL_STEP, WEIGHT_STEP, SearchSpace
 from tinycompress.auto.sensitivity import allocate
 from tinycompress.auto.trial import TrialRecord, measure, screen
 
@@ -31,9 +31,6 @@ _UNMEASURED = 1e6
 #: Flash headroom screening keeps for encoded recipes: DECODE's prune and Huffman
 #: sizes depend on the fine-tuned values a little.
 _ENCODE_MARGIN = 0.03
-#: Steps of the channel- and weight-sparsity grids screening searches (the space's steps).
-_STEP = 0.05
-_WEIGHT_STEP = 0.1
 
 
 def _twin(trial):
@@ -128,9 +125,9 @@ class Objective:
         (for a recipe that encodes, whose zeros pay) unstructured weight sparsity."""
         if "pruning" not in self.space.techniques or (recipe.epochs == 0 and not recipe.techniques()):
             return []  # the baseline is measured as it is
-        axes = [("channel_sparsity", _STEP, self.space.channel_sparsity[1])]
+        axes = [("channel_sparsity", CHANNEL_STEP, self.space.channel_sparsity[1])]
         if recipe.encode and self.space.weight_sparsity[1] > 0:
-            axes.append(("weight_sparsity", _WEIGHT_STEP, self.space.weight_sparsity[1]))
+            axes.append(("weight_sparsity", WEIGHT_STEP, self.space.weight_sparsity[1]))
         return axes
 
     def _at(self, recipe: Recipe, **values: float) -> Recipe:

@@ -26,6 +26,11 @@ __all__ = ["SearchSpace", "KNOBS", "BUILD_KNOBS"]
 
 _LOG = logging.getLogger(__name__)
 
+#: Grid steps of the channel and (unstructured) weight sparsity parameters; screening
+#: raises a trial's sparsities on the same grids.
+CHANNEL_STEP = 0.05
+WEIGHT_STEP = 0.1
+
 
 def _layer_pruning(trial, s: SearchSpace) -> dict:
     low, high = s.layers_removed
@@ -39,7 +44,7 @@ def _lowrank(trial, s: SearchSpace) -> dict:
 
 
 def _pruning(trial, s: SearchSpace) -> dict:
-    sparsity = trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=0.05)
+    sparsity = trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=CHANNEL_STEP)
     fields_ = {"channel_sparsity": sparsity}
     if s.sensitivity and sparsity > 0 and \
             trial.suggest_categorical("pruning_allocation", ["uniform", "sensitivity"]) == "sensitivity":
@@ -81,7 +86,7 @@ def _encode(trial, s: SearchSpace) -> dict:
     if "pruning" not in s.techniques or s.weight_sparsity[1] == 0:
         return {"encode": True}
     return {"encode": True,
-            "weight_sparsity": trial.suggest_float("weight_sparsity", *s.weight_sparsity, step=0.1)}
+            "weight_sparsity": trial.suggest_float("weight_sparsity", *s.weight_sparsity, step=WEIGHT_STEP)}
 
 
 #: Technique name -> ``knob(trial, space) -> Recipe fields`` (clustering and
