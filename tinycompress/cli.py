@@ -300,7 +300,9 @@ _TARGETS = ["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]
               help="Stop starting trials after this long.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Most fine-tuning epochs per trial.")
 @click.option("--final-epochs", default=None, type=click.IntRange(min=1),
-              help="Fine-tune the chosen recipe again this long; kept if it fits and is as accurate.")
+              help="Fine-tune the best trials' recipes again this long; the best that fits is returned.")
+@click.option("--final-candidates", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Trials (distinct recipes) fine-tuned again with --final-epochs.")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage shared by workers (e.g. postgresql://...) [default: OUT/study.db].")
 @click.option("--study", "study_name", default=None, help="Study name in --storage.")
@@ -309,8 +311,8 @@ _TARGETS = ["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]
 @click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
 @click.option("--name", default="model", show_default=True, help="Model name for C identifiers.")
 def auto_cmd(model, train_path, val_path, out, flash, arena, macs, latency, energy, min_accuracy,
-             objective, device, target, techniques, trials, timeout, epochs, final_epochs, storage,
-             study_name, resume, seed, sampler, name) -> None:
+             objective, device, target, techniques, trials, timeout, epochs, final_epochs,
+             final_candidates, storage, study_name, resume, seed, sampler, name) -> None:
     """Find the most accurate compressed MODEL (.keras) that fits a device budget."""
     if study_name is not None and storage is None:
         raise click.UsageError("--study names a study in --storage; add --storage URL or drop --study.")
@@ -327,7 +329,8 @@ def auto_cmd(model, train_path, val_path, out, flash, arena, macs, latency, ener
         result = search(model, train, val, budget, objective=objective, space=space, n_trials=trials,
                         timeout_s=timeout, epochs=epochs, device=device, storage=storage,
                         study_name=study_name, resume=resume, out=out, target=target, name=name,
-                        seed=seed, sampler=sampler, final_epochs=final_epochs, progress=bar)
+                        seed=seed, sampler=sampler, final_epochs=final_epochs,
+                        final_candidates=final_candidates, progress=bar)
     _print_search(result)
 
 

@@ -7,8 +7,8 @@ untrained build is screened against the budget's size and latency limits
 before it trains (`screen`), then every trial is built and measured (TFLM
 accuracy, flash, arena, MACs; latency and energy from the device cost model).
 It returns a `SearchResult` whose chosen model meets the `Budget` (with
-``final_epochs``, its recipe fine-tuned again for longer when that still fits
-and is as accurate), or raises `NoFeasibleModelError` naming the limits no
+``final_epochs``, the best trials' recipes fine-tuned again for longer and the
+best of them that still fits returned), or raises `NoFeasibleModelError` naming the limits no
 trial met.
 The winner's `Recipe` re-runs without searching (`apply_recipe`), and
 `write_search` writes the export, report (Pareto front table and plot),

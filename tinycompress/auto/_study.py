@@ -26,6 +26,7 @@ import logging
 import re
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,20 @@ class FeasiblePruner(optuna.pruners.BasePruner):
 
 
 def _sampler(name: str, seed: int, shared: bool):
-    """The sampler; on a storage several workers share it is seeded from the OS, not ``seed``:
+    """The sampler. TPE is multivariate over groups of parameters that occur together (the
+    space is conditional: a technique's settings exist only when it is on), so it learns
+    which settings go well together instead of each alone. On a storage several workers
+    share, the sampler is seeded from the OS, not ``seed``:
     workers seeded alike would sample the same parameters, each set run once per worker. TPE
     then also treats the other workers' running trials as finished with a bad value
     (``constant_liar``), so they do not all sample near the same point."""
     seed = None if shared else seed
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=shared)
+    with warnings.catch_warnings():  # Optuna marks ``group`` experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=shared,
+                                          multivariate=True, group=True)
 
 
 def with_driver(url: str) -> str:

@@ -84,14 +84,22 @@ def _techniques(t: TrialRecord) -> list[str]:
     return names
 
 
-def _final_line(final: dict) -> str:
-    head = f"- fine-tuned again for {final['epochs']} epochs (trial: {final['trial_epochs']}): "
-    if "skipped" in final or "failure" in final:
-        return head + f"not made ({final.get('skipped') or final['failure']}); the trial's model is returned"
-    verdict = "returned" if final["kept"] else \
-        f"not returned ({'; '.join(final['violations']) or 'less accurate'}), the trial's model is"
-    return head + (f"validation accuracy {_fmt(final['accuracy'])} against the trial's "
-                   f"{_fmt(final['trial_accuracy'])}, {final['flash_bytes']} B of flash: {verdict}")
+def _final_lines(final: dict) -> list[str]:
+    """Report lines of ``search(final_epochs=...)``: one per candidate, then what is returned."""
+    lines = []
+    for row in final["candidates"]:
+        head = (f"- trial {row['trial']} fine-tuned again for {final['epochs']} epochs "
+                f"(trial: {row['trial_epochs']}): ")
+        if "skipped" in row or "failure" in row:
+            lines.append(head + f"not made ({row.get('skipped') or row['failure']})")
+            continue
+        verdict = "returned" if row["kept"] else \
+            f"not returned ({'; '.join(row['violations']) or 'ranks below the model returned'})"
+        lines.append(head + f"validation accuracy {_fmt(row['accuracy'])} against the trial's "
+                            f"{_fmt(row['trial_accuracy'])}, {row['flash_bytes']} B of flash: {verdict}")
+    if not final["kept"]:
+        lines.append(f"- returned: trial {final['trial']}'s own model")
+    return lines
 
 
 def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> str:
@@ -112,7 +120,7 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
                   f"- flash: {final.get('flash_bytes')} B; kTensorArenaSize: {final.get('arena_bytes')} B "
                   f"(host TFLM {final.get('arena_host_bytes')} B); MACs: {final.get('macs')}"]
         if result.final is not None:
-            lines.append(_final_line(result.final))
+            lines += _final_lines(result.final)
         if final.get("latency_ms") is not None:
             energy = "unknown" if final.get("energy_uj") is None else f"{final['energy_uj']:.4g} uJ"
             lines.append(f"- latency {final['latency_ms']:.4g} ms, energy {energy} on {result.device} "

@@ -63,10 +63,13 @@ class SearchResult:
         out_dir: where `write_search` wrote the output, or None.
         sensitivity: the channel-pruning sensitivity scan (``{layer: accuracy
             drop at half its channels}``), or None when pruning was not searched.
-        final: with ``search(final_epochs=...)``, the chosen recipe fine-tuned
-            again: ``{"epochs", "trial_epochs", "accuracy", "trial_accuracy",
-            "flash_bytes", "violations", "kept"}`` (``"skipped"`` or ``"failure"``
-            instead of the measurements when it was not made); else None.
+        final: with ``search(final_epochs=...)``, the best trials' recipes
+            fine-tuned again: ``{"epochs", "trial", "trial_epochs", "accuracy",
+            "trial_accuracy", "flash_bytes", "violations", "kept", "candidates"}``:
+            the returned trial (``kept``: its recipe fine-tuned again is returned,
+            else its own model), ``accuracy``/``flash_bytes``/``violations`` of its
+            recipe fine-tuned again (``"skipped"`` or ``"failure"`` instead when
+            it was not made), and ``candidates`` the same per candidate; else None.
     """
 
     budget: Budget

@@ -135,6 +135,7 @@ def search(
     seed: int = 0,
     sampler: str = "tpe",
     final_epochs: int | None = None,
+    final_candidates: int = 3,
     progress: Callable[[SearchStatus], None] | None = None,
 ) -> SearchResult:
     """Search combinations of techniques for the best model within ``budget``.
@@ -170,13 +171,17 @@ def search(
         seed: seed of the sampler and of every trial's training (with ``storage``
             the sampler draws its seed from the OS, so workers sample differently). Default 0.
         sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
-        final_epochs: fine-tune the chosen recipe once more from the original
-            model with this many structure-stage epochs (later stages half as
-            many, as in every recipe): trials train briefly to rank recipes, the
-            returned model may train longer. Its build is measured like a trial's
-            and returned (with that recipe) when it meets the budget and is at
-            least as accurate on the validation data; else the trial's own model
-            is. ``result.final`` records both. Default None: the trial's model.
+        final_epochs: fine-tune the recipes of the best ``final_candidates``
+            trials once more from the original model with this many
+            structure-stage epochs (later stages half as many, as in every
+            recipe): trials train briefly to rank recipes, the returned model may
+            train longer. Each build is measured like a trial's; of those that
+            meet the budget and the chosen trial's own model, the best for the
+            objective (on the validation data) is returned with its recipe.
+            ``result.final`` records every candidate. Default None: the chosen
+            trial's model.
+        final_candidates: trials (distinct recipes, best first) fine-tuned again
+            with ``final_epochs``. Default 3.
         progress: called with a `SearchStatus` after every trial. Default None.
 
     Returns:
@@ -213,6 +218,9 @@ def search(
     if final_epochs is not None and (isinstance(final_epochs, bool) or not isinstance(final_epochs, int)
                                      or final_epochs < 1):
         raise ArgumentError(f"expected final_epochs as an int >= 1 or None. Received: final_epochs={final_epochs!r}.")
+    if isinstance(final_candidates, bool) or not isinstance(final_candidates, int) or final_candidates < 1:
+        raise ArgumentError(f"expected final_candidates as an int >= 1. Received: "
+                            f"final_candidates={final_candidates!r}.")
     check_target(target)
     metric = OBJECTIVES[objective][0]
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
@@ -232,7 +240,8 @@ def search(
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
                           sensitivity=space.sensitivity)
-    _final(result, run, target=target, name=name, final_epochs=final_epochs)
+    _final(result, run, target=target, name=name, final_epochs=final_epochs,
+           final_candidates=final_candidates)
     if out_dir is not None:
         write_search(result, out_dir, target=target)
     if not result.fits:
@@ -293,11 +302,12 @@ def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, obj
                    gc_after_trial=True)
 
 
-def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: int | None) -> None:
+def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: int | None,
+           final_candidates: int) -> None:
     """Take the chosen trial's build (built and measured again when another process ran it),
-    re-check it against the budget, fine-tune it again when asked (`_fine_tune_again`), and
-    render its firmware; when a model built again no longer fits (a figure moved), the next
-    feasible trial is tried."""
+    re-check it against the budget, fine-tune the best candidates again when asked
+    (`_fine_tune_again`), and render the firmware of the model returned; when a model built
+    again no longer fits (a figure moved), the next feasible trial is tried."""
     from tinycompress.build import render_firmware
 
     while (best := _choose(result.trials, result.objective)) is not None:
@@ -309,8 +319,8 @@ def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: 
         if not violations:
             recipe = Recipe.from_config(best.recipe)
             if final_epochs is not None:
-                recipe, built, metrics = _fine_tune_again(result, run, recipe, built, metrics,
-                                                          final_epochs, name)
+                best, recipe, built, metrics = _fine_tune_again(
+                    result, run, (best, recipe, built, metrics), final_epochs, final_candidates, name)
             if target is not None:
                 built.firmware, built.target = render_firmware(built, target), target
             result.best, result.recipe, result.build = best, recipe, built
@@ -321,32 +331,62 @@ def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: 
         best.feasible, best.violations = False, violations
 
 
-def _fine_tune_again(result: SearchResult, run: Objective, recipe: Recipe, built, metrics: dict,
-                     epochs: int, name: str):
-    """``(recipe, build, metrics)`` to return: the chosen recipe with ``epochs`` structure-stage
-    epochs when its measured build meets the budget and is at least as accurate, else the
-    trial's own. ``result.final`` records the comparison (or why there was none: a recipe
-    that trains nothing, or no more epochs than the trial had, or a failure)."""
+def _candidates(result: SearchResult, chosen: TrialRecord, count: int) -> list[TrialRecord]:
+    """``chosen`` and the next best feasible trials (in `_choose`'s order) with other recipes,
+    ``count`` in all (fewer when the search has fewer)."""
+    picked, rest = [chosen], [t for t in result.trials if t is not chosen]
+    while len(picked) < count and (following := _choose(rest, result.objective)) is not None:
+        rest.remove(following)
+        if all(following.recipe != p.recipe for p in picked):
+            picked.append(following)
+    return picked
+
+
+def _rank(metrics: dict, objective: str) -> tuple:
+    """Sort key of a measured model for ``objective`` (larger is better), as `_choose` ranks trials."""
+    metric, larger = OBJECTIVES[objective]
+    if larger:
+        return metrics[metric], -metrics["flash_bytes"]
+    return -metrics[metric], metrics["accuracy"]
+
+
+def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
+                     name: str) -> tuple:
+    """``(trial, recipe, build, metrics)`` to return, from ``chosen`` (the same four of the
+    chosen trial). The recipes of the chosen trial and of the next best trials (``count`` in
+    all, `_candidates`) are fine-tuned again with ``epochs`` structure-stage epochs and
+    measured; of those that meet the budget, and the chosen trial's own model, the best for
+    the objective is returned (on a tie: fine-tuned again before the trial's own, better trials
+    first). Trials rank recipes after brief training; the order may change when they all train
+    longer. ``result.final`` describes the model returned and lists every candidate (with why
+    one was not made: a recipe that trains nothing or as long already, or a failure)."""
     from dataclasses import replace
 
-    record: dict[str, Any] = {"epochs": epochs, "trial_epochs": recipe.epochs,
-                              "trial_accuracy": metrics["accuracy"], "kept": False}
-    result.final = record
-    if recipe.epochs == 0 or epochs <= recipe.epochs:
-        record["skipped"] = (f"the chosen recipe trains {recipe.epochs} epochs; final_epochs={epochs} "
-                             "adds none")
-        return recipe, built, metrics
-    longer = replace(recipe, epochs=epochs)
-    try:
-        longer_built, longer_metrics = run.make(longer, name=name)
-    except Exception as e:  # noqa: BLE001 - the trial's model stands; the failure is reported
-        record["failure"] = f"{type(e).__name__}: {e}"
-        _LOG.warning("fine-tuning the chosen recipe again failed (%s); returning the trial's model",
-                     record["failure"])
-        return recipe, built, metrics
-    violations = result.budget.violations(longer_metrics)
-    record.update(accuracy=longer_metrics["accuracy"], flash_bytes=longer_metrics["flash_bytes"],
-                  violations=violations, kept=not violations and longer_metrics["accuracy"] >= metrics["accuracy"])
-    _LOG.info("chosen recipe fine-tuned again for %d epochs: accuracy %.4f (trial: %.4f)%s", epochs,
-              longer_metrics["accuracy"], metrics["accuracy"], "" if record["kept"] else "; not kept")
-    return (longer, longer_built, longer_metrics) if record["kept"] else (recipe, built, metrics)
+    options, rows = [], []
+    for candidate in _candidates(result, chosen[0], count):
+        own = Recipe.from_config(candidate.recipe)
+        row: dict[str, Any] = {"trial": candidate.number, "trial_epochs": own.epochs,
+                               "trial_accuracy": candidate.metrics["accuracy"], "kept": False}
+        rows.append(row)
+        if own.epochs == 0 or epochs <= own.epochs:
+            row["skipped"] = f"the recipe trains {own.epochs} epochs; final_epochs={epochs} adds none"
+            continue
+        longer = replace(own, epochs=epochs)
+        try:
+            longer_built, longer_metrics = run.make(longer, name=name)
+        except Exception as e:  # noqa: BLE001 - the other candidates and the trial's model stand
+            row["failure"] = f"{type(e).__name__}: {e}"
+            _LOG.warning("fine-tuning trial %d's recipe again failed (%s)", candidate.number, row["failure"])
+            continue
+        row.update(accuracy=longer_metrics["accuracy"], flash_bytes=longer_metrics["flash_bytes"],
+                   violations=result.budget.violations(longer_metrics))
+        _LOG.info("trial %d's recipe fine-tuned again for %d epochs: accuracy %.4f (trial: %.4f)",
+                  candidate.number, epochs, longer_metrics["accuracy"], candidate.metrics["accuracy"])
+        if not row["violations"]:
+            options.append((candidate, longer, longer_built, longer_metrics))
+    options.append(chosen)  # last: max() keeps the first of equals
+    picked = max(options, key=lambda option: _rank(option[3], result.objective))
+    returned = next(row for row in rows if row["trial"] == picked[0].number)
+    returned["kept"] = picked is not chosen
+    result.final = {"epochs": epochs, **returned, "candidates": rows}
+    return picked

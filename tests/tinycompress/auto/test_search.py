@@ -169,6 +169,44 @@ def test_the_chosen_recipe_fine_tuned_again_is_returned_when_it_fits_and_is_as_a
     assert build(again, train[0][:256]).model == result.model  # the recipe makes the model returned
 
 
+@pytest.mark.parametrize("final_candidates", [0, 1.5, False])
+def test_bad_final_candidates_is_refused_before_any_work(final_candidates):
+    model, train, val = _untrained()
+    with pytest.raises(ArgumentError, match="final_candidates"):
+        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, final_epochs=2,
+               final_candidates=final_candidates)
+
+
+@pytest.mark.slow
+def test_the_best_of_the_candidates_fine_tuned_again_is_returned(tiny_task, tmp_path):
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.25, 0.75), epochs=(1, 1), sensitivity={})
+    budget = Budget(flash_bytes="8KB")
+    result = search(model, train, val, budget, space=space, n_trials=4, out=tmp_path / "s", seed=0,
+                    final_epochs=6, final_candidates=2)
+    final, trials = result.final, {t.number: t for t in result.trials}
+    measured = {n: t.metrics["accuracy"] for n, t in trials.items()}  # the returned trial's are replaced:
+    measured.update({row["trial"]: row["trial_accuracy"] for row in final["candidates"]})
+    ranked = sorted((t for t in result.trials if t.feasible), key=lambda t: (-measured[t.number], t.number))
+    distinct = [t for i, t in enumerate(ranked) if all(t.recipe != u.recipe for u in ranked[:i])]
+    assert len(distinct) >= 2 and [row["trial"] for row in final["candidates"]] == [t.number for t in distinct[:2]]
+    made = [row for row in final["candidates"] if not row["violations"]]
+    best_made = max(made, key=lambda row: (row["accuracy"], -row["flash_bytes"]))  # as search ranks
+    if best_made["accuracy"] >= measured[distinct[0].number]:  # measured on TFLM, val data
+        assert final["kept"] and final["trial"] == best_made["trial"]
+        assert result.recipe == replace(Recipe.from_config(trials[final["trial"]].recipe), epochs=6)
+    else:
+        assert not final["kept"] and final["trial"] == distinct[0].number
+    assert result.best.number == final["trial"]
+    assert tflite_export.evaluate_accuracy(result.model, *val) == pytest.approx(result.best.metrics["accuracy"])
+    assert len(result.model) <= budget.flash_bytes
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert all(f"- trial {row['trial']} fine-tuned again for 6 epochs (trial: 1)" in report
+               for row in final["candidates"])
+    again = apply_recipe(model, Recipe.load(tmp_path / "s" / "recipe.json"), train)
+    assert build(again, train[0][:256]).model == result.model  # the recipe makes the model returned
+
+
 def test_a_foreign_folder_is_never_used(tmp_path):
     model, train, val = _untrained()
     (tmp_path / "mine.txt").write_text("user data")

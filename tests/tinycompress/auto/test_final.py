@@ -1,0 +1,113 @@
+"""`search(final_epochs=..., final_candidates=...)`: which fine-tuned-again model is returned.
+
+The choice among candidates is pinned on recorded trials and a stand-in for the
+training (fast); `test_search.py` runs it end to end on a real model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tinycompress.auto import Budget, Recipe
+from tinycompress.auto.result import SearchResult
+from tinycompress.auto.search import _candidates, _fine_tune_again
+
+
+def _trial(number: int, accuracy: float, flash: int, *, sparsity: float, epochs: int = 1,
+           feasible: bool = True) -> object:
+    from tinycompress.auto import TrialRecord
+
+    recipe = Recipe(channel_sparsity=sparsity, epochs=epochs).get_config()
+    return TrialRecord(number=number, state="complete", recipe=recipe, feasible=feasible,
+                       metrics={"accuracy": accuracy, "flash_bytes": flash})
+
+
+class _Run:
+    """Stands in for the search's `Objective`: ``make`` returns the figures of ``longer[sparsity]``
+    (an exception instance is raised) and records which recipes were made."""
+
+    def __init__(self, longer: dict):
+        self.longer, self.made = longer, []
+
+    def make(self, recipe: Recipe, *, name: str):
+        self.made.append(recipe)
+        figures = self.longer[recipe.channel_sparsity]
+        if isinstance(figures, Exception):
+            raise figures
+        return f"build of {recipe.channel_sparsity}", {"flash_bytes": 1000, **figures}
+
+
+def _result(trials, objective: str = "accuracy") -> SearchResult:
+    return SearchResult(Budget(flash_bytes=2000, min_accuracy=0.5), objective, trials)
+
+
+def _chosen(result: SearchResult):
+    best = max((t for t in result.trials if t.feasible), key=lambda t: t.metrics["accuracy"])
+    return best, Recipe.from_config(best.recipe), "own build", dict(best.metrics)
+
+
+def test_candidates_are_the_best_feasible_trials_with_distinct_recipes():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.95, 3000, sparsity=0.0, feasible=False),
+              _trial(2, 0.89, 1500, sparsity=0.5), _trial(3, 0.88, 1200, sparsity=0.6),
+              _trial(4, 0.70, 900, sparsity=0.7)]
+    result = _result(trials)
+    assert [t.number for t in _candidates(result, trials[0], 3)] == [0, 3, 4]  # 2 repeats 0's recipe
+    assert [t.number for t in _candidates(result, trials[0], 1)] == [0]
+    assert [t.number for t in _candidates(result, trials[0], 9)] == [0, 3, 4]
+
+
+def test_the_most_accurate_candidate_that_fits_is_returned():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.89, 1500, sparsity=0.4),
+              _trial(2, 0.88, 1200, sparsity=0.6)]
+    result = _result(trials)
+    run = _Run({0.5: {"accuracy": 0.91}, 0.4: {"accuracy": 0.95, "flash_bytes": 2500},  # over 2000 B
+                0.6: {"accuracy": 0.93}})
+    trial, recipe, built, metrics = _fine_tune_again(result, run, _chosen(result), 4, 3, "m")
+    assert (trial.number, recipe, built, metrics["accuracy"]) == (
+        2, replace(Recipe.from_config(trials[2].recipe), epochs=4), "build of 0.6", 0.93)
+    assert [r.epochs for r in run.made] == [4, 4, 4]
+    final = result.final
+    assert (final["trial"], final["kept"], final["accuracy"], final["trial_accuracy"]) == (2, True, 0.93, 0.88)
+    rows = {row["trial"]: row for row in final["candidates"]}
+    assert [row["trial"] for row in final["candidates"]] == [0, 1, 2]
+    assert rows[1]["violations"] == ["flash 2500 B > 2000 B"] and not rows[1]["kept"]
+    assert rows[0]["accuracy"] == 0.91 and not rows[0]["kept"] and rows[2]["kept"]
+
+
+def test_the_trial_own_model_stands_when_no_candidate_beats_it():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.85, 1500, sparsity=0.4)]
+    result = _result(trials)
+    run = _Run({0.5: {"accuracy": 0.89}, 0.4: RuntimeError("converter crashed")})
+    chosen = _chosen(result)
+    assert _fine_tune_again(result, run, chosen, 4, 3, "m") is chosen
+    final = result.final
+    assert (final["trial"], final["kept"], final["accuracy"]) == (0, False, 0.89)
+    assert final["candidates"][1]["failure"] == "RuntimeError: converter crashed"
+
+
+def test_a_tie_returns_the_model_fine_tuned_again():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5)]
+    result = _result(trials)
+    picked = _fine_tune_again(result, _Run({0.5: {"accuracy": 0.90, "flash_bytes": 1500}}),
+                              _chosen(result), 4, 3, "m")
+    assert picked[1].epochs == 4 and result.final["kept"]
+
+
+def test_a_recipe_that_trains_as_long_already_is_not_made_again():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5, epochs=4), _trial(1, 0.80, 1500, sparsity=0.4)]
+    result = _result(trials)
+    run = _Run({0.4: {"accuracy": 0.92}})
+    picked = _fine_tune_again(result, run, _chosen(result), 4, 3, "m")
+    assert [r.channel_sparsity for r in run.made] == [0.4] and picked[0].number == 1
+    assert "final_epochs=4 adds none" in result.final["candidates"][0]["skipped"]
+
+
+def test_a_cost_objective_returns_the_cheapest_candidate_above_the_floor():
+    trials = [_trial(0, 0.90, 1200, sparsity=0.6), _trial(1, 0.95, 1500, sparsity=0.5)]
+    result = _result(trials, "flash")
+    chosen = (trials[0], Recipe.from_config(trials[0].recipe), "own build", dict(trials[0].metrics))
+    run = _Run({0.6: {"accuracy": 0.40, "flash_bytes": 1100},  # cheaper, but below the 0.5 floor
+                0.5: {"accuracy": 0.96, "flash_bytes": 1150}})
+    picked = _fine_tune_again(result, run, chosen, 4, 2, "m")
+    assert picked[0].number == 1 and picked[3]["flash_bytes"] == 1150
+    assert result.final["candidates"][0]["violations"] == ["accuracy 0.4000 < 0.5000"]
