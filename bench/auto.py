@@ -15,10 +15,11 @@ split. The series sets (32 and 216 training series) fine-tune with batch 8
 and ``--series-finetune`` epochs, LeNet-5 with batch 64 (hand recipes and
 trials). Per dataset the float model is trained once; then per budget:
 
-- ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials, the chosen
-  recipe fine-tuned again with ``final_epochs`` = twice the hand recipes' epochs
-  per step, kept when as accurate on the validation data), null when no trial
-  fits; ``fits``: its final build measured against the budget;
+- ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials, the three
+  best trials' recipes fine-tuned again with ``final_epochs`` = twice the hand
+  recipes' epochs per step, the most accurate on the validation data that fits
+  returned), null when no trial fits; ``fits``: its final build measured against
+  the budget;
 - ``random_acc``: the same search with ``sampler="random"`` and as many trials
   (and the same final fine-tuning);
 - ``hand_acc``: the most accurate of the hand recipes of bench/pruning.py,
