@@ -131,11 +131,14 @@ def _shared_rdb(url: str, attempts: int = 5):
     schema is there then)."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    with warnings.catch_warnings():  # Optuna marks the callback experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+                heartbeat_stale_trial_callback=retry)
         except (IntegrityError, ProgrammingError) as e:
             if attempt == attempts - 1:
                 raise

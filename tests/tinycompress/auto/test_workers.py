@@ -106,6 +106,33 @@ def test_the_postgresql_storage_serves_optuna_and_search_opens_it(postgres_url):
     assert shown.startswith("postgresql")
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_whose_worker_died_is_failed_and_queued_again_once(postgres_url, monkeypatch):
+    """A worker that stops beating (killed, machine lost) leaves its trial RUNNING; once the
+    grace period has passed, the next worker to start a trial fails it and queues its
+    parameters again, once only (`_study.HEARTBEAT_S` shortened to 1 s here)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tinycompress.auto import _study
+
+    monkeypatch.setattr(_study, "HEARTBEAT_S", 1)
+    study, _ = _study.open_study(storage=postgres_url, study_name=f"dead-{os.getpid()}-{time.time_ns()}",
+                                 out=None, resume=False, sampler="tpe", seed=0, direction="maximize",
+                                 floor=None, settings={"budget": {"flash_bytes": 1}})
+    space = {"a": optuna.distributions.FloatDistribution(0, 1)}
+    for attempt in range(2):  # the first run, then its one retry
+        trial = study.ask(space)
+        study._storage.record_heartbeat(trial._trial_id)  # what a running worker's heartbeat writes
+        time.sleep(2.5)  # past the grace period of 2 heartbeats
+        optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.FAIL]  # the retry ran (and died), no third run
+    first, retry = study.get_trials(deepcopy=False)
+    assert retry.params == first.params and retry.system_attrs["failed_trial"] == first.number
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(problem, postgres_url, tmp_path):
     import optuna
