@@ -140,20 +140,27 @@ def test_latency_without_a_device_is_refused_before_any_work():
         search(model, train, val, Budget(flash_bytes="8KB"), objective="energy", n_trials=1)
 
 
-@pytest.mark.parametrize("final_epochs", [0, 2.0, True])
-def test_bad_final_epochs_is_refused_before_any_work(final_epochs):
+@pytest.mark.parametrize(("option", "value"), [("final_epochs", 0), ("final_epochs", 2.0), ("final_epochs", True),
+                                             ("final_candidates", 0), ("final_candidates", 1.5),
+                                             ("final_candidates", False)])
+def test_bad_final_options_are_refused_before_any_work(option, value):
     model, train, val = _untrained()
-    with pytest.raises(ArgumentError, match="final_epochs"):
-        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, final_epochs=final_epochs)
+    with pytest.raises(ArgumentError, match=option):
+        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, **{"final_epochs": 2, option: value})
+
+
+def _search_with_final(tiny_task, out, channel_sparsity: tuple, n_trials: int, **final):
+    """A pruning-only search of ``tiny_task`` (1 epoch per trial) under 8 KB of flash."""
+    model, train, val = tiny_task
+    space = SearchSpace(techniques=["pruning"], channel_sparsity=channel_sparsity, epochs=(1, 1), sensitivity={})
+    return search(model, train, val, Budget(flash_bytes="8KB"), space=space, n_trials=n_trials, out=out,
+                  seed=0, **final)
 
 
 @pytest.mark.slow
 def test_the_chosen_recipe_fine_tuned_again_is_returned_when_it_fits_and_is_as_accurate(tiny_task, tmp_path):
-    model, train, val = tiny_task
-    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.75, 0.75), epochs=(1, 1), sensitivity={})
-    budget = Budget(flash_bytes="8KB")
-    result = search(model, train, val, budget, space=space, n_trials=1, out=tmp_path / "s", seed=0,
-                    final_epochs=12)  # the one trial prunes 75% of the channels and fine-tunes 1 epoch
+    model, train, val = tiny_task  # the one trial prunes 75% of the channels and fine-tunes 1 epoch
+    result = _search_with_final(tiny_task, tmp_path / "s", (0.75, 0.75), 1, final_epochs=12)
     final = result.final
     assert result.best.number == 0 and final["trial_epochs"] == 1 and final["epochs"] == 12
     trial_model = apply_recipe(model, Recipe.from_config(result.trials[0].recipe), train)
@@ -162,32 +169,21 @@ def test_the_chosen_recipe_fine_tuned_again_is_returned_when_it_fits_and_is_as_a
     assert final["kept"] and final["accuracy"] > trial_accuracy + 0.02  # 1 epoch after pruning 75% is short
     assert result.recipe == replace(Recipe.from_config(result.trials[0].recipe), epochs=12)
     assert tflite_export.evaluate_accuracy(result.model, *val) == pytest.approx(final["accuracy"])
-    assert result.best.metrics["accuracy"] == final["accuracy"] and len(result.model) <= budget.flash_bytes
+    assert result.best.metrics["accuracy"] == final["accuracy"] and len(result.model) <= 8 * 1024
     assert Recipe.load(tmp_path / "s" / "recipe.json") == result.recipe
     assert "fine-tuned again for 12 epochs (trial: 1)" in (tmp_path / "s" / "report.md").read_text()
     again = apply_recipe(model, Recipe.load(tmp_path / "s" / "recipe.json"), train)
     assert build(again, train[0][:256]).model == result.model  # the recipe makes the model returned
 
 
-@pytest.mark.parametrize("final_candidates", [0, 1.5, False])
-def test_bad_final_candidates_is_refused_before_any_work(final_candidates):
-    model, train, val = _untrained()
-    with pytest.raises(ArgumentError, match="final_candidates"):
-        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, final_epochs=2,
-               final_candidates=final_candidates)
-
-
 @pytest.mark.slow
 def test_the_best_of_the_candidates_fine_tuned_again_is_returned(tiny_task, tmp_path):
     model, train, val = tiny_task
-    space = SearchSpace(techniques=["pruning"], channel_sparsity=(0.25, 0.75), epochs=(1, 1), sensitivity={})
-    budget = Budget(flash_bytes="8KB")
-    result = search(model, train, val, budget, space=space, n_trials=4, out=tmp_path / "s", seed=0,
-                    final_epochs=6, final_candidates=2)
+    result = _search_with_final(tiny_task, tmp_path / "s", (0.25, 0.75), 4, final_epochs=6, final_candidates=2)
     final, trials = result.final, {t.number: t for t in result.trials}
     measured = {n: t.metrics["accuracy"] for n, t in trials.items()}  # the returned trial's are replaced:
     measured.update({row["trial"]: row["trial_accuracy"] for row in final["candidates"]})
-    ranked = sorted((t for t in result.trials if t.feasible), key=lambda t: (-measured[t.number], t.number))
+    ranked = sorted((t for t in result.trials if t.feasible), key=lambda t: (-measured[t.number], t.metrics["flash_bytes"], t.number))
     distinct = [t for i, t in enumerate(ranked) if all(t.recipe != u.recipe for u in ranked[:i])]
     assert len(distinct) >= 2 and [row["trial"] for row in final["candidates"]] == [t.number for t in distinct[:2]]
     made = [row for row in final["candidates"] if not row["violations"]]
@@ -199,7 +195,7 @@ def test_the_best_of_the_candidates_fine_tuned_again_is_returned(tiny_task, tmp_
         assert not final["kept"] and final["trial"] == distinct[0].number
     assert result.best.number == final["trial"]
     assert tflite_export.evaluate_accuracy(result.model, *val) == pytest.approx(result.best.metrics["accuracy"])
-    assert len(result.model) <= budget.flash_bytes
+    assert len(result.model) <= 8 * 1024
     report = (tmp_path / "s" / "report.md").read_text()
     assert all(f"- trial {row['trial']} fine-tuned again for 6 epochs (trial: 1)" in report
                for row in final["candidates"])
