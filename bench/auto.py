@@ -38,15 +38,14 @@ URL; default a SQLite file).
 Targets: auto_acc >= hand_acc at every budget, > random_acc, within 40 trials
 and 60 minutes on 2 cores; throughput_ratio >= 1.6.
 
-Measured here (full mode, ``--trials 20``, 2 cores shared with a test run, so wall
-times are inflated): MNIST 16 KB / 32 KB arena: auto 97.7% (14,448 B; 2,219 s), hand
-97.5% (Deep Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.2%, hand 97.5%,
-random 97.8%; 64 KB (alone, 729 s): auto 98.35%, hand 98.4% (lowrank_structured, 35,648 B),
-random 97.8%; float 97.1%. Before screening raised weight sparsity and before the final
-fine-tuning, 16 KB gave auto 73.1%, random 79.4%. The 40-trial runs, the series sets and
-the worker line with the current search were not re-measured (last: BasicMotions 8 KB
-auto = hand = random = 100%; JapaneseVowels 8 KB auto 95.1%, hand 93.5%, random 95.1%;
-two workers on PostgreSQL in quick mode: throughput_ratio 2.02).
+Measured here (full mode, ``--trials 20``, the three MNIST budgets as three processes
+on 2 cores, with a test run beside them for most of it, so wall times are inflated):
+MNIST 16 KB / 32 KB arena: auto 97.9% (13,888 B; 2,711 s), hand 97.5% (Deep
+Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.0%, hand 97.5%, random 97.8%;
+64 KB: auto 98.25%, hand 98.4% (lowrank_structured, 35,648 B), random 97.8%; float 97.1%.
+Series sets at 8 KB (20 trials): BasicMotions auto = hand = random = 100%; JapaneseVowels
+auto 95.4%, hand 93.5%, random 95.4%. Alone, the previous release's 64 KB search took
+729 s for 20 trials.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
     [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
