@@ -45,7 +45,10 @@ Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.0%, hand 97.5%, ran
 64 KB: auto 98.25%, hand 98.4% (lowrank_structured, 35,648 B), random 97.8%; float 97.1%.
 Series sets at 8 KB (20 trials): BasicMotions auto = hand = random = 100%; JapaneseVowels
 auto 95.4%, hand 93.5%, random 95.4%. Alone, the previous release's 64 KB search took
-729 s for 20 trials.
+729 s for 20 trials. Worker line (BasicMotions, full mode, PostgreSQL, both workers on the
+same 2 cores): 263 trials/h with one worker and 314 with two, throughput_ratio 1.19. Trials
+here are CPU-bound and one worker already keeps both cores busy, so this does not measure
+workers on separate machines; in quick mode, where start-up dominates, it was 2.02.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
     [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
