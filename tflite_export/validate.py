@@ -48,6 +48,7 @@ import numpy as np
 
 from tflite_export import _flatbuffer as fb
 from tflite_export._op_checks import MAX_RANK, check_operator
+from tflite_export._ops_cost import DECODE_CUSTOM_CODE, WEIGHT_INPUTS
 from tflite_export._structure import StructureError, WorkBoundError, check_structure
 from tflite_export.errors import ModelFormatError
 
@@ -196,29 +197,21 @@ def _zero_point_range(type_name: str) -> tuple[int, int] | None:
     return int(info.min), int(info.max)
 
 
-#: Operator inputs that are weights (filter, bias): TFLM multiplies by their scales, never
-#: divides, so a per-channel scale of 0 (the converter's all-zero channel) is harmless there.
-_WEIGHT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
-                    "TRANSPOSE_CONV": (1, 3)}
-_DECODE = b"TFLM_DECODE"
-
-
 def _weight_operands(m, sg) -> set[int]:
-    """Tensors of ``sg`` used only as weight operands (`_WEIGHT_OPERANDS`): never a subgraph
-    input or output, another operand, or written by an operator other than DECODE."""
+    """Tensors of ``sg`` used only as weight operands (filter, bias: `WEIGHT_INPUTS`), whose
+    scales TFLM multiplies by and never divides by, so a per-channel scale of 0 (the
+    converter's all-zero channel) is harmless: never a subgraph input or output, another
+    operand, or written by an operator other than DECODE."""
     codes = m.operatorCodes or []
     weights = set()
     other = set(_ints(sg.inputs)) | set(_ints(sg.outputs))
     for op in sg.operators or []:
         code = codes[op.opcodeIndex] if 0 <= op.opcodeIndex < len(codes) else None
         name = "" if code is None else fb.op_name(code)
-        allowed = _WEIGHT_OPERANDS.get(name, ())
+        allowed = WEIGHT_INPUTS.get(name, ())
         for pos, i in enumerate(_ints(op.inputs)):
             (weights if pos in allowed else other).add(i)
-        custom = None if code is None else code.customCode
-        custom = custom.encode() if isinstance(custom, str) else bytes(custom or b"")
-        decode = name == "CUSTOM" and custom == _DECODE
-        if not decode:
+        if not (name == "CUSTOM" and fb._text(code.customCode) == DECODE_CUSTOM_CODE):
             other.update(_ints(op.outputs))
     return weights - other
 
