@@ -58,14 +58,24 @@ class SearchStatus:
     remaining_s: float | None
 
 
-def _choose(trials: list[TrialRecord], objective: str) -> TrialRecord | None:
+def _rank(metrics: dict, objective: str) -> tuple:
+    """Sort key of a measured model for ``objective`` (larger is better): the objective's
+    figure, then less flash (accuracy objective) or more accuracy (cost objectives)."""
     metric, larger = OBJECTIVES[objective]
-    feasible = [t for t in trials if t.state == "complete" and t.feasible]
-    if not feasible:
-        return None
     if larger:
-        return max(feasible, key=lambda t: (t.metrics[metric], -t.metrics["flash_bytes"], -t.number))
-    return min(feasible, key=lambda t: (t.metrics[metric], -t.metrics["accuracy"], t.number))
+        return metrics[metric], -metrics["flash_bytes"]
+    return -metrics[metric], metrics["accuracy"]
+
+
+def _ranked(trials: list[TrialRecord], objective: str) -> list[TrialRecord]:
+    """The feasible complete trials, best first (on a tie, the earlier trial)."""
+    feasible = [t for t in trials if t.state == "complete" and t.feasible]
+    return sorted(feasible, key=lambda t: (*_rank(t.metrics, objective), -t.number), reverse=True)
+
+
+def _choose(trials: list[TrialRecord], objective: str) -> TrialRecord | None:
+    ranked = _ranked(trials, objective)
+    return ranked[0] if ranked else None
 
 
 def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
@@ -331,23 +341,14 @@ def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: 
         best.feasible, best.violations = False, violations
 
 
-def _candidates(result: SearchResult, chosen: TrialRecord, count: int) -> list[TrialRecord]:
-    """``chosen`` and the next best feasible trials (in `_choose`'s order) with other recipes,
-    ``count`` in all (fewer when the search has fewer)."""
-    picked, rest = [chosen], [t for t in result.trials if t is not chosen]
-    while len(picked) < count and (following := _choose(rest, result.objective)) is not None:
-        rest.remove(following)
-        if all(following.recipe != p.recipe for p in picked):
-            picked.append(following)
+def _candidates(result: SearchResult, count: int) -> list[TrialRecord]:
+    """The best feasible trials (`_ranked`; the first is `_choose`'s) with distinct recipes,
+    ``count`` at most."""
+    picked: list[TrialRecord] = []
+    for trial in _ranked(result.trials, result.objective):
+        if len(picked) < count and all(trial.recipe != p.recipe for p in picked):
+            picked.append(trial)
     return picked
-
-
-def _rank(metrics: dict, objective: str) -> tuple:
-    """Sort key of a measured model for ``objective`` (larger is better), as `_choose` ranks trials."""
-    metric, larger = OBJECTIVES[objective]
-    if larger:
-        return metrics[metric], -metrics["flash_bytes"]
-    return -metrics[metric], metrics["accuracy"]
 
 
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
@@ -363,7 +364,7 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
     from dataclasses import replace
 
     options, rows = [], []
-    for candidate in _candidates(result, chosen[0], count):
+    for candidate in _candidates(result, count):
         own = Recipe.from_config(candidate.recipe)
         row: dict[str, Any] = {"trial": candidate.number, "trial_epochs": own.epochs,
                                "trial_accuracy": candidate.metrics["accuracy"], "kept": False}

@@ -51,9 +51,9 @@ def test_candidates_are_the_best_feasible_trials_with_distinct_recipes():
               _trial(2, 0.89, 1500, sparsity=0.5), _trial(3, 0.88, 1200, sparsity=0.6),
               _trial(4, 0.70, 900, sparsity=0.7)]
     result = _result(trials)
-    assert [t.number for t in _candidates(result, trials[0], 3)] == [0, 3, 4]  # 2 repeats 0's recipe
-    assert [t.number for t in _candidates(result, trials[0], 1)] == [0]
-    assert [t.number for t in _candidates(result, trials[0], 9)] == [0, 3, 4]
+    assert [t.number for t in _candidates(result, 3)] == [0, 3, 4]  # 2 repeats 0's recipe
+    assert [t.number for t in _candidates(result, 1)] == [0]
+    assert [t.number for t in _candidates(result, 9)] == [0, 3, 4]
 
 
 def test_the_most_accurate_candidate_that_fits_is_returned():
