@@ -131,14 +131,13 @@ def _shared_rdb(url: str, attempts: int = 5):
     schema is there then)."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    with warnings.catch_warnings():  # Optuna marks the callback experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                heartbeat_stale_trial_callback=retry)
+            with warnings.catch_warnings():  # Optuna marks heartbeats and their callback experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         except (IntegrityError, ProgrammingError) as e:
             if attempt == attempts - 1:
                 raise
@@ -202,8 +201,9 @@ def open_study(*, storage: str | None, study_name: str | None, out: Path | None,
                                     sampler=_sampler(sampler, seed, shared=not default),
                                     pruner=FeasiblePruner(floor), load_if_exists=True)
     except (optuna.exceptions.OptunaError, ImportError, ValueError, SQLAlchemyError) as e:
+        detail = " ".join(str(e).split("(Background on this error at")[0].split())  # one line
         raise AutoError(f"cannot open the Optuna study {name!r} in {hide_password(url)}: "
-                        f"{type(e).__name__}: {e}") from e
+                        f"{type(e).__name__}: {detail}") from e
     saved = study.user_attrs.get(CONFIG_ATTR)
     if saved is None:
         if resume and finished(study):

@@ -106,6 +106,24 @@ def test_the_postgresql_storage_serves_optuna_and_search_opens_it(postgres_url):
     assert shown.startswith("postgresql")
 
 
+def test_an_unreachable_server_is_one_line_of_ours_without_the_password():
+    """A storage URL whose server does not answer fails before any work, as one line."""
+    import socket
+
+    from tinycompress.auto._study import open_study
+    from tinycompress.errors import AutoError
+
+    with socket.socket() as s:  # a free port: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AutoError) as caught:
+        open_study(storage=f"postgresql+psycopg2://me:secret@127.0.0.1:{port}/db", study_name="s", out=None,
+                   resume=False, sampler="tpe", seed=0, direction="maximize", floor=None, settings={})
+    message = str(caught.value)
+    assert "\n" not in message and "secret" not in message and "me:***@127.0.0.1" in message
+    assert "cannot open the Optuna study 's'" in message and "Connection refused" in message
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_trial_whose_worker_died_is_failed_and_queued_again_once(postgres_url, monkeypatch):
