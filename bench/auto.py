@@ -140,13 +140,14 @@ def space_for(name: str, args) -> SearchSpace:
 
 
 def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str,
-               final_epochs: int) -> dict:
-    """One search; its winner's TFLM test accuracy and whether its final build fits, measured."""
+               final_epochs: int, keep: str | None) -> dict:
+    """One search; its winner's TFLM test accuracy and whether its final build fits, measured.
+    The search's output folder is kept at ``keep`` (else a temporary folder)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"tinycompress-bench-auto-{sampler}-") as tmp:
         try:
             r = search(model, fit, val, budget, space=space, n_trials=args.trials,
-                       out=os.path.join(tmp, "out"), seed=0, sampler=sampler, final_epochs=final_epochs)
+                       out=keep or os.path.join(tmp, "out"), seed=0, sampler=sampler, final_epochs=final_epochs)
         except NoFeasibleModelError as e:
             r = e.result
     wall = round(time.perf_counter() - start, 1)
@@ -171,8 +172,11 @@ def run_dataset(name: str, args) -> None:
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
         final = 2 * s["finetune"]
-        auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final)
-        rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final)
+        keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}") if args.keep else None
+                for sampler in ("tpe", "random")}
+        auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final, keep["tpe"])
+        rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final,
+                          keep["random"])
         print(json.dumps({
             "dataset": name, "budget": {"flash": given["flash"], "arena": given.get("arena"),
                                         "latency": given.get("latency")},
@@ -213,6 +217,17 @@ def trials_per_hour(storage: str, study: str) -> tuple[int, float]:
     return len(done), 3600.0 * len(done) / span
 
 
+def pin(index: int, cores: int | None):
+    """``preexec_fn`` that gives worker ``index`` cores of its own (``cores`` each; TensorFlow
+    sizes its thread pools to them), standing in for a machine per worker; None shares all."""
+    if cores is None:
+        return None
+    mine = set(range(index * cores, (index + 1) * cores))
+    if max(mine) >= os.cpu_count():
+        sys.exit(f"--worker-cores {cores}: two workers need {2 * cores} cores; this machine has {os.cpu_count()}.")
+    return lambda: os.sched_setaffinity(0, mine)
+
+
 def run_workers(name: str, args) -> None:
     fit, val, _ = load(name, args.quick)
     model = float_model(name, fit, settings(name, args)["float_epochs"])
@@ -227,7 +242,8 @@ def run_workers(name: str, args) -> None:
                     "trials": args.worker_trials * workers, "study": f"bench-{workers}-{time.time_ns()}"}
             logs = [open(os.path.join(tmp, f"worker{workers}-{i}.log"), "w+") for i in range(workers)]
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                      stdout=log, stderr=subprocess.STDOUT) for log in logs]
+                                      stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(i, args.worker_cores))
+                     for i, log in enumerate(logs)]
             for proc, log in zip(procs, logs):
                 if proc.wait():
                     log.seek(0)
@@ -241,6 +257,7 @@ def run_workers(name: str, args) -> None:
         "trials": {"1": counts[1], "2": counts[2]},
         "storage": storage.split(":", 1)[0].split("+", 1)[0],
         "mode": "quick" if args.quick else "full", "cores": os.cpu_count(),
+        "cores_per_worker": args.worker_cores,
     }), flush=True)
 
 
@@ -261,6 +278,9 @@ def main() -> int:
     parser.add_argument("--worker-dataset", default="basicmotions", choices=[*BUDGETS, "none"])
     parser.add_argument("--worker-trials", type=int, default=None, help="trials per worker (8; quick 3)")
     parser.add_argument("--storage", default=None, help="storage URL of the worker line (PostgreSQL)")
+    parser.add_argument("--worker-cores", type=int, default=None,
+                        help="pin each worker process to this many cores of its own (default: all shared)")
+    parser.add_argument("--keep", default=None, help="keep each search's output folder under this folder")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

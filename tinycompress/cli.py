@@ -302,7 +302,8 @@ _TARGETS = ["cmake", "cortex-m", "arduino", "zephyr", "esp-idf"]
 @click.option("--final-epochs", default=None, type=click.IntRange(min=1),
               help="Fine-tune the best trials' recipes again this long; the best that fits is returned.")
 @click.option("--final-candidates", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Trials (distinct recipes) fine-tuned again with --final-epochs.")
+              help="Trials fine-tuned again with --final-epochs: the best, then the best "
+                   "of each other combination of techniques.")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage shared by workers (e.g. postgresql://...) [default: OUT/study.db].")
 @click.option("--study", "study_name", default=None, help="Study name in --storage.")

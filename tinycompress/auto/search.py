@@ -190,8 +190,9 @@ def search(
             objective (on the validation data) is returned with its recipe.
             ``result.final`` records every candidate. Default None: the chosen
             trial's model.
-        final_candidates: trials (distinct recipes, best first) fine-tuned again
-            with ``final_epochs``. Default 3.
+        final_candidates: trials fine-tuned again with ``final_epochs``: the
+            best, then the best of each other combination of techniques and build
+            options, then the next best (distinct recipes). Default 3.
         progress: called with a `SearchStatus` after every trial. Default None.
 
     Returns:
@@ -341,14 +342,28 @@ def _final(result: SearchResult, run: Objective, *, target, name, final_epochs: 
         best.feasible, best.violations = False, violations
 
 
+def _kind(trial: TrialRecord) -> tuple:
+    """What a trial's recipe combines: its techniques and build options, not their settings."""
+    recipe = Recipe.from_config(trial.recipe)
+    return tuple(recipe.techniques()), recipe.mode, recipe.encode
+
+
 def _candidates(result: SearchResult, count: int) -> list[TrialRecord]:
-    """The best feasible trials (`_ranked`; the first is `_choose`'s) with distinct recipes,
-    ``count`` at most."""
-    picked: list[TrialRecord] = []
+    """The best feasible trials with distinct recipes, ``count`` at most, best first (`_ranked`;
+    the first is `_choose`'s). After the best, the best trial of each other kind of recipe
+    (`_kind`) is taken before a second trial of a kind already taken: trials rank recipes
+    after brief training, and the samplers crowd near the best, so the finalists would
+    otherwise differ only in settings that screening may have levelled."""
+    distinct: list[TrialRecord] = []
     for trial in _ranked(result.trials, result.objective):
-        if len(picked) < count and all(trial.recipe != p.recipe for p in picked):
-            picked.append(trial)
-    return picked
+        if all(trial.recipe != d.recipe for d in distinct):
+            distinct.append(trial)
+    kinds, first, then = set(), [], []
+    for trial in distinct:
+        (then if _kind(trial) in kinds else first).append(trial)
+        kinds.add(_kind(trial))
+    picked = {id(t) for t in (first + then)[:count]}
+    return [t for t in distinct if id(t) in picked]
 
 
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,

@@ -14,10 +14,10 @@ from tinycompress.auto.search import _candidates, _fine_tune_again
 
 
 def _trial(number: int, accuracy: float, flash: int, *, sparsity: float, epochs: int = 1,
-           feasible: bool = True) -> object:
+           feasible: bool = True, **fields) -> object:
     from tinycompress.auto import TrialRecord
 
-    recipe = Recipe(channel_sparsity=sparsity, epochs=epochs).get_config()
+    recipe = Recipe(channel_sparsity=sparsity, epochs=epochs, **fields).get_config()
     return TrialRecord(number=number, state="complete", recipe=recipe, feasible=feasible,
                        metrics={"accuracy": accuracy, "flash_bytes": flash})
 
@@ -54,6 +54,18 @@ def test_candidates_are_the_best_feasible_trials_with_distinct_recipes():
     assert [t.number for t in _candidates(result, 3)] == [0, 3, 4]  # 2 repeats 0's recipe
     assert [t.number for t in _candidates(result, 1)] == [0]
     assert [t.number for t in _candidates(result, 9)] == [0, 3, 4]
+
+
+def test_candidates_take_each_other_kind_of_recipe_before_a_second_of_a_kind():
+    trials = [_trial(0, 0.95, 1500, sparsity=0.5), _trial(1, 0.94, 1500, sparsity=0.4),
+              _trial(2, 0.93, 1500, sparsity=0.3), _trial(3, 0.90, 1500, sparsity=0.5, cluster_bits=3),
+              _trial(4, 0.85, 1500, sparsity=0.5, mode="int16x8"),
+              _trial(5, 0.99, 3000, sparsity=0.0, lowrank_energy=0.8, feasible=False),
+              _trial(6, 0.80, 1500, sparsity=0.6, mode="int16x8")]
+    result = _result(trials)
+    assert [t.number for t in _candidates(result, 3)] == [0, 3, 4]  # best, then one per kind
+    assert [t.number for t in _candidates(result, 4)] == [0, 1, 3, 4]  # then the next best, in rank order
+    assert [t.number for t in _candidates(result, 2)] == [0, 3]
 
 
 def test_the_most_accurate_candidate_that_fits_is_returned():

@@ -185,6 +185,7 @@ def test_the_best_of_the_candidates_fine_tuned_again_is_returned(tiny_task, tmp_
     measured.update({row["trial"]: row["trial_accuracy"] for row in final["candidates"]})
     ranked = sorted((t for t in result.trials if t.feasible), key=lambda t: (-measured[t.number], t.metrics["flash_bytes"], t.number))
     distinct = [t for i, t in enumerate(ranked) if all(t.recipe != u.recipe for u in ranked[:i])]
+    # one kind of recipe (pruning only): the 2 best distinct recipes
     assert len(distinct) >= 2 and [row["trial"] for row in final["candidates"]] == [t.number for t in distinct[:2]]
     made = [row for row in final["candidates"] if not row["violations"]]
     best_made = max(made, key=lambda row: (row["accuracy"], -row["flash_bytes"]))  # as search ranks
