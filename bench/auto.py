@@ -207,14 +207,15 @@ def worker(spec: dict) -> None:
             pass  # throughput is measured either way
 
 
-def trials_per_hour(storage: str, study: str) -> tuple[int, float]:
-    """Finished trials and their rate between the first start and the last end (storage clocks)."""
+def trials_per_hour(storage: str, study: str, queued_only: bool = False) -> tuple[int, float, list[dict]]:
+    """Finished trials, their rate between the first start and the last end (storage clocks),
+    and their parameters; ``queued_only``: only the trials queued before the workers started."""
     import optuna
 
     done = [t for t in optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
-            if t.datetime_complete is not None]
+            if t.datetime_complete is not None and (not queued_only or "fixed_params" in t.system_attrs)]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    return len(done), 3600.0 * len(done) / span
+    return len(done), 3600.0 * len(done) / span, [t.params for t in done]
 
 
 def pin(index: int, cores: int | None):
@@ -229,17 +230,26 @@ def pin(index: int, cores: int | None):
 
 
 def run_workers(name: str, args) -> None:
+    """One worker runs ``2 * --worker-trials`` trials; then two workers run the same trials
+    (queued in a new study), so both rates are of the same work."""
+    import optuna
+
     fit, val, _ = load(name, args.quick)
     model = float_model(name, fit, settings(name, args)["float_epochs"])
     with tempfile.TemporaryDirectory() as tmp:
         model.save(os.path.join(tmp, "model.keras"))
         np.savez(os.path.join(tmp, "data.npz"), x_fit=fit[0], y_fit=fit[1], x_val=val[0], y_val=val[1])
         storage = args.storage or f"sqlite:///{tmp}/workers.db"
-        rates, counts = {}, {}
+        rates, counts, queued = {}, {}, []
         for workers in (1, 2):
+            study = f"bench-{workers}-{time.time_ns()}"
             spec = {"model": os.path.join(tmp, "model.keras"), "data": os.path.join(tmp, "data.npz"),
                     "budget": BUDGETS[name][0], "space": space_for(name, args).get_config(), "storage": storage,
-                    "trials": args.worker_trials * workers, "study": f"bench-{workers}-{time.time_ns()}"}
+                    "trials": len(queued) or 2 * args.worker_trials, "study": study}
+            if queued:
+                shared = optuna.create_study(storage=storage, study_name=study, direction="maximize")
+                for params in queued:
+                    shared.enqueue_trial(params)
             logs = [open(os.path.join(tmp, f"worker{workers}-{i}.log"), "w+") for i in range(workers)]
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
                                       stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(i, args.worker_cores))
@@ -249,7 +259,8 @@ def run_workers(name: str, args) -> None:
                     log.seek(0)
                     sys.exit(f"a {workers}-worker search process failed:\n{log.read()[-3000:]}")
                 log.close()
-            counts[workers], rates[workers] = trials_per_hour(storage, spec["study"])
+            counts[workers], rates[workers], params = trials_per_hour(storage, study, queued_only=workers == 2)
+            queued = queued or params
     print(json.dumps({
         "dataset": name, "budget": BUDGETS[name][0], "workers": 2,
         "throughput_ratio": round(rates[2] / rates[1], 2),
@@ -276,7 +287,8 @@ def main() -> int:
     parser.add_argument("--series-finetune", type=int, default=None,
                         help="series: hand recipe epochs per step and most epochs of a trial (20; quick 8)")
     parser.add_argument("--worker-dataset", default="basicmotions", choices=[*BUDGETS, "none"])
-    parser.add_argument("--worker-trials", type=int, default=None, help="trials per worker (8; quick 3)")
+    parser.add_argument("--worker-trials", type=int, default=None,
+                        help="trials per worker of the two (8; quick 3); the one worker runs them all")
     parser.add_argument("--storage", default=None, help="storage URL of the worker line (PostgreSQL)")
     parser.add_argument("--worker-cores", type=int, default=None,
                         help="pin each worker process to this many cores of its own (default: all shared)")

@@ -31,7 +31,8 @@ from tinycompress.auto.result import SearchResult
 from tinycompress.auto.trial import TrialRecord
 from tinycompress.errors import AutoError
 
-__all__ = ["write_search", "check_search_dir", "render_report", "render_plot", "trials_csv", "MARKER"]
+__all__ = ["write_search", "check_search_dir", "claim_search_dir", "render_report", "render_plot", "trials_csv",
+           "MARKER"]
 
 #: File that marks a folder as a tinycompress search folder.
 MARKER = ".tinycompress-auto"
@@ -39,8 +40,8 @@ _CSV_METRICS = ("accuracy", "float_accuracy", "flash_bytes", "arena_bytes", "are
                 "latency_ms", "energy_uj", "cost_rel_error")
 
 
-def check_search_dir(out: str | os.PathLike, *, resume: bool) -> Path:
-    """Create or accept the search folder ``out`` before any work.
+def check_search_dir(out: str | os.PathLike) -> Path:
+    """Check that ``out`` can be the search folder, before any work (nothing is created).
 
     Raises:
         AutoError: ``out`` is a file, or a non-empty folder that is not a search folder.
@@ -51,10 +52,26 @@ def check_search_dir(out: str | os.PathLike, *, resume: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
         raise AutoError(f"{out} is a non-empty folder that is not a tinycompress search folder "
                         f"(no {MARKER}); choose a new or empty folder.")
+    return out
+
+
+def claim_search_dir(out: Path) -> Path | None:
+    """Create the checked search folder ``out`` (`check_search_dir`) and mark it as one; a
+    ``model/`` folder left half-written by an interrupted search is recovered.
+
+    Returns:
+        The outermost folder this created (``out`` or one of its parents; the caller removes
+        it if the search cannot start), or None when ``out`` existed.
+    """
+    new = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        new = folder
     out.mkdir(parents=True, exist_ok=True)
     recover_output_dir(out / "model")
     write_files(out, {MARKER: "This folder was written by tinycompress auto.\n"})
-    return out
+    return new
 
 
 def _fmt(value, unit: str = "") -> str:
@@ -210,7 +227,8 @@ def write_search(result: SearchResult, out: str | os.PathLike, *, target: str | 
     """
     from tinycompress.write import write
 
-    out = check_search_dir(out, resume=True)
+    out = check_search_dir(out)
+    claim_search_dir(out)
     if result.build is not None:
         write(result.build, out / "model", target=target, overwrite=True)
     files = {"trials.json": json.dumps(result.to_dict(), indent=2, default=str) + "\n",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ def search(
         (True, True, 0.5, 1)
     """
     from tinycompress.auto._study import open_study
-    from tinycompress.auto.output import check_search_dir, write_search
+    from tinycompress.auto.output import check_search_dir, claim_search_dir, write_search
     from tinycompress.build import check_target
     from tinycompress.loading import load_model
 
@@ -236,14 +237,20 @@ def search(
     metric = OBJECTIVES[objective][0]
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
     train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
-    out_dir = None if out is None else check_search_dir(out, resume=resume)
+    out_dir = None if out is None else check_search_dir(out)
     keras_model = _keras_model(model, load_model)
     space = _fitted_space(keras_model, space or SearchSpace(), epochs, val)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}
-    study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
-                            sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
-                            else "minimize", floor=budget.min_accuracy, settings=settings)
+    created = None if out_dir is None else claim_search_dir(out_dir)
+    try:
+        study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
+                                sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
+                                else "minimize", floor=budget.min_accuracy, settings=settings)
+    except AutoError:
+        if created is not None:  # nothing was searched: leave no folder behind
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     run = Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
                      device=device, artifacts=None if out_dir is None else out_dir / "trials")
     _optimize(study, run, n_trials, timeout_s, objective, progress)

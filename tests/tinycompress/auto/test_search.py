@@ -16,7 +16,7 @@ import pytest
 import tflite_export
 from tinycompress.auto import Budget, Recipe, SearchSpace, apply_recipe, search
 from tinycompress.build import build
-from tinycompress.errors import ArgumentError, AutoError, BudgetError, NoFeasibleModelError
+from tinycompress.errors import ArgumentError, AutoError, BudgetError, LoadError, NoFeasibleModelError
 
 SPACE = SearchSpace(techniques=["pruning", "clustering", "encode"], channel_sparsity=(0.0, 0.75),
                     cluster_bits=(3, 4), epochs=(1, 1))
@@ -210,6 +210,30 @@ def test_a_foreign_folder_is_never_used(tmp_path):
     with pytest.raises(AutoError, match="not a tinycompress search folder"):
         search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # nothing listens on it once closed
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["not a model", "storage unreachable", "nothing to resume"])
+def test_a_search_that_cannot_start_leaves_no_folder(tmp_path, case):
+    model, train, val = _untrained()
+    options = {"space": SearchSpace(techniques=["int16x8"])}
+    if case == "not a model":
+        (tmp_path / "m.txt").write_text("not a model")
+        model = tmp_path / "m.txt"
+    elif case == "storage unreachable":
+        options["storage"] = f"postgresql+psycopg2://me@127.0.0.1:{_free_port()}/db"
+    else:
+        options["resume"] = True
+    with pytest.raises((AutoError, LoadError)):
+        search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path / "new" / "s", **options)
+    assert [p.name for p in tmp_path.iterdir()] == (["m.txt"] if case == "not a model" else [])
 
 
 @pytest.mark.slow
