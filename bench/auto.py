@@ -50,10 +50,12 @@ Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.0%, hand 97.5%, ran
 64 KB: auto 98.25%, hand 98.4% (lowrank_structured, 35,648 B), random 97.8%; float 97.1%.
 Series sets at 8 KB (20 trials): BasicMotions auto = hand = random = 100%; JapaneseVowels
 auto 95.4%, hand 93.5%, random 95.4%. Alone, the previous release's 64 KB search took
-729 s for 20 trials. Worker line (BasicMotions, full mode, PostgreSQL, the same 16 trials,
-``--worker-cores 1``): 142.5 trials/h with one worker, 244.8 with two, throughput_ratio 1.72.
-With both workers sharing the 2 cores (and different trials, the previous form of this line)
-it was 1.19: trials are CPU-bound and one worker already keeps both cores busy.
+729 s for 20 trials. 64 KB with ``--trials 40``, alone: auto 98.25% (the same trial as at
+20), hand 98.4%, random 97.8%, 1,531 s. Worker lines (BasicMotions, full mode, PostgreSQL, the
+same 16 trials for one and two workers): ``--worker-cores 1`` 142.5 trials/h with one worker,
+244.8 with two, throughput_ratio 1.72; sharing both cores 200.6 and 347.9, 1.73. The previous
+form of this line, with different trials per study, gave 1.19 (shared) and 2.66 (pinned):
+trial cost varies more between studies than the workers change it.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
     [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
