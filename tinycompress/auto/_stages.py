@@ -108,6 +108,17 @@ class _Trainer:
         self.step += epochs
 
 
+def _factored(model: keras.Model, recipe: Recipe) -> keras.Model:
+    """The low-rank step: the layers ``recipe.lowrank_layers`` names, factored by energy."""
+    layers = None
+    if recipe.lowrank_layers == "dense":
+        layers = [layer.name for layer in pruning.select_layers(model)[:-1]
+                  if isinstance(layer, keras.layers.Dense)]
+        if not layers:
+            return model
+    return lowrank.apply(model, lowrank.LowRankConfig(energy=recipe.lowrank_energy, layers=layers))
+
+
 def _structure(model, recipe: Recipe, train, trainer: _Trainer):
     """Stage 1: layer pruning, low-rank, channel pruning; fine-tune (or distill); shrink."""
     loss = _loss(model)
@@ -117,7 +128,7 @@ def _structure(model, recipe: Recipe, train, trainer: _Trainer):
         config = layer_pruning.LayerPruningConfig(remove=recipe.layers_removed)
         student = layer_pruning.apply(student, config, validation_data=(train[0][:n], train[1][:n]), loss=loss)
     if recipe.lowrank_energy is not None:
-        student = lowrank.apply(student, lowrank.LowRankConfig(energy=recipe.lowrank_energy))
+        student = _factored(student, recipe)
     callbacks = []
     if recipe.channel_sparsity > 0:
         steps = max(1, -(-len(train[0]) // recipe.batch_size))

@@ -38,8 +38,11 @@ import numpy as np
 
 from tinycompress.errors import AutoError, DataError
 
-__all__ = ["Recipe", "apply_recipe", "check_labelled", "ends_in_softmax", "MODES"]
+__all__ = ["Recipe", "apply_recipe", "check_labelled", "ends_in_softmax", "MODES", "LOWRANK_LAYERS"]
 
+#: Which layers the low-rank stage factors: every layer `tinycompress.lowrank` supports,
+#: or only the Dense layers before the output layer (where a CNN keeps most of its weights).
+LOWRANK_LAYERS = ("all", "dense")
 #: Conversion modes a recipe may ask for.
 MODES = ("int8", "int16x8")
 
@@ -59,6 +62,9 @@ class Recipe:
         layers_removed: layer-pruning candidates removed (least important first). Default 0.
         lowrank_energy: kept singular-value energy of low-rank factorization in
             (0, 1), or None (no factorization). Default None.
+        lowrank_layers: the layers factored: ``"all"`` (every Dense and Conv layer
+            `tinycompress.lowrank` supports) or ``"dense"`` (the Dense layers
+            before the output layer; none there: nothing is factored). Default "all".
         channel_sparsity: fraction of channels pruned in each hidden Dense/conv
             layer, in [0, 0.95]. Default 0.0.
         layer_sparsity: ``{layer name: ratio}`` per-layer channel-pruning ratios
@@ -93,6 +99,7 @@ class Recipe:
 
     layers_removed: int = 0
     lowrank_energy: float | None = None
+    lowrank_layers: str = "all"
     channel_sparsity: float = 0.0
     layer_sparsity: dict[str, float] | None = None
     weight_sparsity: float = 0.0
@@ -132,6 +139,9 @@ class Recipe:
             if not isinstance(getattr(self, flag), bool):
                 raise AutoError(f"recipe field {flag} must be True or False. "
                                 f"Received: {flag}={getattr(self, flag)!r}.")
+        if self.lowrank_layers not in LOWRANK_LAYERS:
+            raise AutoError(f"recipe field lowrank_layers must be one of {LOWRANK_LAYERS}. "
+                            f"Received: lowrank_layers={self.lowrank_layers!r}.")
         if self.mode not in MODES:
             raise AutoError(f"recipe field mode must be one of {MODES}. Received: mode={self.mode!r}.")
         if self.qat and self.cluster_bits is not None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tinycompress.auto.recipe import Recipe
+from tinycompress.auto.recipe import LOWRANK_LAYERS, Recipe
 from tinycompress.auto.sensitivity import allocate
 from tinycompress.errors import AutoError
 
@@ -40,7 +40,8 @@ def _layer_pruning(trial, s: SearchSpace) -> dict:
 def _lowrank(trial, s: SearchSpace) -> dict:
     if not trial.suggest_categorical("lowrank", [False, True]):
         return {}
-    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=0.05)}
+    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=0.05),
+            "lowrank_layers": trial.suggest_categorical("lowrank_layers", list(LOWRANK_LAYERS))}
 
 
 def _pruning(trial, s: SearchSpace) -> dict:
@@ -125,6 +126,8 @@ class SearchSpace:
         layers_removed: ``(low, high)`` layer-pruning candidates to remove.
             Default None: 0 up to min(2, candidates of the model).
         lowrank_energy: kept singular-value energy range. Default (0.5, 0.95).
+            Trials also choose which layers to factor (parameter ``lowrank_layers``:
+            every supported layer, or the Dense layers before the output layer).
         channel_sparsity: channels pruned per hidden layer. Default (0.0, 0.75).
         weight_sparsity: unstructured sparsity of every kernel, sampled (in
             steps of 0.1) for trials that encode. Default (0.0, 0.9).

@@ -37,6 +37,26 @@ def test_a_uniform_ratio_keeps_the_output_layer():
     assert [layer.units for layer in small.layers] == [16, 16, 3]
 
 
+@pytest.mark.parametrize("layers, factored", [("dense", ["fc"]), ("all", ["conv", "fc", "head"])])
+def test_low_rank_factors_the_layers_the_recipe_names(layers, factored):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 4)), keras.layers.Conv1D(24, 3, name="conv"),
+                              keras.layers.Flatten(name="flat"), keras.layers.Dense(48, name="fc"),
+                              keras.layers.Dense(40, name="head")])
+    recipe = Recipe(lowrank_energy=0.5, lowrank_layers=layers, epochs=0)
+    x = np.random.default_rng(0).normal(size=(32, 16, 4)).astype("float32")
+    small = apply_recipe(model, recipe, (x, np.zeros(32, "int64")))
+    names = [layer.name for layer in small.layers]
+    assert [n for n in ("conv", "fc", "head") if f"{n}_lr1" in names] == factored
+    assert all(n in names for n in ("conv", "fc", "head") if n not in factored)
+
+
+def test_dense_low_rank_without_a_hidden_dense_layer_factors_nothing():
+    small = apply_recipe(keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, name="head")]),
+                         Recipe(lowrank_energy=0.5, lowrank_layers="dense", epochs=0), _data())
+    assert [layer.name for layer in small.layers] == ["head"]
+
+
 def test_distillation_needs_logits():
     with pytest.raises(AutoError, match="ends in softmax"):
         apply_recipe(_mlp("softmax"), Recipe(distill=True, epochs=0), _data())

@@ -45,6 +45,7 @@ def test_samples_cover_the_space_and_respect_the_exclusions():
     used = {name for r in recipes for name in r.techniques()}
     assert used == set(KNOBS)
     assert {r.mode for r in recipes} == {"int8", "int16x8"} and {r.encode for r in recipes} == {False, True}
+    assert {r.lowrank_layers for r in recipes if r.lowrank_energy is not None} == {"all", "dense"}
     assert not any(r.qat and (r.mode != "int8" or r.cluster_bits is not None) for r in recipes)
     assert any(r.weight_sparsity > 0 for r in recipes)
     assert all(r.encode for r in recipes if r.weight_sparsity > 0)  # zeros pay only when encoded
@@ -91,8 +92,8 @@ def test_bad_spaces_are_refused(kwargs, match):
 def test_space_and_recipe_round_trip(tmp_path):
     space = SearchSpace(techniques=["lowrank", "encode"], lowrank_energy=(0.6, 0.9))
     assert SearchSpace.from_config(space.get_config()) == space
-    recipe = Recipe(layers_removed=1, lowrank_energy=0.8, channel_sparsity=0.3, distill=True,
-                    cluster_bits=3, mode="int16x8", encode=True, epochs=2, seed=3)
+    recipe = Recipe(layers_removed=1, lowrank_energy=0.8, lowrank_layers="dense", channel_sparsity=0.3,
+                    distill=True, cluster_bits=3, mode="int16x8", encode=True, epochs=2, seed=3)
     assert Recipe.load(recipe.save(tmp_path / "recipe.json")) == recipe
     assert recipe.techniques() == ["layer_pruning", "lowrank", "pruning", "distillation", "clustering"]
 
@@ -102,6 +103,7 @@ def test_space_and_recipe_round_trip(tmp_path):
     ({"qat": True, "mode": "int16x8"}, "int8"),
     ({"channel_sparsity": 1.0}, "channel_sparsity"),
     ({"mode": "int4"}, "mode"),
+    ({"lowrank_energy": 0.5, "lowrank_layers": "conv"}, "lowrank_layers must be one of"),
     ({"epochs": 1.5}, "epochs"),
 ])
 def test_bad_recipes_are_refused(kwargs, match):
