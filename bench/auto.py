@@ -43,7 +43,8 @@ folder (trials.json, report.md) under DIR.
 Targets: auto_acc >= hand_acc at every budget, > random_acc, within 40 trials
 and 60 minutes on 2 cores; throughput_ratio >= 1.6.
 
-Measured here (full mode, ``--trials 20``, the three MNIST budgets as three processes
+Measured here, before trials could factor only the Dense layers (``lowrank_layers``), so
+these lines predate the current search space (full mode, ``--trials 20``, the three MNIST budgets as three processes
 on 2 cores, with a test run beside them for most of it, so wall times are inflated):
 MNIST 16 KB / 32 KB arena: auto 97.9% (13,888 B; 2,711 s), hand 97.5% (Deep
 Compression recipe, 11,472 B), random 97.85%; 32 KB: auto 98.0%, hand 97.5%, random 97.8%;
