@@ -112,8 +112,7 @@ def _factored(model: keras.Model, recipe: Recipe) -> keras.Model:
     """The low-rank step: the layers ``recipe.lowrank_layers`` names, factored by energy."""
     layers = None
     if recipe.lowrank_layers == "dense":
-        layers = [layer.name for layer in pruning.select_layers(model)[:-1]
-                  if isinstance(layer, keras.layers.Dense)]
+        layers = [name for name in hidden_prunable(model) if isinstance(model.get_layer(name), keras.layers.Dense)]
         if not layers:
             return model
     return lowrank.apply(model, lowrank.LowRankConfig(energy=recipe.lowrank_energy, layers=layers))

@@ -369,8 +369,7 @@ def _candidates(result: SearchResult, count: int) -> list[TrialRecord]:
     for trial in distinct:
         (then if _kind(trial) in kinds else first).append(trial)
         kinds.add(_kind(trial))
-    picked = {id(t) for t in (first + then)[:count]}
-    return [t for t in distinct if id(t) in picked]
+    return sorted((first + then)[:count], key=distinct.index)
 
 
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
