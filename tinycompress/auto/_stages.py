@@ -86,11 +86,20 @@ class _Trainer:
             return list(extra)
         return [*extra, _EpochReport(student, self.val, self.on_epoch, self.step)]
 
+    def _optimizer(self, epochs: int) -> keras.optimizers.Optimizer:
+        """Adam for one fine-tuning of ``epochs`` epochs, its rate held or decayed to 0 by the
+        last step (``recipe.learning_rate_schedule``)."""
+        rate = self.recipe.learning_rate
+        if self.recipe.learning_rate_schedule == "cosine":
+            steps = epochs * -(-len(self.train[0]) // self.recipe.batch_size)
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps)
+        return keras.optimizers.Adam(rate)
+
     def fit(self, model, epochs: int, callbacks: list, loss) -> None:
         if epochs < 1 or self.dry:
             _prune_now(model, callbacks)
             return
-        model.compile(optimizer=keras.optimizers.Adam(self.recipe.learning_rate), loss=loss)
+        model.compile(optimizer=self._optimizer(epochs), loss=loss)
         model.fit(*self.train, epochs=epochs, batch_size=self.recipe.batch_size, verbose=self.verbose,
                   callbacks=self._callbacks(model, callbacks))
         self.step += epochs
@@ -101,7 +110,7 @@ class _Trainer:
             return
         wrapped = [distillation.StudentCallback(c) for c in callbacks]
         distillation.distill(teacher, student, *self.train, epochs=epochs, batch_size=self.recipe.batch_size,
-                             optimizer=keras.optimizers.Adam(self.recipe.learning_rate),
+                             optimizer=self._optimizer(epochs),
                              callbacks=self._callbacks(student, wrapped), verbose=self.verbose,
                              temperature=self.recipe.temperature,
                              student_loss_weight=self.recipe.distill_weight)

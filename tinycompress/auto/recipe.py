@@ -38,13 +38,17 @@ import numpy as np
 
 from tinycompress.errors import AutoError, DataError
 
-__all__ = ["Recipe", "apply_recipe", "check_labelled", "ends_in_softmax", "MODES", "LOWRANK_LAYERS"]
+__all__ = ["Recipe", "apply_recipe", "check_labelled", "ends_in_softmax", "MODES", "LOWRANK_LAYERS",
+           "LEARNING_RATE_SCHEDULES"]
 
 #: Which layers the low-rank stage factors: every layer `tinycompress.lowrank` supports,
 #: or only the Dense layers before the output layer (where a CNN keeps most of its weights).
 LOWRANK_LAYERS = ("all", "dense")
 #: Conversion modes a recipe may ask for.
 MODES = ("int8", "int16x8")
+#: How each fine-tuning's learning rate moves: held, or decayed to 0 along a cosine over
+#: that fine-tuning's steps (`keras.optimizers.schedules.CosineDecay`).
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
 def _check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
@@ -83,6 +87,9 @@ class Recipe:
         mode: ``"int8"`` or ``"int16x8"`` conversion. Default "int8".
         encode: DECODE-encode weights (LUT, sparse, Huffman) at build. Default False.
         learning_rate: Adam learning rate of every fine-tuning. Default 1e-3.
+        learning_rate_schedule: ``"constant"`` (every step at ``learning_rate``) or
+            ``"cosine"`` (each fine-tuning starts at ``learning_rate`` and decays it to 0
+            by its last step). Default "constant"; `SearchSpace` samples "cosine".
         batch_size: fine-tuning batch size. Default 32.
         seed: seed of every random choice (weights order, shuffling). Default 0.
 
@@ -112,6 +119,7 @@ class Recipe:
     mode: str = "int8"
     encode: bool = False
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     batch_size: int = 32
     seed: int = 0
 
@@ -142,6 +150,9 @@ class Recipe:
         if self.lowrank_layers not in LOWRANK_LAYERS:
             raise AutoError(f"recipe field lowrank_layers must be one of {LOWRANK_LAYERS}. "
                             f"Received: lowrank_layers={self.lowrank_layers!r}.")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise AutoError(f"recipe field learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}. "
+                            f"Received: learning_rate_schedule={self.learning_rate_schedule!r}.")
         if self.mode not in MODES:
             raise AutoError(f"recipe field mode must be one of {MODES}. Received: mode={self.mode!r}.")
         if self.qat and self.cluster_bits is not None:

@@ -57,6 +57,26 @@ def test_dense_low_rank_without_a_hidden_dense_layer_factors_nothing():
     assert [layer.name for layer in small.layers] == ["head"]
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_each_fine_tuning_steps_at_the_rate_its_schedule_gives(schedule):
+    from tinycompress.auto import _stages
+
+    rates = []
+
+    class Rate(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    recipe = Recipe(learning_rate=1e-2, learning_rate_schedule=schedule, batch_size=16, epochs=2)
+    model = _mlp()
+    _stages._Trainer(recipe, _data(), None, None, 0).fit(model, 2, [Rate()], _stages._loss(model))
+    steps = 2 * 64 // 16
+    expected = [1e-2 * (0.5 * (1 + np.cos(np.pi * k / steps)) if schedule == "cosine" else 1) for k in range(steps)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    after = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert after == pytest.approx(0.0 if schedule == "cosine" else 1e-2, abs=1e-9)
+
+
 def test_distillation_needs_logits():
     with pytest.raises(AutoError, match="ends in softmax"):
         apply_recipe(_mlp("softmax"), Recipe(distill=True, epochs=0), _data())

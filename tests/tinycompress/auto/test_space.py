@@ -49,7 +49,7 @@ def test_samples_cover_the_space_and_respect_the_exclusions():
     assert not any(r.qat and (r.mode != "int8" or r.cluster_bits is not None) for r in recipes)
     assert any(r.weight_sparsity > 0 for r in recipes)
     assert all(r.encode for r in recipes if r.weight_sparsity > 0)  # zeros pay only when encoded
-    assert all(r.seed == 7 for r in recipes)
+    assert all(r.seed == 7 and r.learning_rate_schedule == "cosine" for r in recipes)
 
 
 def test_a_restricted_space_samples_only_its_techniques_and_ranges():
@@ -59,6 +59,8 @@ def test_a_restricted_space_samples_only_its_techniques_and_ranges():
         assert set(r.techniques()) <= {"pruning", "clustering"}
         assert 0.25 <= r.channel_sparsity <= 0.5 and r.cluster_bits in (None, 3, 4)
         assert r.mode == "int8" and not r.encode and not r.qat and r.epochs == 2
+    assert {r.learning_rate_schedule for r in _sample(SearchSpace(techniques=["pruning"], learning_rate_schedule="constant"), 5)} \
+        == {"constant"}
 
 
 def test_baseline_is_the_least_compressed_point():
@@ -83,6 +85,7 @@ def test_fit_to_drops_what_the_model_cannot_use():
     ({"channel_sparsity": (0.5, 0.2)}, "channel_sparsity must be a pair"),
     ({"cluster_bits": (1, 4)}, "cluster_bits"),
     ({"batch_size": 0}, "batch_size"),
+    ({"learning_rate_schedule": "step"}, "learning_rate_schedule must be one of"),
 ])
 def test_bad_spaces_are_refused(kwargs, match):
     with pytest.raises(AutoError, match=match):
@@ -90,10 +93,12 @@ def test_bad_spaces_are_refused(kwargs, match):
 
 
 def test_space_and_recipe_round_trip(tmp_path):
-    space = SearchSpace(techniques=["lowrank", "encode"], lowrank_energy=(0.6, 0.9))
+    space = SearchSpace(techniques=["lowrank", "encode"], lowrank_energy=(0.6, 0.9),
+                        learning_rate_schedule="constant")
     assert SearchSpace.from_config(space.get_config()) == space
     recipe = Recipe(layers_removed=1, lowrank_energy=0.8, lowrank_layers="dense", channel_sparsity=0.3,
-                    distill=True, cluster_bits=3, mode="int16x8", encode=True, epochs=2, seed=3)
+                    distill=True, cluster_bits=3, mode="int16x8", encode=True, epochs=2, seed=3,
+                    learning_rate_schedule="cosine")
     assert Recipe.load(recipe.save(tmp_path / "recipe.json")) == recipe
     assert recipe.techniques() == ["layer_pruning", "lowrank", "pruning", "distillation", "clustering"]
 
@@ -105,6 +110,7 @@ def test_space_and_recipe_round_trip(tmp_path):
     ({"mode": "int4"}, "mode"),
     ({"lowrank_energy": 0.5, "lowrank_layers": "conv"}, "lowrank_layers must be one of"),
     ({"epochs": 1.5}, "epochs"),
+    ({"learning_rate_schedule": "linear"}, "learning_rate_schedule must be one of"),
 ])
 def test_bad_recipes_are_refused(kwargs, match):
     with pytest.raises(AutoError, match=match):
