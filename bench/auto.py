@@ -156,7 +156,8 @@ def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, 
     with tempfile.TemporaryDirectory(prefix=f"tinycompress-bench-auto-{sampler}-") as tmp:
         try:
             r = search(model, fit, val, budget, space=space, n_trials=args.trials,
-                       out=keep or os.path.join(tmp, "out"), seed=0, sampler=sampler, final_epochs=final_epochs)
+                       out=keep or os.path.join(tmp, "out"), seed=args.seed, sampler=sampler,
+                       final_epochs=final_epochs)
         except NoFeasibleModelError as e:
             r = e.result
     wall = round(time.perf_counter() - start, 1)
@@ -181,7 +182,8 @@ def run_dataset(name: str, args) -> None:
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
         final = 2 * s["finetune"]
-        keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}") if args.keep else None
+        tail = f"-seed{args.seed}" if args.seed else ""
+        keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}{tail}") if args.keep else None
                 for sampler in ("tpe", "random")}
         auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final, keep["tpe"])
         rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final,
@@ -200,6 +202,7 @@ def run_dataset(name: str, args) -> None:
             "mode": "quick" if args.quick else "full", "float_epochs": s["float_epochs"],
             "hand_finetune_epochs": s["finetune"], "max_trial_epochs": s["max_epochs"], "final_epochs": final,
             "train_samples": len(fit[0]), "val_samples": len(val[0]), "test_samples": len(test[0]),
+            "seed": args.seed,
         }), flush=True)
 
 
@@ -301,6 +304,8 @@ def main() -> int:
     parser.add_argument("--storage", default=None, help="storage URL of the worker line (PostgreSQL)")
     parser.add_argument("--worker-cores", type=int, default=None,
                         help="pin each worker process to this many cores of its own (default: all shared)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of both searches (samplers, trials' shuffling); the float model stays seed 0")
     parser.add_argument("--keep", default=None, help="keep each search's output folder under this folder")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
