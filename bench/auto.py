@@ -48,7 +48,8 @@ mode, the MNIST budgets in one process beside the series sets and, for part of i
 run; wall times are of the TPE search): MNIST 16 KB: auto 97.55% (16,128 B, 1,046 s), hand
 97.5% (Deep Compression recipe, 11,472 B), random 98.0%; with ``--seed 1``: auto 98.05%,
 random 97.95%. 32 KB: auto 98.35%, hand 97.5%, random 98.1%. 64 KB: auto 98.35% (63,584 B,
-769 s), hand 98.4% (lowrank_structured, 35,648 B), random 97.95%; float 97.1%. Series sets
+769 s), hand 98.4% (lowrank_structured, 35,648 B), random 97.95%; with ``--seed 1``: auto
+98.3% (40,480 B), random 97.75%; float 97.1%. Series sets
 at 8 KB: BasicMotions auto = hand = random = 100%; JapaneseVowels auto 95.1%, hand 93.5%,
 random 95.1%. Before the cosine (constant rate), 64 KB with ``--trials 40``, alone: auto
 98.25%, hand 98.4%, random 97.8%, 1,531 s. Worker lines (BasicMotions, full mode,
