@@ -38,6 +38,11 @@ def _loss(model: keras.Model):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
 
 
+def _steps_per_epoch(train, recipe: Recipe) -> int:
+    """Batches of one fine-tuning epoch over ``train``."""
+    return max(1, -(-len(train[0]) // recipe.batch_size))
+
+
 def _copy(model: keras.Model) -> keras.Model:
     return rewrite(model)
 
@@ -91,8 +96,8 @@ class _Trainer:
         last step (``recipe.learning_rate_schedule``)."""
         rate = self.recipe.learning_rate
         if self.recipe.learning_rate_schedule == "cosine":
-            steps = epochs * -(-len(self.train[0]) // self.recipe.batch_size)
-            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps)
+            rate = keras.optimizers.schedules.CosineDecay(
+                rate, decay_steps=epochs * _steps_per_epoch(self.train, self.recipe))
         return keras.optimizers.Adam(rate)
 
     def fit(self, model, epochs: int, callbacks: list, loss) -> None:
@@ -139,7 +144,7 @@ def _structure(model, recipe: Recipe, train, trainer: _Trainer):
         student = _factored(student, recipe)
     callbacks = []
     if recipe.channel_sparsity > 0:
-        steps = max(1, -(-len(train[0]) // recipe.batch_size))
+        steps = _steps_per_epoch(train, recipe)
         for ratio, names in _ratio_groups(recipe, student).items():
             config = pruning.PruningConfig(pruning.ConstantSparsity(ratio, frequency=steps),
                                            layers=names, granularity="channel")
@@ -166,7 +171,7 @@ def run(model, recipe: Recipe, train, val, on_epoch: Callable[[int, float], None
     student = _structure(model, recipe, train, trainer)
     second = max(1, recipe.epochs // 2)
     if recipe.weight_sparsity > 0:
-        steps = max(1, -(-len(train[0]) // recipe.batch_size))
+        steps = _steps_per_epoch(train, recipe)
         config = pruning.PruningConfig(pruning.ConstantSparsity(recipe.weight_sparsity, frequency=steps))
         sparse = pruning.apply(student, config)
         trainer.fit(sparse, second, pruning.callbacks(config, log_summary=False), _loss(model))

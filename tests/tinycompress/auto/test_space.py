@@ -59,8 +59,8 @@ def test_a_restricted_space_samples_only_its_techniques_and_ranges():
         assert set(r.techniques()) <= {"pruning", "clustering"}
         assert 0.25 <= r.channel_sparsity <= 0.5 and r.cluster_bits in (None, 3, 4)
         assert r.mode == "int8" and not r.encode and not r.qat and r.epochs == 2
-    assert {r.learning_rate_schedule for r in _sample(SearchSpace(techniques=["pruning"], learning_rate_schedule="constant"), 5)} \
-        == {"constant"}
+    held = SearchSpace(techniques=["pruning"], learning_rate_schedule="constant")
+    assert {r.learning_rate_schedule for r in _sample(held, 5)} == {"constant"}
 
 
 def test_baseline_is_the_least_compressed_point():
