@@ -16,9 +16,9 @@ and ``--series-finetune`` epochs, LeNet-5 with batch 64 (hand recipes and
 trials). Per dataset the float model is trained once; then per budget:
 
 - ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials, the three
-  best trials' recipes fine-tuned again with ``final_epochs`` = twice the hand
-  recipes' epochs per step, the most accurate on the validation data that fits
-  returned), null when no trial fits; ``fits``: its final build measured against
+  best trials' recipes fine-tuned again with ``--final-epochs`` structure-stage
+  epochs, default twice the hand recipes' epochs per step, the most accurate on
+  the validation data that fits returned), null when no trial fits; ``fits``: its final build measured against
   the budget;
 - ``random_acc``: the same search with ``sampler="random"`` and as many trials
   (and the same final fine-tuning);
@@ -182,7 +182,7 @@ def run_dataset(name: str, args) -> None:
             continue
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
-        final = 2 * s["finetune"]
+        final = args.final_epochs or 2 * s["finetune"]
         tail = f"-seed{args.seed}" if args.seed else ""
         keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}{tail}") if args.keep else None
                 for sampler in ("tpe", "random")}
@@ -299,6 +299,9 @@ def main() -> int:
     parser.add_argument("--max-epochs", type=int, default=None, help="most epochs of a trial (3; quick 1)")
     parser.add_argument("--series-finetune", type=int, default=None,
                         help="series: hand recipe epochs per step and most epochs of a trial (20; quick 8)")
+    parser.add_argument("--final-epochs", type=int, default=None,
+                        help="structure-stage epochs of the final fine-tuning (default: twice --finetune "
+                             "or --series-finetune)")
     parser.add_argument("--worker-dataset", default="basicmotions", choices=[*BUDGETS, "none"])
     parser.add_argument("--worker-trials", type=int, default=None,
                         help="trials per worker of the two (8; quick 3); the one worker runs them all")
