@@ -89,7 +89,8 @@ class Recipe:
         learning_rate: Adam learning rate of every fine-tuning. Default 1e-3.
         learning_rate_schedule: ``"constant"`` (every step at ``learning_rate``) or
             ``"cosine"`` (each fine-tuning starts at ``learning_rate`` and decays it to 0
-            by its last step). Default "constant"; `SearchSpace` samples "cosine".
+            by its last step). Default "constant"; a search's recipes take
+            `SearchSpace.learning_rate_schedule`, "cosine" by default.
         batch_size: fine-tuning batch size. Default 32.
         seed: seed of every random choice (weights order, shuffling). Default 0.
 
