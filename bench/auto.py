@@ -18,8 +18,8 @@ trials). Per dataset the float model is trained once; then per budget:
 - ``auto_acc``: the model `search` returns (TPE, ``--trials`` trials, the three
   best trials' recipes fine-tuned again with ``--final-epochs`` structure-stage
   epochs, default twice the hand recipes' epochs per step, the most accurate on
-  the validation data that fits returned), null when no trial fits; ``fits``: its final build measured against
-  the budget;
+  the validation data that fits returned), null when no trial fits; ``fits``:
+  its final build measured against the budget;
 - ``random_acc``: the same search with ``sampler="random"`` and as many trials
   (and the same final fine-tuning);
 - ``hand_acc``: the most accurate of the hand recipes of bench/pruning.py,
@@ -185,7 +185,7 @@ def run_dataset(name: str, args) -> None:
             continue
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
-        final = args.final_epochs or 2 * s["finetune"]
+        final = 2 * s["finetune"] if args.final_epochs is None else args.final_epochs
         tail = f"-seed{args.seed}" if args.seed else ""
         keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}{tail}") if args.keep else None
                 for sampler in ("tpe", "random")}
