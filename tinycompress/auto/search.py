@@ -181,7 +181,9 @@ def search(
         name: model name for C identifiers. Default "model".
         seed: seed of the sampler and of every trial's training (with ``storage``
             the sampler draws its seed from the OS, so workers sample differently). Default 0.
-        sampler: ``"tpe"`` (constrained TPE) or ``"random"``. Default "tpe".
+        sampler: ``"tpe"`` (constrained TPE, starting from the hand-made recipe families
+            of `SearchSpace.starts` after the baseline) or ``"random"`` (every trial after
+            the baseline sampled at random). Default "tpe".
         final_epochs: fine-tune the recipes of the best ``final_candidates``
             trials once more from the original model with this many
             structure-stage epochs (later stages half as many, as in every
@@ -253,7 +255,7 @@ def search(
         raise
     run = Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
                      device=device, artifacts=None if out_dir is None else out_dir / "trials")
-    _optimize(study, run, n_trials, timeout_s, objective, progress)
+    _optimize(study, run, n_trials, timeout_s, objective, progress, sampler)
     records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
@@ -299,11 +301,15 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchS
 
 
 def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, objective: str,
-              progress) -> None:
+              progress, sampler: str) -> None:
+    """Run trials until the study has ``n_trials`` finished ones. A new study runs the
+    space's baseline first, then, with TPE, the space's starts (`SearchSpace.starts`);
+    random search samples every other trial."""
     from tinycompress.auto._study import finished
 
-    if not study.get_trials(deepcopy=False):  # workers starting together queue one baseline
-        study.enqueue_trial(run.space.baseline(), skip_if_exists=True)
+    if not study.get_trials(deepcopy=False):  # workers starting together queue each once
+        for params in [run.space.baseline(), *(run.space.starts() if sampler == "tpe" else [])]:
+            study.enqueue_trial(params, skip_if_exists=True)
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)

@@ -105,6 +105,29 @@ BUILD_KNOBS: dict[str, Callable[..., dict]] = {"int16x8": _mode, "encode": _enco
 _ALL = (*KNOBS, *BUILD_KNOBS)
 
 
+#: Families of recipes a model-based search runs right after the baseline, before it samples
+#: (`SearchSpace.starts`): the hand-made recipes of the project's benches (bench/_auto_hand.py),
+#: as parameters of the space. Each names the techniques it needs; sparsities start at half
+#: the channels and screening raises them until the budget is met.
+_STARTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("pruning",), {"channel_sparsity": 0.5}),
+    (("pruning", "lowrank"), {"channel_sparsity": 0.5, "lowrank": True, "lowrank_layers": "dense",
+                              "lowrank_energy": 0.8}),
+    (("pruning", "clustering", "encode"), {"channel_sparsity": 0.5, "weights_int8": "cluster",
+                                           "cluster_bits": 4, "encode": True, "weight_sparsity": 0.0}),
+    (("pruning", "clustering", "encode"), {"channel_sparsity": 0.5, "weights_int8": "cluster",
+                                           "cluster_bits": 4, "encode": True, "weight_sparsity": 0.7}),
+)
+
+
+def _on_grid(value: float, low: float, high: float, step: float | None) -> float | int:
+    """``value`` clipped to ``[low, high]`` and, with ``step``, snapped to the grid from ``low``."""
+    value = min(max(value, low), high)
+    if step is None:
+        return value
+    return round(low + min(round((value - low) / step), int((high - low) / step + 1e-6)) * step, 10)
+
+
 def _pair(name: str, value: Any, low: float, high: float, integer: bool = False) -> tuple:
     ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
         isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) for v in value)
@@ -248,6 +271,37 @@ class SearchSpace:
             params["weights_int8"] = "none"
         params["epochs"] = self.epochs[0]
         return params
+
+    def starts(self) -> list[dict[str, Any]]:
+        """Parameters of the trials a model-based search (TPE) runs after the `baseline`, before
+        it samples: one per family of recipes the project's benches found best by hand (channel
+        pruning; with low-rank Dense layers; with 4-bit clusters, encoded; Deep Compression's
+        unstructured zeros, clusters and encodings), each at the space's longest fine-tuning and
+        with its values brought into the space's ranges. Families that need a technique outside
+        the space, or that the ranges make equal to the baseline or to an earlier start, are left
+        out. With few trials, random start-up draws may try none of these combinations; TPE
+        then models the space from them.
+
+        Example:
+            >>> [p["channel_sparsity"] for p in SearchSpace(techniques=["pruning", "lowrank"],
+            ...                                              channel_sparsity=(0.0, 0.3)).starts()]
+            [0.3, 0.3]
+        """
+        base = self.baseline()
+        ranges = {"channel_sparsity": (*self.channel_sparsity, CHANNEL_STEP),
+                  "weight_sparsity": (*self.weight_sparsity, WEIGHT_STEP),
+                  "lowrank_energy": (*self.lowrank_energy, 0.05), "cluster_bits": (*self.cluster_bits, 1)}
+        starts: list[dict[str, Any]] = []
+        for needs, family in _STARTS:
+            if not set(needs) <= set(self.techniques):
+                continue
+            params = {**base, **{k: _on_grid(v, *ranges[k]) if k in ranges else v for k, v in family.items()},
+                      "epochs": self.epochs[1]}
+            if "weight_sparsity" in params and self.weight_sparsity[1] == 0:
+                del params["weight_sparsity"]  # the space samples none (see _encode)
+            if all({**p, "epochs": 0} != {**params, "epochs": 0} for p in [base, *starts]):
+                starts.append(params)
+        return starts
 
     def get_config(self) -> dict[str, Any]:
         """The settings as a flat dictionary (pairs as lists)."""
