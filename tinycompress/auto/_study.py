@@ -6,7 +6,8 @@
   Optuna's heartbeat and re-run once).
 - Sampler: TPE, constrained by the budget (each trial sets its relative
   excesses with ``Trial.set_constraint``; a trial that was pruned or failed
-  counts as infeasible), or random search with the same pipeline (the
+  counts as infeasible; its first five trials are the baseline, the space's
+  starts and random draws), or random search with the same pipeline (the
   benchmark's baseline).
 - Pruner: `FeasiblePruner`, a median rule over *feasible* trials only (a
   median over every trial would prune the small models the budget needs,

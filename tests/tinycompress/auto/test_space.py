@@ -71,6 +71,52 @@ def test_baseline_is_the_least_compressed_point():
     assert recipe.techniques() == [] and recipe.mode == "int8" and not recipe.encode
 
 
+def _recipe_of(space: SearchSpace, params: dict) -> Recipe:
+    study = optuna.create_study()
+    study.enqueue_trial(params)
+    return space.suggest(study.ask(), seed=0)
+
+
+def test_starts_are_the_hand_recipe_families_within_the_space():
+    space = SearchSpace(layers_removed=(0, 2), channel_sparsity=(0.1, 0.4), cluster_bits=(2, 3),
+                        weight_sparsity=(0.0, 0.6), lowrank_energy=(0.5, 0.7), epochs=(1, 4))
+    recipes = [_recipe_of(space, params) for params in space.starts()]
+    assert [r.techniques() for r in recipes] == [["pruning"], ["lowrank", "pruning"],
+                                                 ["pruning", "clustering"], ["pruning", "clustering"]]
+    assert all(r.channel_sparsity == 0.4 and r.epochs == 4 and r.mode == "int8" for r in recipes)
+    assert recipes[1].lowrank_layers == "dense" and recipes[1].lowrank_energy == pytest.approx(0.7)
+    assert [(r.cluster_bits, r.encode, r.weight_sparsity) for r in recipes[2:]] == [(3, True, 0.0),
+                                                                                  (3, True, 0.6)]
+    # only families whose techniques the space has; none that the ranges make the baseline
+    assert SearchSpace(techniques=["clustering", "encode"]).starts() == []
+    narrow = SearchSpace(techniques=["pruning", "lowrank"], channel_sparsity=(0.0, 0.0))
+    assert [_recipe_of(narrow, p).techniques() for p in narrow.starts()] == [["lowrank"]]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_tpe_runs_the_baseline_then_the_starts_random_search_only_the_baseline(sampler):
+    from tinycompress.auto._study import open_study
+    from tinycompress.auto.search import _optimize
+
+    space = SearchSpace(techniques=["pruning", "lowrank", "clustering", "encode"])
+
+    class Run:  # the objective without training: the parameters are what is checked
+        def __init__(self) -> None:
+            self.space = space
+
+        def __call__(self, trial) -> float:
+            return float(space.suggest(trial).channel_sparsity)
+
+    study, _ = open_study(storage=None, study_name=None, out=None, resume=False, sampler=sampler, seed=0,
+                          direction="maximize", floor=None, settings={})
+    _optimize(study, Run(), 7, None, "accuracy", None, sampler)
+    expected = [space.baseline(), *space.starts()]
+    assert len(expected) == 5 and len(study.trials) == 7
+    same = [all(params[k] == trial.params[k] for k in trial.params)
+            for params, trial in zip(expected, study.trials)]
+    assert same == ([True] * 5 if sampler == "tpe" else [True, False, False, False, False])
+
+
 def test_fit_to_drops_what_the_model_cannot_use():
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     fitted = SearchSpace().fit_to(m, candidates=0, logits=False)
