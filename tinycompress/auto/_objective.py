@@ -194,6 +194,8 @@ class Objective:
         same seed: the same model) instead of training and building it again."""
         for key in ("metrics", "feasible", "violations"):
             trial.set_user_attr(key, twin.user_attrs[key])
+        if "screening" in twin.user_attrs:  # the twin's outcome; this trial built nothing
+            trial.set_user_attr("screening", {**twin.user_attrs["screening"], "builds": 0})
         for key, value in twin.constraints.items():
             trial.set_constraint(key, value)
         trial.set_user_attr("duplicate_of", twin.number)

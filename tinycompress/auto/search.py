@@ -92,6 +92,15 @@ def _check(objective: str, budget: Budget, n_trials: int, sampler: str) -> None:
         raise ArgumentError(f"expected sampler in {SAMPLERS}. Received: sampler={sampler!r}.")
 
 
+def _records(study) -> list[TrialRecord]:
+    """The study's trials that started (not those still queued: a search stopped by its
+    timeout may leave queued trials, which a resumed search runs)."""
+    from optuna.trial import TrialState
+
+    return [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.WAITING]
+
+
 def _progress_callback(progress, n_trials: int, objective: str, timeout_s: float | None):
     start, ran = time.monotonic(), [0]
 
@@ -104,7 +113,7 @@ def _progress_callback(progress, n_trials: int, objective: str, timeout_s: float
         remaining = elapsed / ran[0] * max(0, n_trials - done)
         if timeout_s is not None:
             remaining = min(remaining, max(0.0, timeout_s - elapsed))
-        records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+        records = _records(study)
         progress(SearchStatus(done, n_trials, TrialRecord.of(frozen), _choose(records, objective),
                               elapsed, remaining))
 
@@ -256,7 +265,7 @@ def search(
     run = Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
                      device=device, artifacts=None if out_dir is None else out_dir / "trials")
     _optimize(study, run, n_trials, timeout_s, objective, progress, sampler)
-    records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+    records = _records(study)
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
                           sensitivity=space.sensitivity)
@@ -303,12 +312,13 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchS
 def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, objective: str,
               progress, sampler: str) -> None:
     """Run trials until the study has ``n_trials`` finished ones. A new study runs the
-    space's baseline first, then, with TPE, the space's starts (`SearchSpace.starts`);
-    random search samples every other trial."""
+    space's baseline first, then, with TPE, the space's starts (`SearchSpace.starts`, as
+    many as ``n_trials`` leaves room for); random search samples every other trial."""
     from tinycompress.auto._study import finished
 
     if not study.get_trials(deepcopy=False):  # workers starting together queue each once
-        for params in [run.space.baseline(), *(run.space.starts() if sampler == "tpe" else [])]:
+        queue = [run.space.baseline(), *(run.space.starts() if sampler == "tpe" else [])]
+        for params in queue[:n_trials]:
             study.enqueue_trial(params, skip_if_exists=True)
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",

@@ -40,6 +40,9 @@ def test_a_trial_over_the_budget_runs_at_the_least_sparsity_that_fits(tiny_task)
         ran = t.recipe["channel_sparsity"]
         assert ran == max(0.6, t.screening["sampled"]) and ran == t.screening["ran"]
         assert t.metrics["flash_bytes"] <= flash and t.recipe["epochs"] == 1
+    # TPE's start (half the channels) and a random draw of the same: the second reuses the first
+    twins = [t for t in sampled if t.duplicate_of is not None]
+    assert twins and all(t.screening == {**result.trials[t.duplicate_of].screening, "builds": 0} for t in twins)
 
 
 @pytest.mark.slow

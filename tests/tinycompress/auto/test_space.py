@@ -107,14 +107,18 @@ def test_tpe_runs_the_baseline_then_the_starts_random_search_only_the_baseline(s
         def __call__(self, trial) -> float:
             return float(space.suggest(trial).channel_sparsity)
 
-    study, _ = open_study(storage=None, study_name=None, out=None, resume=False, sampler=sampler, seed=0,
-                          direction="maximize", floor=None, settings={})
-    _optimize(study, Run(), 7, None, "accuracy", None, sampler)
-    expected = [space.baseline(), *space.starts()]
-    assert len(expected) == 5 and len(study.trials) == 7
-    same = [all(params[k] == trial.params[k] for k in trial.params)
-            for params, trial in zip(expected, study.trials)]
+    def run(n_trials: int):
+        study, _ = open_study(storage=None, study_name=None, out=None, resume=False, sampler=sampler,
+                              seed=0, direction="maximize", floor=None, settings={})
+        _optimize(study, Run(), n_trials, None, "accuracy", None, sampler)
+        return study.trials
+
+    trials, expected = run(7), [space.baseline(), *space.starts()]
+    assert len(expected) == 5 and len(trials) == 7
+    same = [all(params[k] == trial.params[k] for k in trial.params) for params, trial in zip(expected, trials)]
     assert same == ([True] * 5 if sampler == "tpe" else [True, False, False, False, False])
+    # fewer trials than starts: no start is left queued
+    assert [t.state.name for t in run(2)] == ["COMPLETE", "COMPLETE"]
 
 
 def test_fit_to_drops_what_the_model_cannot_use():
