@@ -9,10 +9,10 @@
   counts as infeasible; its first five trials are the baseline, the space's
   starts and random draws), or random search with the same pipeline (the
   benchmark's baseline).
-- Pruner: `FeasiblePruner`, a median rule over *feasible* trials only (a
-  median over every trial would prune the small models the budget needs,
-  since the uncompressed ones are the most accurate), or, with an accuracy
-  floor, a threshold below the floor.
+- Pruner: `FeasiblePruner`, hopeless trials only: far below the median of the
+  *feasible* trials (a median over every trial would prune the small models the
+  budget needs, since the uncompressed ones are the most accurate), or, with an
+  accuracy floor, far below the floor.
 
 Optuna's ``Trial.report``/pruning is single-objective only, so the study
 optimizes one value (accuracy, or the cost named by the objective) under the
@@ -60,13 +60,18 @@ def finished(study: optuna.Study) -> int:
 
 
 class FeasiblePruner(optuna.pruners.BasePruner):
-    """Prune a trial whose float validation accuracy while fine-tuning is below the
-    median of the feasible trials at the same epoch step, or, with ``floor``, more
-    than ``margin`` below the accuracy floor after ``warmup`` steps.
+    """Prune a hopeless trial: one whose float validation accuracy while fine-tuning is
+    more than ``margin`` below the median of the feasible trials at the same epoch step,
+    or, with ``floor``, more than ``margin`` below the accuracy floor, after ``warmup``
+    steps. The margin is wide because a step is not the same point of training in every
+    recipe (recipes fine-tune for different epochs, in one to four stages): at one step a
+    sound recipe may trail the others by a point. Pruning at the median itself cut 10 of
+    TPE's 14 sampled trials on LeNet-5 at 16 KB, most within 2 points of it, and TPE counts
+    a pruned trial as infeasible.
 
     Args:
         floor: the budget's ``min_accuracy``, or None. Default None.
-        margin: accuracy margin below the floor. Default 0.05.
+        margin: accuracy margin below the floor or the median. Default 0.05.
         startup: feasible trials needed before the median rule prunes. Default 3.
         warmup: steps (epochs) reported before any pruning. Default 1.
     """
@@ -85,7 +90,7 @@ class FeasiblePruner(optuna.pruners.BasePruner):
         peers = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False,
                                                                       states=(TrialState.COMPLETE,))
                  if t.user_attrs.get("feasible") and step in t.intermediate_values]
-        return len(peers) >= self.startup and value < statistics.median(peers)
+        return len(peers) >= self.startup and value < statistics.median(peers) - self.margin
 
 
 def _sampler(name: str, seed: int, shared: bool):
