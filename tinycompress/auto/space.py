@@ -30,6 +30,8 @@ _LOG = logging.getLogger(__name__)
 #: raises a trial's sparsities on the same grids.
 CHANNEL_STEP = 0.05
 WEIGHT_STEP = 0.1
+#: Grid step of the kept singular-value energy of low-rank trials.
+ENERGY_STEP = 0.05
 
 
 def _layer_pruning(trial, s: SearchSpace) -> dict:
@@ -40,7 +42,7 @@ def _layer_pruning(trial, s: SearchSpace) -> dict:
 def _lowrank(trial, s: SearchSpace) -> dict:
     if not trial.suggest_categorical("lowrank", [False, True]):
         return {}
-    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=0.05),
+    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=ENERGY_STEP),
             "lowrank_layers": trial.suggest_categorical("lowrank_layers", list(LOWRANK_LAYERS))}
 
 
@@ -120,11 +122,9 @@ _STARTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 )
 
 
-def _on_grid(value: float, low: float, high: float, step: float | None) -> float | int:
-    """``value`` clipped to ``[low, high]`` and, with ``step``, snapped to the grid from ``low``."""
+def _on_grid(value: float, low: float, high: float, step: float) -> float | int:
+    """``value`` clipped to ``[low, high]`` and snapped to the grid of ``step`` from ``low``."""
     value = min(max(value, low), high)
-    if step is None:
-        return value
     return round(low + min(round((value - low) / step), int((high - low) / step + 1e-6)) * step, 10)
 
 
@@ -290,7 +290,7 @@ class SearchSpace:
         base = self.baseline()
         ranges = {"channel_sparsity": (*self.channel_sparsity, CHANNEL_STEP),
                   "weight_sparsity": (*self.weight_sparsity, WEIGHT_STEP),
-                  "lowrank_energy": (*self.lowrank_energy, 0.05), "cluster_bits": (*self.cluster_bits, 1)}
+                  "lowrank_energy": (*self.lowrank_energy, ENERGY_STEP), "cluster_bits": (*self.cluster_bits, 1)}
         starts: list[dict[str, Any]] = []
         for needs, family in _STARTS:
             if not set(needs) <= set(self.techniques):
