@@ -111,14 +111,13 @@ _ALL = (*KNOBS, *BUILD_KNOBS)
 #: (`SearchSpace.starts`): the hand-made recipes of the project's benches (bench/_auto_hand.py),
 #: as parameters of the space. Each names the techniques it needs; sparsities start at half
 #: the channels and screening raises them until the budget is met.
+_CLUSTERED = {"channel_sparsity": 0.5, "weights_int8": "cluster", "cluster_bits": 4, "encode": True}
 _STARTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("pruning",), {"channel_sparsity": 0.5}),
     (("pruning", "lowrank"), {"channel_sparsity": 0.5, "lowrank": True, "lowrank_layers": "dense",
                               "lowrank_energy": 0.8}),
-    (("pruning", "clustering", "encode"), {"channel_sparsity": 0.5, "weights_int8": "cluster",
-                                           "cluster_bits": 4, "encode": True, "weight_sparsity": 0.0}),
-    (("pruning", "clustering", "encode"), {"channel_sparsity": 0.5, "weights_int8": "cluster",
-                                           "cluster_bits": 4, "encode": True, "weight_sparsity": 0.7}),
+    (("pruning", "clustering", "encode"), {**_CLUSTERED, "weight_sparsity": 0.0}),
+    (("pruning", "clustering", "encode"), {**_CLUSTERED, "weight_sparsity": 0.7}),
 )
 
 
