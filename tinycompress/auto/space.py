@@ -34,6 +34,12 @@ WEIGHT_STEP = 0.1
 ENERGY_STEP = 0.05
 
 
+def _grid(trial, name: str, low: float, high: float, step: float) -> float:
+    """``trial``'s value of ``name`` on the grid of ``step`` from ``low``, rounded (Optuna
+    returns ``low + k * step``: 0.30000000000000004 for 0.3)."""
+    return round(trial.suggest_float(name, low, high, step=step), 10)
+
+
 def _layer_pruning(trial, s: SearchSpace) -> dict:
     low, high = s.layers_removed
     return {"layers_removed": trial.suggest_int("layers_removed", low, high)} if high > 0 else {}
@@ -42,12 +48,12 @@ def _layer_pruning(trial, s: SearchSpace) -> dict:
 def _lowrank(trial, s: SearchSpace) -> dict:
     if not trial.suggest_categorical("lowrank", [False, True]):
         return {}
-    return {"lowrank_energy": trial.suggest_float("lowrank_energy", *s.lowrank_energy, step=ENERGY_STEP),
+    return {"lowrank_energy": _grid(trial, "lowrank_energy", *s.lowrank_energy, ENERGY_STEP),
             "lowrank_layers": trial.suggest_categorical("lowrank_layers", list(LOWRANK_LAYERS))}
 
 
 def _pruning(trial, s: SearchSpace) -> dict:
-    sparsity = trial.suggest_float("channel_sparsity", *s.channel_sparsity, step=CHANNEL_STEP)
+    sparsity = _grid(trial, "channel_sparsity", *s.channel_sparsity, CHANNEL_STEP)
     fields_ = {"channel_sparsity": sparsity}
     if s.sensitivity and sparsity > 0 and \
             trial.suggest_categorical("pruning_allocation", ["uniform", "sensitivity"]) == "sensitivity":
@@ -89,7 +95,7 @@ def _encode(trial, s: SearchSpace) -> dict:
     if "pruning" not in s.techniques or s.weight_sparsity[1] == 0:
         return {"encode": True}
     return {"encode": True,
-            "weight_sparsity": trial.suggest_float("weight_sparsity", *s.weight_sparsity, step=WEIGHT_STEP)}
+            "weight_sparsity": _grid(trial, "weight_sparsity", *s.weight_sparsity, WEIGHT_STEP)}
 
 
 #: Technique name -> ``knob(trial, space) -> Recipe fields`` (clustering and

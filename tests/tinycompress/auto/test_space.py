@@ -50,6 +50,10 @@ def test_samples_cover_the_space_and_respect_the_exclusions():
     assert any(r.weight_sparsity > 0 for r in recipes)
     assert all(r.encode for r in recipes if r.weight_sparsity > 0)  # zeros pay only when encoded
     assert all(r.seed == 7 and r.learning_rate_schedule == "cosine" for r in recipes)
+    # grid values as written, as a user reads them in recipe.json (not 0.30000000000000004)
+    gridded = [(v, places) for r in recipes for v, places in
+               ((r.channel_sparsity, 2), (r.weight_sparsity, 1), (r.lowrank_energy, 2)) if v is not None]
+    assert all(repr(v) == repr(round(v, places)) for v, places in gridded)
 
 
 def test_a_restricted_space_samples_only_its_techniques_and_ranges():
