@@ -7,7 +7,7 @@ projects, and report what the device pays (flash, arena, MACs) and what it is
 estimated to take on a named microcontroller (cycles, ms, µJ; `tflite_export.cost`).
 """
 
-from tflite_export.arena import ArenaMeasurement, arena_fits, kernel_scratch_bound, measure_arena
+from tflite_export.arena import ArenaMeasurement, arena_fits, host_arena_limit, kernel_scratch_bound, measure_arena
 from tflite_export.checks import check_deployable, find_problems
 from tflite_export.encode import EncodeError, EncodeResult, EncodedTensor, encode, encode_candidates
 from tflite_export.lut import LutCandidate, LutError, LutResult, LutTensor, compress_luts, lut_candidates
@@ -79,6 +79,7 @@ __all__ = [
     "measure_arena",
     "arena_fits",
     "kernel_scratch_bound",
+    "host_arena_limit",
     "ArenaMeasurement",
     "slim",
     "SlimResult",

@@ -36,6 +36,7 @@ __all__ = [
     "measure_arena",
     "arena_fits",
     "kernel_scratch_bound",
+    "host_arena_limit",
 ]
 
 #: Bytes added on top of the measured arena (alignment of a user's buffer,
@@ -191,7 +192,7 @@ def measure_arena(
     _, head, tail = (int(f.group(1)) for f in found)
     required = int(meta.get("required", 0))
     scratch = kernel_scratch_bound(model)
-    emitted = (required + scratch + ARENA_MARGIN_BYTES + 15) // 16 * 16
+    emitted = _emitted(required, scratch)
     return ArenaMeasurement(
         host_bytes=required,
         head_bytes=head,
@@ -200,6 +201,38 @@ def measure_arena(
         margin_bytes=ARENA_MARGIN_BYTES,
         emitted_bytes=emitted,
     )
+
+
+def _emitted(host_bytes: int, scratch_bytes: int) -> int:
+    """The ``kTensorArenaSize`` emitted for a host arena and a kernel scratch bound."""
+    return (host_bytes + scratch_bytes + ARENA_MARGIN_BYTES + 15) // 16 * 16
+
+
+def host_arena_limit(model: bytes, emitted_budget: int) -> int:
+    """The largest host arena (as `measure_arena` reports it) whose emitted
+    ``kTensorArenaSize`` stays within ``emitted_budget``: the budget less the
+    model's kernel scratch bound and `ARENA_MARGIN_BYTES`, at 16-byte alignment.
+    Encoding constant tensors changes the host arena, not the scratch bound, so
+    this converts a firmware's arena budget into the one `tflite_export.encode` checks.
+
+    Args:
+        model: `.tflite` flatbuffer bytes.
+        emitted_budget: the largest ``kTensorArenaSize`` allowed (bytes).
+
+    Returns:
+        The host-arena limit in bytes (negative when the scratch bound and
+        margin alone exceed the budget).
+
+    Example:
+        >>> import tflite_export
+        >>> tiny = tflite_export.testing.tiny_model()
+        >>> a = tflite_export.measure_arena(tiny)
+        >>> tflite_export.host_arena_limit(tiny, a.emitted_bytes) >= a.host_bytes
+        True
+        >>> tflite_export.host_arena_limit(tiny, a.emitted_bytes - 16) < a.host_bytes
+        True
+    """
+    return int(emitted_budget) // 16 * 16 - kernel_scratch_bound(model) - ARENA_MARGIN_BYTES
 
 
 def arena_fits(

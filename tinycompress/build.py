@@ -20,6 +20,7 @@ import numpy as np
 import tflite_export
 from tflite_export import _flatbuffer as fb
 from tflite_export.emit_c import LANGUAGES, c_identifier, render_c_sources
+from tflite_export.encode import ArenaBudgetError
 from tflite_export.firmware import TARGETS, render_project
 from tflite_export.progress import Progress, report
 from tflite_export.verify import DEFAULT_MAX_LSB
@@ -99,19 +100,29 @@ def _encode(model: bytes, lut, x_verify: list[np.ndarray], progress: Progress | 
 def _encode_tensors(model: bytes, encode, x_verify: list[np.ndarray], arena_budget: int | None,
                     min_bytes: int):
     """Encode stage: DECODE-encode constant tensors (LUT, prune, Huffman), verified on TFLM.
+    ``arena_budget`` bounds the emitted ``kTensorArenaSize``; the encoder checks the host
+    arena, so it is given the budget less the kernel scratch bound and margin.
 
     Returns:
         ``(final model bytes, EncodeResult or None)``.
+
+    Raises:
+        ArenaBudgetError: the unencoded model's ``kTensorArenaSize`` is over ``arena_budget``.
     """
     if encode is False or encode is None:
         return model, None
-    result = tflite_export.encode(
-        model,
-        encodings="auto" if encode is True else encode,
-        arena_budget=arena_budget,
-        min_bytes=min_bytes,
-        verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
-    )
+    host_limit = None if arena_budget is None else tflite_export.host_arena_limit(model, arena_budget)
+    try:
+        result = tflite_export.encode(
+            model,
+            encodings="auto" if encode is True else encode,
+            arena_budget=host_limit,
+            min_bytes=min_bytes,
+            verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
+        )
+    except ArenaBudgetError:
+        raise ArenaBudgetError(tflite_export.measure_arena(model).emitted_bytes, arena_budget,
+                               figure="kTensorArenaSize", parameter="encode_arena_budget") from None
     return result.model_bytes, result
 
 
@@ -208,8 +219,10 @@ def build(
             choice (see `tflite_export.encode`). Decoded tensors live in the
             arena. Verified bit-identical on TFLM; never grows the model.
             Exclusive with ``lut``. Default False.
-        encode_arena_budget: with ``encode``: the largest host TFLM arena
-            (bytes) the encodings may bring the model to. Default None.
+        encode_arena_budget: with ``encode``: the largest ``kTensorArenaSize``
+            (bytes, as emitted: host arena, kernel scratch bound and margin) the
+            encodings may bring the model to; tensors whose decoded copy would
+            exceed it stay unencoded. Default None.
         encode_min_bytes: with ``encode``: smallest tensor encoded. Default 256.
         language: ``"c++"`` (``<name>_data.cc``) or ``"c"``. Default "c++".
         target: also render a firmware project (see `tflite_export.TARGETS`)
@@ -230,6 +243,8 @@ def build(
 
     Raises:
         ArgumentError: a bad argument value (checked before any work).
+        ArenaBudgetError: with ``encode``, the model's ``kTensorArenaSize`` is over
+            ``encode_arena_budget`` before anything is encoded.
         TinyCompressError: a stage refused the model or data.
 
     Example:

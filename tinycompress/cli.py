@@ -110,7 +110,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Encode weights for TFLM's DECODE (Deep Compression: sparse bitmask, Huffman, "
                    "LUT), the smallest per tensor; 'auto' allows all. Less flash, more arena.")
 @click.option("--encode-arena-budget", type=click.IntRange(min=1), default=None, metavar="BYTES",
-              help="With --encode: largest host TFLM arena the encodings may reach.")
+              help="With --encode: largest kTensorArenaSize the encodings may bring the model to.")
 @click.option("--encode-min-bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
               help="With --encode: only encode tensors of at least this many bytes [default: 256].")
 @click.option("--language", type=click.Choice(["c++", "c"]), default="c++", show_default=True)

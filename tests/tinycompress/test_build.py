@@ -180,6 +180,24 @@ def test_encode_shrinks_a_sparse_model_and_keeps_tflm_outputs(tmp_path):
     assert "prune" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
+def test_encode_arena_budget_bounds_the_emitted_arena_size():
+    from tflite_export.encode import ArenaBudgetError
+
+    model, x = _sparse_mlp()
+    plain = build(model, x, verify_samples=2)
+    free = build(model, x, encode="prune", verify_samples=2)
+    assert free.arena.emitted_bytes > plain.arena.emitted_bytes  # the decoded kernel lives in the arena
+    # over the encoded model's host arena, under its kTensorArenaSize: the kernel stays unencoded
+    budget = free.arena.emitted_bytes - 16
+    assert budget > free.arena.host_bytes
+    bounded = build(model, x, encode="prune", encode_arena_budget=budget, verify_samples=2)
+    assert bounded.arena.emitted_bytes <= budget and bounded.model == plain.model
+    with pytest.raises(ArenaBudgetError, match=rf"needs a {plain.arena.emitted_bytes}-byte kTensorArenaSize .*"
+                                               rf"encode_arena_budget={plain.arena.emitted_bytes - 16}\."):
+        build(model, x, encode="prune", encode_arena_budget=plain.arena.emitted_bytes - 16, verify_samples=2)
+
+
 def test_lut_and_encode_are_exclusive():
     with pytest.raises(ArgumentError, match="exclusive"):
         build(object(), np.zeros((4, 4), "float32"), lut=True, encode="auto")

@@ -36,13 +36,15 @@ class ArenaBudgetError(EncodeError):
     (encoding only adds arena: DECODE writes the decoded tensors there).
 
     Attributes:
-        arena_bytes: the host TFLM arena the unencoded model needs.
-        budget: the ``arena_budget`` asked for.
+        arena_bytes: the arena the unencoded model needs (host TFLM arena, or the
+            emitted ``kTensorArenaSize`` when raised by `tinycompress.build`).
+        budget: the budget asked for.
     """
 
-    def __init__(self, arena_bytes: int, budget: int) -> None:
-        super().__init__(f"the model needs a {arena_bytes}-byte TFLM arena before encoding, "
-                         f"over arena_budget={budget}. Raise the budget or shrink the model.")
+    def __init__(self, arena_bytes: int, budget: int, *, figure: str = "TFLM arena",
+                 parameter: str = "arena_budget") -> None:
+        super().__init__(f"the model needs a {arena_bytes}-byte {figure} before encoding, "
+                         f"over {parameter}={budget}. Raise the budget or shrink the model.")
         self.arena_bytes, self.budget = arena_bytes, budget
 
 
