@@ -26,6 +26,8 @@ picks the most accurate one that meets a budget.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import keras
 
 import tflite_export
@@ -70,18 +72,20 @@ def _measure(name: str, model_bytes: bytes, test) -> dict:
 
 
 def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget: int | None,
-               fc1_rank: int = 32, lowrank_rank: int = 40, batch: int = BATCH) -> list[dict]:
-    """Apply every hand recipe to ``float_model``; one measured dict per recipe.
+               fc1_rank: int = 32, lowrank_rank: int = 40, batch: int = BATCH,
+               names: Collection[str] | None = None) -> list[dict]:
+    """Apply every hand recipe (or those in ``names``) to ``float_model``; one measured dict per recipe.
 
     Args:
         float_model: the trained float model the search also starts from.
         train: ``(x, y)`` fine-tuning data; its first 500 samples calibrate.
         test: ``(x, y)`` the data accuracy is measured on (TFLM, int8).
         epochs: fine-tuning epochs of every step (the benches use 2 to 8).
-        arena_budget: arena bytes `tflite_export.encode` must stay within, or None.
+        arena_budget: the ``kTensorArenaSize`` the encoded recipes must stay within, or None.
         fc1_rank: rank of the first Dense layer in ``lowrank_structured``.
         lowrank_rank: rank of the first Dense layer in the Deep Compression recipe.
         batch: fine-tuning batch size (64 as in the benches; small data sets need less).
+        names: make only these recipes (and the models they start from). Default None: all.
 
     Returns:
         ``[{"recipe", "flash_bytes", "arena_bytes", "acc"}, ...]``; ``arena_bytes``
@@ -90,30 +94,44 @@ def candidates(float_model: keras.Model, train, test, epochs: int, arena_budget:
     """
     calib = train[0][:500]
     convert = lambda m: tinycompress.convert(m, calib)  # noqa: E731
+    wanted = lambda name: names is None or name in names  # noqa: E731
     rows = []
-    half = compiled(shrink(_pruned(float_model, train, 0.5, epochs, True, batch)), 3e-4)
-    rows.append(_measure("structured50", convert(half), test))
-    dense = [layer.name for layer in half.layers if isinstance(layer, keras.layers.Dense)]
-    if len(dense) > 1:
-        both, _ = factorize(half, LowRankConfig(ranks={dense[0]: fc1_rank}))
-        compiled(both, 3e-4).fit(*train, epochs=epochs, batch_size=batch, verbose=0)
-        rows.append(_measure("lowrank_structured", convert(both), test))
+    if wanted("structured50") or wanted("lowrank_structured"):
+        half = compiled(shrink(_pruned(float_model, train, 0.5, epochs, True, batch)), 3e-4)
+        if wanted("structured50"):
+            rows.append(_measure("structured50", convert(half), test))
+        dense = [layer.name for layer in half.layers if isinstance(layer, keras.layers.Dense)]
+        if len(dense) > 1 and wanted("lowrank_structured"):
+            both, _ = factorize(half, LowRankConfig(ranks={dense[0]: fc1_rank}))
+            compiled(both, 3e-4).fit(*train, epochs=epochs, batch_size=batch, verbose=0)
+            rows.append(_measure("lowrank_structured", convert(both), test))
+    deep_name = f"structured70_lowrank{lowrank_rank}_unstructured70_cluster4_encode"
+    seventy = ("structured70_cluster4_lut", "structured70_cluster4_encode",
+               "structured70_unstructured80_cluster4_encode", deep_name)
+    if not any(wanted(name) for name in seventy):
+        return rows
     small = compiled(shrink(_pruned(float_model, train, 0.7, epochs, True, batch)), 3e-4)
     small.fit(*train, epochs=max(epochs // 2, 1), batch_size=batch, verbose=0)
-    clustered = convert(_clustered(small, train, epochs, batch))
-    lut = tflite_export.compress_luts(clustered, verify_data=test[0][:16], measure_each=False)
-    rows.append(_measure("structured70_cluster4_lut", lut.model_bytes, test))
-    sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, False, batch), train, epochs, batch))
-    encoded = [("structured70_cluster4_encode", clustered),
-               ("structured70_unstructured80_cluster4_encode", sparse)]
+    encoded = []
+    if wanted("structured70_cluster4_lut") or wanted("structured70_cluster4_encode"):
+        clustered = convert(_clustered(small, train, epochs, batch))
+        if wanted("structured70_cluster4_lut"):
+            lut = tflite_export.compress_luts(clustered, verify_data=test[0][:16], measure_each=False)
+            rows.append(_measure("structured70_cluster4_lut", lut.model_bytes, test))
+        if wanted("structured70_cluster4_encode"):
+            encoded.append(("structured70_cluster4_encode", clustered))
+    if wanted("structured70_unstructured80_cluster4_encode"):
+        sparse = convert(_clustered(_pruned(small, train, 0.8, epochs, False, batch), train, epochs, batch))
+        encoded.append(("structured70_unstructured80_cluster4_encode", sparse))
     first = [layer for layer in small.layers if isinstance(layer, keras.layers.Dense)][:-1][:1]
-    fits = first and lowrank_rank < min(first[0].kernel.shape)
+    fits = wanted(deep_name) and first and lowrank_rank < min(first[0].kernel.shape)
     factored, plan = factorize(small, LowRankConfig(ranks={first[0].name: lowrank_rank})) if fits else (None, None)
     if plan is not None and plan.factored:  # a rank that saves nothing leaves the layer as it is
         deep = _clustered(_pruned(factored, train, 0.7, epochs, False, batch), train, epochs, batch)
-        encoded.append((f"structured70_lowrank{lowrank_rank}_unstructured70_cluster4_encode", convert(deep)))
+        encoded.append((deep_name, convert(deep)))
     for name, model_bytes in encoded:
-        enc = tflite_export.encode(model_bytes, encodings="auto", arena_budget=arena_budget,
+        limit = None if arena_budget is None else tflite_export.host_arena_limit(model_bytes, arena_budget)
+        enc = tflite_export.encode(model_bytes, encodings="auto", arena_budget=limit,
                                    verify_data=test[0][:16], measure_each=False)
         rows.append(_measure(name, enc.model_bytes, test))
     return rows
