@@ -326,7 +326,8 @@ def auto_cmd(model, train_path, val_path, out, flash, arena, macs, latency, ener
     if techniques is not None:
         space = SearchSpace(techniques=[t.strip() for t in techniques.split(",") if t.strip()])
     train, val = load_labelled(train_path), load_labelled(val_path)
-    with _native_work(_verbose()), _quiet_optuna(), SearchProgressBar(_err, _describe_trial) as bar:
+    with _native_work(_verbose()), _quiet_optuna(), _quiet_builds(_verbose()), \
+            SearchProgressBar(_err, _describe_trial) as bar:
         result = search(model, train, val, budget, objective=objective, space=space, n_trials=trials,
                         timeout_s=timeout, epochs=epochs, device=device, storage=storage,
                         study_name=study_name, resume=resume, out=out, target=target, name=name,
@@ -346,6 +347,27 @@ def _quiet_optuna():
         yield
     finally:
         optuna.logging.set_verbosity(level)
+
+
+@contextlib.contextmanager
+def _quiet_builds(verbose: bool):
+    """Unless ``verbose``, the library's notices of each build (conversion, shrinking, encoding)
+    off the terminal: a search builds every trial several times. The search's own notices
+    (``tinycompress.auto``) and every warning stay."""
+    import logging
+
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("tinycompress", "tflite_export", "tinycompress.auto")]
+    saved = [logger.level for logger in loggers]
+    for logger, level in zip(loggers, (logging.WARNING, logging.WARNING, logging.INFO)):
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved):
+            logger.setLevel(level)
 
 
 def _describe_trial(t) -> str:
