@@ -85,7 +85,8 @@ class EncodeResult:
         arena_before: TFLM host arena of the input model.
         arena_after: TFLM host arena of the encoded model.
         verified_samples: samples on which TFLM outputs were bit-identical.
-        arena_budget: the budget asked for, or None.
+        arena_budget: the host-arena budget asked for, or None (`tinycompress.build`
+            derives it from its ``kTensorArenaSize`` budget with `host_arena_limit`).
     """
 
     model_bytes: bytes
