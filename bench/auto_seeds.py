@@ -18,8 +18,8 @@ One line per dataset x budget: ``dataset``, ``budget``, ``auto_acc``,
 standard error), ``fits`` (every auto model measured against the budget),
 ``hand_fits``, ``random_fits`` and ``seeds``.
 
-Seeds run in ``--jobs`` processes side by side (each trains the float model's
-copy and every recipe of its seed).
+Seeds run in ``--jobs`` processes side by side (each loads the float model
+and trains every recipe of its seed).
 
 Usage: nice -n 10 python bench/auto_seeds.py --lines auto.jsonl --keep KEEP [--seeds 1 2 3] [--jobs 3]
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import multiprocessing
 import os
@@ -151,7 +152,8 @@ def main() -> int:
         keras.backend.clear_session()
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            runs = list(pool.map(run_seed, args.seeds, *zip(*[(lines, args.keep, paths)] * len(args.seeds))))
+            runs = list(pool.map(functools.partial(run_seed, lines=lines, keep=args.keep, model_paths=paths),
+                                 args.seeds))
     for line in lines:
         print(json.dumps(summary(line, args.seeds, runs)), flush=True)
     return 0
