@@ -157,6 +157,11 @@ def space_for(name: str, args) -> SearchSpace:
     return SearchSpace(epochs=(1, s["max_epochs"]), batch_size=s["batch"])
 
 
+def search_dir(keep: str, name: str, flash: str, sampler: str, seed: int) -> str:
+    """The folder under ``--keep`` of one search (bench/auto_seeds.py reads it)."""
+    return os.path.join(keep, f"{name}-{flash}-{sampler}" + (f"-seed{seed}" if seed else ""))
+
+
 def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str,
                final_epochs: int, keep: str | None) -> dict:
     """One search; its winner's TFLM test accuracy and whether its final build fits, measured.
@@ -191,8 +196,7 @@ def run_dataset(name: str, args) -> None:
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
         final = 2 * s["finetune"] if args.final_epochs is None else args.final_epochs
-        tail = f"-seed{args.seed}" if args.seed else ""
-        keep = {sampler: os.path.join(args.keep, f"{name}-{given['flash']}-{sampler}{tail}") if args.keep else None
+        keep = {sampler: search_dir(args.keep, name, given["flash"], sampler, args.seed) if args.keep else None
                 for sampler in ("tpe", "random")}
         auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final, keep["tpe"])
         rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final,

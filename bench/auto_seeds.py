@@ -65,8 +65,9 @@ sys.path.insert(0, HERE)
 
 
 def _search_dir(keep: str, line: dict, sampler: str) -> str:
-    tail = f"-seed{line['seed']}" if line.get("seed") else ""
-    return os.path.join(keep, f"{line['dataset']}-{line['budget']['flash']}-{sampler}{tail}")
+    from auto import search_dir
+
+    return search_dir(keep, line["dataset"], line["budget"]["flash"], sampler, line.get("seed", 0))
 
 
 def run_seed(seed: int, lines: list[dict], keep: str, model_paths: dict[str, str]) -> dict:
