@@ -120,8 +120,9 @@ def _encode_tensors(model: bytes, encode, x_verify: list[np.ndarray], arena_budg
             min_bytes=min_bytes,
             verify_data=x_verify if len(x_verify) > 1 else x_verify[0],
         )
-    except ArenaBudgetError:
-        raise ArenaBudgetError(tflite_export.measure_arena(model).emitted_bytes, arena_budget,
+    except ArenaBudgetError as e:  # e has the measured host arena; add back what the limit took off
+        overhead = arena_budget // 16 * 16 - host_limit  # kernel scratch bound + margin
+        raise ArenaBudgetError(-(-(e.arena_bytes + overhead) // 16) * 16, arena_budget,
                                figure="kTensorArenaSize", parameter="encode_arena_budget") from None
     return result.model_bytes, result
 
