@@ -22,7 +22,7 @@ from tinycompress.auto.space import CHANNEL_STEP, WEIGHT_STEP, SearchSpace
 from tinycompress.auto.sensitivity import allocate
 from tinycompress.auto.trial import TrialRecord, measure, screen
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "study_value"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,6 +31,25 @@ _UNMEASURED = 1e6
 #: Flash headroom screening keeps for encoded recipes: DECODE's prune and Huffman
 #: sizes depend on the fine-tuned values a little.
 _ENCODE_MARGIN = 0.03
+#: Cross-entropy (nats) above which `study_value`'s tie-break stops growing.
+LOSS_CAP = 10.0
+
+
+def study_value(metrics: dict[str, Any], samples: int) -> float:
+    """The value the study maximizes for a measured trial under the accuracy objective:
+    its accuracy, less a tie-break that grows with its validation cross-entropy (capped at
+    `LOSS_CAP`) up to half of one sample's share of the accuracy. So a trial one sample
+    more accurate always ranks higher, and of equally accurate trials the one with the
+    lower cross-entropy does: TPE tells its good trials from its bad ones by rank, and
+    accuracy alone ties many (1.9 points a sample on 54 validation series).
+
+    Example:
+        >>> a, b = study_value({"accuracy": 0.5, "loss": 0.7}, 4), study_value({"accuracy": 0.5, "loss": 0.4}, 4)
+        >>> a < b < 0.5 < study_value({"accuracy": 0.75, "loss": 9.0}, 4)
+        True
+    """
+    tie = min(metrics["loss"], LOSS_CAP) / LOSS_CAP * 0.5 / samples
+    return float(metrics["accuracy"]) - tie
 
 
 def _twin(trial):
@@ -104,6 +123,8 @@ class Objective:
         key, maximize = OBJECTIVES[self.objective]
         if metrics[key] is None:  # e.g. energy on a device of unknown power: the worst value
             return -_UNMEASURED if maximize else _UNMEASURED
+        if key == "accuracy":
+            return study_value(metrics, len(self.val[1]))
         return float(metrics[key])
 
     def _screen(self, recipe: Recipe) -> dict:

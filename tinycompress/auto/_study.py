@@ -15,8 +15,9 @@
   accuracy floor, far below the floor.
 
 Optuna's ``Trial.report``/pruning is single-objective only, so the study
-optimizes one value (accuracy, or the cost named by the objective) under the
-budget constraints; the Pareto front over accuracy, flash, arena and latency
+optimizes one value (accuracy with a validation cross-entropy tie-break,
+`tinycompress.auto._objective.study_value`, or the cost named by the
+objective) under the budget constraints; the Pareto front over accuracy, flash, arena and latency
 is computed from every measured trial (`tinycompress.auto.result.pareto_front`).
 """
 

@@ -36,7 +36,7 @@ __all__ = ["write_search", "check_search_dir", "claim_search_dir", "render_repor
 
 #: File that marks a folder as a tinycompress search folder.
 MARKER = ".tinycompress-auto"
-_CSV_METRICS = ("accuracy", "float_accuracy", "flash_bytes", "arena_bytes", "arena_host_bytes", "macs",
+_CSV_METRICS = ("accuracy", "loss", "float_accuracy", "flash_bytes", "arena_bytes", "arena_host_bytes", "macs",
                 "latency_ms", "energy_uj", "cost_rel_error")
 
 

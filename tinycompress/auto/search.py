@@ -15,6 +15,7 @@ returned. See `tinycompress.auto._study` for storage, sampler and pruner.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -61,11 +62,17 @@ class SearchStatus:
 
 def _rank(metrics: dict, objective: str) -> tuple:
     """Sort key of a measured model for ``objective`` (larger is better): the objective's
-    figure, then less flash (accuracy objective) or more accuracy (cost objectives)."""
+    figure, then (accuracy objective) lower validation cross-entropy and less flash, or
+    (cost objectives) more accuracy and lower cross-entropy. Accuracy moves in steps of one
+    validation sample, so equally accurate models are common; the cross-entropy tells
+    apart the one more sure of the right classes (a trial measured before it was recorded
+    ranks last among equals)."""
     metric, larger = OBJECTIVES[objective]
+    loss = metrics.get("loss")
+    surer = -math.inf if loss is None else -loss
     if larger:
-        return metrics[metric], -metrics["flash_bytes"]
-    return -metrics[metric], metrics["accuracy"]
+        return metrics[metric], surer, -metrics["flash_bytes"]
+    return -metrics[metric], metrics["accuracy"], surer
 
 
 def _ranked(trials: list[TrialRecord], objective: str) -> list[TrialRecord]:
