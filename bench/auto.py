@@ -29,7 +29,12 @@ trials). Per dataset the float model is trained once; then per budget:
 
 One line per dataset x budget: ``dataset``, ``budget`` (flash/arena/latency as
 given), ``auto_acc``, ``hand_acc``, ``random_acc``, ``trials``, ``wall_s`` (the
-TPE search), ``fits`` and details. Then one worker line (``--worker-dataset``):
+TPE search), ``fits``, ``seed`` and details. ``--seed 0 1 2`` runs both searches
+once per seed (a search's result is one draw of its sampler's luck; the float
+model and the hand recipes are made once) and follows the per-seed lines with a
+line over them (`over_searches`: means, ``*_accs`` per seed, paired differences
+``auto_minus_random``/``auto_minus_hand`` as mean and standard error, ``seeds``).
+Then one worker line (``--worker-dataset``):
 ``workers``, ``throughput_ratio`` = trials per hour of two worker processes on
 one storage / one worker, from the trials' start and end times in the storage
 (process start-up excluded), the storage given by ``--storage`` (PostgreSQL
@@ -69,7 +74,7 @@ change it.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
     [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
-    [--worker-cores 1] [--keep DIR] [--seed 1]
+    [--worker-cores 1] [--keep DIR] [--seed 0 1 2]
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,14 +169,14 @@ def search_dir(keep: str, name: str, flash: str, sampler: str, seed: int) -> str
 
 
 def run_search(model, fit, val, test, budget: Budget, space: SearchSpace, args, sampler: str,
-               final_epochs: int, keep: str | None) -> dict:
+               final_epochs: int, keep: str | None, seed: int) -> dict:
     """One search; its winner's TFLM test accuracy and whether its final build fits, measured.
     The search's output folder is kept at ``keep`` (else a temporary folder)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"tinycompress-bench-auto-{sampler}-") as tmp:
         try:
             r = search(model, fit, val, budget, space=space, n_trials=args.trials,
-                       out=keep or os.path.join(tmp, "out"), seed=args.seed, sampler=sampler,
+                       out=keep or os.path.join(tmp, "out"), seed=seed, sampler=sampler,
                        final_epochs=final_epochs)
         except NoFeasibleModelError as e:
             r = e.result
@@ -196,27 +202,58 @@ def run_dataset(name: str, args) -> None:
         budget = budget_of(given)
         best_hand = _auto_hand.best_fitting(hand, budget.flash_bytes, budget.arena_bytes)
         final = 2 * s["finetune"] if args.final_epochs is None else args.final_epochs
-        keep = {sampler: search_dir(args.keep, name, given["flash"], sampler, args.seed) if args.keep else None
-                for sampler in ("tpe", "random")}
-        auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final, keep["tpe"])
-        rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final,
-                          keep["random"])
-        print(json.dumps({
-            "dataset": name, "budget": {"flash": given["flash"], "arena": given.get("arena"),
-                                        "latency": given.get("latency")},
-            "auto_acc": auto["acc"], "hand_acc": None if best_hand is None else best_hand["acc"],
-            "random_acc": rand["acc"], "trials": auto["trials"], "wall_s": auto["wall_s"],
-            "fits": auto["fits"], "float_acc": float_acc, "auto_flash_bytes": auto["flash_bytes"],
-            "auto_arena_bytes": auto["arena_bytes"], "auto_techniques": auto["recipe"],
-            "auto_counts": auto["counts"], "random_fits": rand["fits"], "random_wall_s": rand["wall_s"],
-            "hand_recipe": None if best_hand is None else best_hand["recipe"],
-            "hand_flash_bytes": None if best_hand is None else best_hand["flash_bytes"],
-            "auto_final": auto["final"], "random_final": rand["final"],
-            "mode": "quick" if args.quick else "full", "float_epochs": s["float_epochs"],
-            "hand_finetune_epochs": s["finetune"], "max_trial_epochs": s["max_epochs"], "final_epochs": final,
-            "train_samples": len(fit[0]), "val_samples": len(val[0]), "test_samples": len(test[0]),
-            "seed": args.seed,
-        }), flush=True)
+        lines = []
+        for seed in args.seed:
+            keep = {sampler: search_dir(args.keep, name, given["flash"], sampler, seed) if args.keep else None
+                    for sampler in ("tpe", "random")}
+            auto = run_search(model, fit, val, test, budget, space_for(name, args), args, "tpe", final,
+                              keep["tpe"], seed)
+            rand = run_search(model, fit, val, test, budget, space_for(name, args), args, "random", final,
+                              keep["random"], seed)
+            lines.append({
+                "dataset": name, "budget": {"flash": given["flash"], "arena": given.get("arena"),
+                                            "latency": given.get("latency")},
+                "auto_acc": auto["acc"], "hand_acc": None if best_hand is None else best_hand["acc"],
+                "random_acc": rand["acc"], "trials": auto["trials"], "wall_s": auto["wall_s"],
+                "fits": auto["fits"], "float_acc": float_acc, "auto_flash_bytes": auto["flash_bytes"],
+                "auto_arena_bytes": auto["arena_bytes"], "auto_techniques": auto["recipe"],
+                "auto_counts": auto["counts"], "random_fits": rand["fits"], "random_wall_s": rand["wall_s"],
+                "hand_recipe": None if best_hand is None else best_hand["recipe"],
+                "hand_flash_bytes": None if best_hand is None else best_hand["flash_bytes"],
+                "auto_final": auto["final"], "random_final": rand["final"],
+                "mode": "quick" if args.quick else "full", "float_epochs": s["float_epochs"],
+                "hand_finetune_epochs": s["finetune"], "max_trial_epochs": s["max_epochs"],
+                "final_epochs": final, "train_samples": len(fit[0]), "val_samples": len(val[0]),
+                "test_samples": len(test[0]), "seed": seed,
+            })
+            print(json.dumps(lines[-1]), flush=True)
+        if len(lines) > 1:
+            print(json.dumps(over_searches(lines)), flush=True)
+
+
+def over_searches(lines: list[dict]) -> dict:
+    """The line of one dataset x budget over several search seeds (``lines``, one per seed):
+    ``auto_acc``/``random_acc`` are means over the searches, ``*_accs`` per seed,
+    ``auto_minus_random`` and ``auto_minus_hand`` the paired differences' mean and standard
+    error, ``fits``/``random_fits`` whether every search's model met the budget."""
+    from auto_seeds import paired
+
+    first = lines[0]
+    auto, rand = [line["auto_acc"] for line in lines], [line["random_acc"] for line in lines]
+    hand = [line["hand_acc"] for line in lines]
+    complete = None not in auto and None not in rand
+    return {
+        "dataset": first["dataset"], "budget": first["budget"], "seeds": [line["seed"] for line in lines],
+        "auto_acc": round(statistics.fmean(auto), 4) if None not in auto else None, "auto_accs": auto,
+        "hand_acc": first["hand_acc"],
+        "random_acc": round(statistics.fmean(rand), 4) if None not in rand else None, "random_accs": rand,
+        "auto_minus_random": paired(auto, rand) if complete else None,
+        "auto_minus_hand": paired(auto, hand) if None not in auto and None not in hand else None,
+        "trials": first["trials"], "wall_s": round(statistics.fmean(line["wall_s"] for line in lines), 1),
+        "fits": all(line["fits"] for line in lines), "random_fits": all(line["random_fits"] for line in lines),
+        "auto_techniques": [line["auto_techniques"] for line in lines],
+        "hand_recipe": first["hand_recipe"], "test_samples": first["test_samples"],
+    }
 
 
 def worker(spec: dict) -> None:
@@ -320,8 +357,10 @@ def main() -> int:
     parser.add_argument("--storage", default=None, help="storage URL of the worker line (PostgreSQL)")
     parser.add_argument("--worker-cores", type=int, default=None,
                         help="pin each worker process to this many cores of its own (default: all shared)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of both searches (samplers, trials' shuffling); the float model stays seed 0")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="seeds of the searches (samplers, trials' shuffling): both searches run per "
+                             "seed, one line each; with several, a line over them follows. The float "
+                             "model and the hand recipes stay seed 0")
     parser.add_argument("--keep", default=None, help="keep each search's output folder under this folder")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -144,10 +144,13 @@ def main() -> int:
     args = parser.parse_args()
     with open(args.lines) as f:
         lines = [json.loads(text) for text in f if text.strip()]
-    lines = [line for line in lines if "auto_acc" in line and line["auto_acc"] is not None
-             and (args.datasets is None or line["dataset"] in args.datasets)]
+    lines = [line for line in lines if "seed" in line and line["auto_acc"] is not None  # not the lines
+             and (args.datasets is None or line["dataset"] in args.datasets)]  # over several searches
     if not lines:
         sys.exit(f"{args.lines}: no data set line with a returned model; give bench/auto.py's output.")
+    if len({(line["dataset"], line["budget"]["flash"]) for line in lines}) < len(lines):
+        sys.exit(f"{args.lines} has lines of several search seeds for one data set and budget; give "
+                 "the lines of one search seed.")
     if 0 in args.seeds:
         sys.exit("--seeds: seed 0 is the run's own models; give other seeds.")
     missing = [path for line in lines for sampler in ("tpe", "random")
