@@ -72,6 +72,14 @@ and 347.9, 1.73. The previous form of this line, with different trials per study
 1.19 (shared) and 2.66 (pinned): trial cost varies more between studies than the workers
 change it.
 
+Over search seeds, with trials breaking accuracy ties by their TFLM cross-entropy (seeds in
+separate processes, combined with `over_searches`; 20 trials): JapaneseVowels seeds 0-2: auto
+95.41% (95.41, 94.86, 95.95), random 94.50% (95.41, 93.51, 94.59), auto - random +0.90 ± 0.45,
+hand 94.05%; the code before the tie-break, same seeds: auto 94.86%, random 93.33%,
++1.53 ± 0.54. TPE's start from the Deep Compression family (pruning, 4-bit clusters, encoded)
+won in every search. MNIST 32 KB seeds 1 and 2: auto 97.90% both (TPE kept its low-rank
+start, trial 2), random 97.45% and 98.30%: +0.02 ± 0.42, hand 97.15%.
+
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
     [--flash 16KB 32KB] [--trials 40] [--storage postgresql+psycopg2://user@host/db]
     [--worker-cores 1] [--keep DIR] [--seed 0 1 2]
