@@ -44,8 +44,8 @@ def study_value(metrics: dict[str, Any], samples: int) -> float:
     accuracy alone ties many (1.9 points a sample on 54 validation series).
 
     Example:
-        >>> a, b = study_value({"accuracy": 0.5, "loss": 0.7}, 4), study_value({"accuracy": 0.5, "loss": 0.4}, 4)
-        >>> a < b < 0.5 < study_value({"accuracy": 0.75, "loss": 9.0}, 4)
+        >>> unsure, sure = ({"accuracy": 0.5, "loss": loss} for loss in (0.7, 0.4))
+        >>> study_value(unsure, 4) < study_value(sure, 4) < 0.5 < study_value({"accuracy": 0.75, "loss": 9.0}, 4)
         True
     """
     tie = min(metrics["loss"], LOSS_CAP) / LOSS_CAP * 0.5 / samples
