@@ -246,17 +246,20 @@ def over_searches(lines: list[dict]) -> dict:
     error, ``fits``/``random_fits`` whether every search's model met the budget."""
     from auto_seeds import paired
 
+    def mean(values: list) -> float | None:
+        return None if None in values else round(statistics.fmean(values), 4)
+
+    def minus(a: list, b: list) -> dict | None:
+        return None if None in a + b else paired(a, b)
+
     first = lines[0]
     auto, rand = [line["auto_acc"] for line in lines], [line["random_acc"] for line in lines]
     hand = [line["hand_acc"] for line in lines]
-    complete = None not in auto and None not in rand
     return {
         "dataset": first["dataset"], "budget": first["budget"], "seeds": [line["seed"] for line in lines],
-        "auto_acc": round(statistics.fmean(auto), 4) if None not in auto else None, "auto_accs": auto,
-        "hand_acc": first["hand_acc"],
-        "random_acc": round(statistics.fmean(rand), 4) if None not in rand else None, "random_accs": rand,
-        "auto_minus_random": paired(auto, rand) if complete else None,
-        "auto_minus_hand": paired(auto, hand) if None not in auto and None not in hand else None,
+        "auto_acc": mean(auto), "auto_accs": auto, "hand_acc": first["hand_acc"],
+        "random_acc": mean(rand), "random_accs": rand,
+        "auto_minus_random": minus(auto, rand), "auto_minus_hand": minus(auto, hand),
         "trials": first["trials"], "wall_s": round(statistics.fmean(line["wall_s"] for line in lines), 1),
         "fits": all(line["fits"] for line in lines), "random_fits": all(line["random_fits"] for line in lines),
         "auto_techniques": [line["auto_techniques"] for line in lines],

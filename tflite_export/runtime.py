@@ -31,7 +31,8 @@ from tflite_export.errors import InputError, RuntimeCheckError, UnsupportedModel
 from tflite_export.io_details import input_details
 from tflite_export.validate import validate as _validate
 
-__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "time_limit", "run_tflm", "run_litert", "tflm_tensors", "evaluate_accuracy"]
+__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "time_limit", "run_tflm", "run_litert", "tflm_tensors", "classifier_outputs",
+           "evaluate_accuracy"]
 
 # Run as a script (-P: without its folder on sys.path, where inspect.py would
 # shadow the standard library), so the child imports only numpy and the interpreters.
@@ -335,6 +336,25 @@ def tflm_tensors(
     return {int(k[1:]): v for k, v in arrays.items()}
 
 
+def classifier_outputs(model: bytes, x_float: np.ndarray) -> np.ndarray:
+    """Float outputs of a one-input, one-output classifier run on TFLM.
+
+    Args:
+        model: `.tflite` flatbuffer bytes with one input and one output.
+        x_float: float samples (quantized here with the model's input scale).
+
+    Returns:
+        ``(samples, classes)`` float32 outputs, dequantized with the output's scale.
+
+    Raises:
+        RuntimeCheckError: TFLM failed, crashed or timed out (see `run_tflm`).
+    """
+    from tflite_export.io_details import dequantize, quantize
+
+    y = dequantize(np.asarray(run_tflm(model, quantize(x_float, model))), model)
+    return y.reshape(len(x_float), -1)
+
+
 def evaluate_accuracy(model: bytes, x_float: np.ndarray, labels: np.ndarray) -> float:
     """Argmax accuracy of a classifier run on TFLM.
 
@@ -346,8 +366,5 @@ def evaluate_accuracy(model: bytes, x_float: np.ndarray, labels: np.ndarray) -> 
     Returns:
         Fraction of samples whose TFLM argmax equals the label.
     """
-    from tflite_export.io_details import quantize
-
-    y = run_tflm(model, quantize(x_float, model))
-    y = np.asarray(y).reshape(len(labels), -1)
+    y = classifier_outputs(model, x_float)
     return float(np.mean(np.argmax(y, axis=-1) == np.asarray(labels).reshape(-1)))

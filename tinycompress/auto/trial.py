@@ -186,12 +186,11 @@ def tflm_scores(model: bytes, x: np.ndarray, labels: np.ndarray, *,
         >>> 0.0 <= accuracy <= 1.0 and loss > 0
         True
     """
-    from tflite_export import run_tflm
-    from tflite_export.io_details import dequantize, output_details, quantize
+    from tflite_export.io_details import output_details
+    from tflite_export.runtime import classifier_outputs
 
     labels = np.asarray(labels).reshape(-1)
-    y = dequantize(np.asarray(run_tflm(model, quantize(x, model))), model).reshape(len(labels), -1)
-    y = y.astype(np.float64)
+    y = classifier_outputs(model, x).astype(np.float64)
     if probabilities:
         scale = output_details(model)[0].scale
         p = np.clip(y, scale / 2 if scale > 0 else 1e-7, None)
