@@ -217,11 +217,18 @@ class Recipe:
         return cls.from_config(data["recipe"])
 
 
-def check_labelled(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+def check_labelled(data: Any, what: str, model=None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, labels)`` arrays from ``data`` = ``(x, y)`` with integer or one-hot labels.
 
+    Args:
+        data: the pair.
+        what: its name in messages.
+        model: the single-input Keras model the samples are for (their shape is checked
+            against its input). Default None: not checked.
+
     Raises:
-        DataError: not a pair of arrays with one label per sample.
+        DataError: not a pair of arrays with one label per sample, or samples of
+            another shape than the model's input.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError(f"expected {what} as a pair (x, y) of arrays. Received: {type(data).__name__}.")
@@ -235,6 +242,13 @@ def check_labelled(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
         raise DataError(f"{what}: expected integer class labels (or one-hot rows). Received "
                         f"dtype {y.dtype}.")
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) == 1:
+        want = tuple(inputs[0].shape[1:])
+        if len(want) != x.ndim - 1 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+            shape = ", ".join(["n"] + ["?" if w is None else str(w) for w in want])
+            raise DataError(f"{what}: samples have shape {tuple(x.shape[1:])}, but model {model.name!r} "
+                            f"takes arrays of shape ({shape}); give data of the model's input shape.")
     return x.astype("float32"), y.astype("int64")
 
 
@@ -295,6 +309,6 @@ def apply_recipe(
     """
     from tinycompress.auto import _stages
 
-    return _stages.run(model, recipe, check_labelled(train_data, "train_data"),
-                       None if val_data is None else check_labelled(val_data, "val_data"),
+    return _stages.run(model, recipe, check_labelled(train_data, "train_data", model),
+                       None if val_data is None else check_labelled(val_data, "val_data", model),
                        on_epoch, verbose, fine_tune)

@@ -254,9 +254,10 @@ def search(
     check_target(target)
     metric = OBJECTIVES[objective][0]
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
-    train, val = check_labelled(train_data, "train_data"), check_labelled(val_data, "val_data")
-    out_dir = None if out is None else check_search_dir(out)
     keras_model = _keras_model(model, load_model)
+    train, val = check_labelled(train_data, "train_data", keras_model), check_labelled(val_data, "val_data",
+                                                                                        keras_model)
+    out_dir = None if out is None else check_search_dir(out)
     space = _fitted_space(keras_model, space or SearchSpace(), epochs, val)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
                 "device": device, "seed": seed, "sampler": sampler}

@@ -16,7 +16,8 @@ import pytest
 import tflite_export
 from tinycompress.auto import Budget, Recipe, SearchSpace, apply_recipe, search
 from tinycompress.build import build
-from tinycompress.errors import ArgumentError, AutoError, BudgetError, LoadError, NoFeasibleModelError
+from tinycompress.errors import (ArgumentError, AutoError, BudgetError, DataError, LoadError,
+                                 NoFeasibleModelError)
 
 SPACE = SearchSpace(techniques=["pruning", "clustering", "encode"], channel_sparsity=(0.0, 0.75),
                     cluster_bits=(3, 4), epochs=(1, 1))
@@ -220,10 +221,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["not a model", "storage unreachable", "nothing to resume"])
+@pytest.mark.parametrize("case", ["not a model", "storage unreachable", "nothing to resume",
+                                  "data of another shape"])
 def test_a_search_that_cannot_start_leaves_no_folder(tmp_path, case):
     model, train, val = _untrained()
     options = {"space": SearchSpace(techniques=["int16x8"])}
+    if case == "data of another shape":  # refused before the sensitivity scan runs the model on it
+        val = (val[0][:, :-1], val[1])
+        with pytest.raises(DataError, match=r"val_data: samples have shape \(\d+,\), but model .* takes"):
+            search(model, train, val, Budget(flash_bytes="8KB"), n_trials=1, out=tmp_path / "new" / "s",
+                   space=SearchSpace(techniques=["pruning"]))
+        assert list(tmp_path.iterdir()) == []
+        return
     if case == "not a model":
         (tmp_path / "m.txt").write_text("not a model")
         model = tmp_path / "m.txt"
