@@ -115,7 +115,9 @@ def _final_lines(final: dict) -> list[str]:
         lines.append(head + f"validation accuracy {_fmt(row['accuracy'])} against the trial's "
                             f"{_fmt(row['trial_accuracy'])}, {row['flash_bytes']} B of flash: {verdict}")
     if not final["kept"]:
-        lines.append(f"- returned: trial {final['trial']}'s own model")
+        why = "its recipe trains as long already" if "skipped" in final else \
+            "no model fine-tuned again was made within the budget"
+        lines.append(f"- returned: trial {final['trial']}'s own model ({why})")
     return lines
 
 

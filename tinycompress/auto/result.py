@@ -67,7 +67,7 @@ class SearchResult:
             fine-tuned again: ``{"epochs", "trial", "trial_epochs", "accuracy",
             "trial_accuracy", "flash_bytes", "violations", "kept", "candidates"}``:
             the returned trial (``kept``: its recipe fine-tuned again is returned,
-            else its own model), ``accuracy``/``flash_bytes``/``violations`` of its
+            else its own model), ``accuracy``/``loss``/``flash_bytes``/``violations`` of its
             recipe fine-tuned again (``"skipped"`` or ``"failure"`` instead when
             it was not made), and ``candidates`` the same per candidate; else None.
     """

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from tinycompress.auto import Budget, Recipe
 from tinycompress.auto.result import SearchResult
+from tinycompress.auto.output import _final_lines
 from tinycompress.auto.search import _candidates, _fine_tune_again
 
 
@@ -86,15 +87,29 @@ def test_the_most_accurate_candidate_that_fits_is_returned():
     assert rows[0]["accuracy"] == 0.91 and not rows[0]["kept"] and rows[2]["kept"]
 
 
-def test_the_trial_own_model_stands_when_no_candidate_beats_it():
+def test_a_candidate_is_returned_even_when_the_trial_own_model_scored_higher():
+    # the trial's 0.90 was the best of every trial's measurements on the same data (inflated by
+    # that draw's luck); the candidates' figures are fresh, so only they are compared
     trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.85, 1500, sparsity=0.4)]
     result = _result(trials)
-    run = _Run({0.5: {"accuracy": 0.89}, 0.4: RuntimeError("converter crashed")})
+    run = _Run({0.5: {"accuracy": 0.87}, 0.4: {"accuracy": 0.88}})
+    picked = _fine_tune_again(result, run, _chosen(result), 4, 3, "m")
+    assert (picked[0].number, picked[1].epochs, picked[2]) == (1, 4, "build of 0.4")
+    assert (result.final["trial"], result.final["kept"], result.final["accuracy"]) == (1, True, 0.88)
+
+
+def test_the_trial_own_model_stands_when_no_candidate_is_made_within_the_budget():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.85, 1500, sparsity=0.4)]
+    result = _result(trials)
+    run = _Run({0.5: {"accuracy": 0.95, "flash_bytes": 2500}, 0.4: RuntimeError("converter crashed")})
     chosen = _chosen(result)
     assert _fine_tune_again(result, run, chosen, 4, 3, "m") is chosen
     final = result.final
-    assert (final["trial"], final["kept"], final["accuracy"]) == (0, False, 0.89)
+    assert (final["trial"], final["kept"], final["accuracy"]) == (0, False, 0.95)
+    assert final["violations"] == ["flash 2500 B > 2000 B"]
     assert final["candidates"][1]["failure"] == "RuntimeError: converter crashed"
+    assert _final_lines(final)[-1] == ("- returned: trial 0's own model "
+                                       "(no model fine-tuned again was made within the budget)")
 
 
 def test_a_tie_returns_the_model_fine_tuned_again():
@@ -112,6 +127,11 @@ def test_a_recipe_that_trains_as_long_already_is_not_made_again():
     picked = _fine_tune_again(result, run, _chosen(result), 4, 3, "m")
     assert [r.channel_sparsity for r in run.made] == [0.4] and picked[0].number == 1
     assert "final_epochs=4 adds none" in result.final["candidates"][0]["skipped"]
+    # trained as long, the trial's own model competes (and wins a tie, as the better trial)
+    chosen = _chosen(result)
+    assert _fine_tune_again(result, _Run({0.4: {"accuracy": 0.90, "flash_bytes": 1500}}), chosen, 4, 3, "m") is chosen
+    assert (result.final["trial"], result.final["kept"]) == (0, False)
+    assert _final_lines(result.final)[-1] == "- returned: trial 0's own model (its recipe trains as long already)"
 
 
 def test_a_cost_objective_returns_the_cheapest_candidate_above_the_floor():

@@ -189,12 +189,10 @@ def test_the_best_of_the_candidates_fine_tuned_again_is_returned(tiny_task, tmp_
     # one kind of recipe (pruning only): the 2 best distinct recipes
     assert len(distinct) >= 2 and [row["trial"] for row in final["candidates"]] == [t.number for t in distinct[:2]]
     made = [row for row in final["candidates"] if not row["violations"]]
-    best_made = max(made, key=lambda row: (row["accuracy"], -row["flash_bytes"]))  # as search ranks
-    if best_made["accuracy"] >= measured[distinct[0].number]:  # measured on TFLM, val data
-        assert final["kept"] and final["trial"] == best_made["trial"]
-        assert result.recipe == replace(Recipe.from_config(trials[final["trial"]].recipe), epochs=6)
-    else:
-        assert not final["kept"] and final["trial"] == distinct[0].number
+    assert made  # the tiny MLP fits 8 KB at any sparsity: the best of these is returned, not a trial's own
+    best_made = max(made, key=lambda row: (row["accuracy"], -row["loss"], -row["flash_bytes"]))  # as _rank
+    assert final["kept"] and final["trial"] == best_made["trial"]
+    assert result.recipe == replace(Recipe.from_config(trials[final["trial"]].recipe), epochs=6)
     assert result.best.number == final["trial"]
     assert tflite_export.evaluate_accuracy(result.model, *val) == pytest.approx(result.best.metrics["accuracy"])
     assert len(result.model) <= 8 * 1024
