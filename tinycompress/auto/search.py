@@ -434,7 +434,8 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
             _LOG.warning("fine-tuning trial %d's recipe again failed (%s)", candidate.number, row["failure"])
             continue
         row.update(accuracy=longer_metrics["accuracy"], loss=longer_metrics.get("loss"),
-                   flash_bytes=longer_metrics["flash_bytes"], violations=result.budget.violations(longer_metrics))
+                   flash_bytes=longer_metrics["flash_bytes"],
+                   violations=result.budget.violations(longer_metrics))
         _LOG.info("trial %d's recipe fine-tuned again for %d epochs: accuracy %.4f (trial: %.4f)",
                   candidate.number, epochs, longer_metrics["accuracy"], candidate.metrics["accuracy"])
         if not row["violations"]:

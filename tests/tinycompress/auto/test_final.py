@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tinycompress.auto import Budget, Recipe
-from tinycompress.auto.result import SearchResult
 from tinycompress.auto.output import _final_lines
+from tinycompress.auto.result import SearchResult
 from tinycompress.auto.search import _candidates, _fine_tune_again
 
 
@@ -129,9 +129,11 @@ def test_a_recipe_that_trains_as_long_already_is_not_made_again():
     assert "final_epochs=4 adds none" in result.final["candidates"][0]["skipped"]
     # trained as long, the trial's own model competes (and wins a tie, as the better trial)
     chosen = _chosen(result)
-    assert _fine_tune_again(result, _Run({0.4: {"accuracy": 0.90, "flash_bytes": 1500}}), chosen, 4, 3, "m") is chosen
+    as_good = _Run({0.4: {"accuracy": 0.90, "flash_bytes": 1500}})
+    assert _fine_tune_again(result, as_good, chosen, 4, 3, "m") is chosen
     assert (result.final["trial"], result.final["kept"]) == (0, False)
-    assert _final_lines(result.final)[-1] == "- returned: trial 0's own model (its recipe trains as long already)"
+    assert _final_lines(result.final)[-1] == ("- returned: trial 0's own model "
+                                              "(its recipe trains as long already)")
 
 
 def test_a_cost_objective_returns_the_cheapest_candidate_above_the_floor():
