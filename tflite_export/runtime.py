@@ -31,8 +31,8 @@ from tflite_export.errors import InputError, RuntimeCheckError, UnsupportedModel
 from tflite_export.io_details import input_details
 from tflite_export.validate import validate as _validate
 
-__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "time_limit", "run_tflm", "run_litert", "tflm_tensors", "classifier_outputs",
-           "evaluate_accuracy"]
+__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "time_limit", "run_tflm", "run_litert", "tflm_tensors",
+           "classifier_outputs", "evaluate_accuracy"]
 
 # Run as a script (-P: without its folder on sys.path, where inspect.py would
 # shadow the standard library), so the child imports only numpy and the interpreters.

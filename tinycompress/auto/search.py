@@ -255,8 +255,8 @@ def search(
     metric = OBJECTIVES[objective][0]
     estimate = cost_model(device, budget.needs_device or metric in ("latency_ms", "energy_uj"))
     keras_model = _keras_model(model, load_model)
-    train, val = check_labelled(train_data, "train_data", keras_model), check_labelled(val_data, "val_data",
-                                                                                        keras_model)
+    train = check_labelled(train_data, "train_data", keras_model)
+    val = check_labelled(val_data, "val_data", keras_model)
     out_dir = None if out is None else check_search_dir(out)
     space = _fitted_space(keras_model, space or SearchSpace(), epochs, val)
     settings = {"budget": budget.get_config(), "objective": objective, "space": space.get_config(),
