@@ -46,11 +46,11 @@ def deploy(config: str, model: keras.Model, data, base: dict, lut: bool) -> dict
     if lut:
         result = compress_luts(model_bytes, verify_data=x_test[:16])
         model_bytes = result.model_bytes
-        arena = result.arena_after
+        arena = result.host_arena_after
         extra = {
             "lut_tensors": len(result.tensors),
             "lut_flash_saved": result.flash_saved,
-            "lut_arena_added": result.arena_added,
+            "lut_arena_added": result.host_arena_added,
             "lut_verified_samples": result.verified_samples,
         }
     else:

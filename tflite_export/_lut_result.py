@@ -11,7 +11,7 @@ __all__ = ["LutTensor", "LutResult"]
 class LutTensor:
     """One compressed tensor in a `LutResult`.
 
-    Attributes are those of `LutCandidate`, plus ``arena_added``: the arena
+    Attributes are those of `LutCandidate`, plus ``host_arena_added``: the arena
     bytes TFLM needs more when only this tensor is compressed (None when not
     measured).
     """
@@ -25,7 +25,7 @@ class LutTensor:
     table_bytes: int
     flash_saved: int
     decoded_bytes: int
-    arena_added: int | None = None
+    host_arena_added: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class LutResult:
         tensors: one row per compressed tensor.
         flash_before: bytes of the uncompressed model.
         flash_after: bytes of the compressed model.
-        arena_before: TFLM arena of the uncompressed model (host bytes).
-        arena_after: TFLM arena of the compressed model (host bytes).
+        host_arena_before: TFLM arena of the uncompressed model (host bytes).
+        host_arena_after: TFLM arena of the compressed model (host bytes).
         verified_samples: samples on which TFLM outputs were bit-identical.
     """
 
@@ -46,8 +46,8 @@ class LutResult:
     tensors: list[LutTensor] = field(default_factory=list)
     flash_before: int = 0
     flash_after: int = 0
-    arena_before: int = 0
-    arena_after: int = 0
+    host_arena_before: int = 0
+    host_arena_after: int = 0
     verified_samples: int = 0
 
     @property
@@ -56,13 +56,13 @@ class LutResult:
         return self.flash_before - self.flash_after
 
     @property
-    def arena_added(self) -> int:
+    def host_arena_added(self) -> int:
         """Bytes of arena added in total (measured on TFLM)."""
-        return self.arena_after - self.arena_before
+        return self.host_arena_after - self.host_arena_before
 
     @property
     def decoded_bytes(self) -> int:
-        """Sum of the DECODE outputs' sizes; the measured `arena_added` is
+        """Sum of the DECODE outputs' sizes; the measured `host_arena_added` is
         usually lower, since TFLM's planner can reuse one decoded buffer's
         space for another tensor."""
         return sum(t.decoded_bytes for t in self.tensors)
@@ -74,9 +74,9 @@ class LutResult:
             "flash_before": self.flash_before,
             "flash_after": self.flash_after,
             "flash_saved": self.flash_saved,
-            "arena_before": self.arena_before,
-            "arena_after": self.arena_after,
-            "arena_added": self.arena_added,
+            "host_arena_before": self.host_arena_before,
+            "host_arena_after": self.host_arena_after,
+            "host_arena_added": self.host_arena_added,
             "decoded_bytes": self.decoded_bytes,
             "verified_samples": self.verified_samples,
         }
@@ -84,18 +84,18 @@ class LutResult:
     def to_markdown(self) -> str:
         """A Markdown table of the per-tensor flash/RAM trade-off and totals."""
         lines = [
-            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes | arena added |",
+            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes | host arena added |",
             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for t in self.tensors:
-            added = "-" if t.arena_added is None else t.arena_added
+            added = "-" if t.host_arena_added is None else t.host_arena_added
             lines.append(
                 f"| {t.index} | `{t.name}` | {t.bits} | {t.tables} | {t.nbytes} | "
                 f"{t.flash_saved} | {t.decoded_bytes} | {added} |"
             )
         lines.append(
-            f"| total | flatbuffer {self.flash_before} -> {self.flash_after} B, arena "
-            f"{self.arena_before} -> {self.arena_after} B | | | | {self.flash_saved} | "
-            f"{self.decoded_bytes} | {self.arena_added} |"
+            f"| total | flatbuffer {self.flash_before} -> {self.flash_after} B, host arena "
+            f"{self.host_arena_before} -> {self.host_arena_after} B | | | | {self.flash_saved} | "
+            f"{self.decoded_bytes} | {self.host_arena_added} |"
         )
         return "\n".join(lines)

@@ -258,7 +258,7 @@ def compress_luts(
         verify_data: float samples to compare on instead of random ones (a list
             per input for multi-input models). Default None.
         measure_each: also measure the arena with each tensor compressed alone,
-            giving `LutTensor.arena_added` (one TFLM run per tensor). Default True.
+            giving `LutTensor.host_arena_added` (one TFLM run per tensor). Default True.
         progress: called as ``progress("verifying and measuring LUT tensors",
             done, total)``: one step for the bit-exactness check, one per
             tensor measured, one for the final arena (see
@@ -287,17 +287,17 @@ def compress_luts(
             f"{2 ** LUT_MAX_BITS} values). Received max_bits={max_bits!r}."
         )
     chosen = _choose(lut_candidates(model_bytes), tensors, min_bytes, max_bits)
-    arena_before = measure_arena(model_bytes).host_bytes
+    host_arena_before = measure_arena(model_bytes).host_bytes
     if not chosen:
         logger.info("no tensor qualifies for LUT compression; the model is unchanged")
-        return _unchanged(model_bytes, arena_before)
+        return _unchanged(model_bytes, host_arena_before)
     compressed = _compress(model_bytes, chosen)
     if isinstance(tensors, str) and len(compressed) >= len(model_bytes):
         logger.info(
             "LUT compression of %d small tensor(s) would grow the model from %d to %d bytes "
             "(DECODE bookkeeping); the model is unchanged", len(chosen), len(model_bytes),
             len(compressed))
-        return _unchanged(model_bytes, arena_before)
+        return _unchanged(model_bytes, host_arena_before)
     x = verification_inputs(model_bytes, verify_data, verify_samples, seed)
     steps = 2 + (len(chosen) if measure_each else 0)
     report(progress, _LUT_STEP, 0, steps)
@@ -308,19 +308,19 @@ def compress_luts(
         added = None
         if measure_each:
             alone = compressed if len(chosen) == 1 else _compress(model_bytes, [c])
-            added = measure_arena(alone).host_bytes - arena_before
+            added = measure_arena(alone).host_bytes - host_arena_before
             report(progress, _LUT_STEP, 2 + k, steps)
         rows.append(LutTensor(c.index, c.name, c.bits, c.tables, c.nbytes, c.encoded_bytes,
                               c.table_bytes, c.flash_saved, c.decoded_bytes, added))
-    arena_after = measure_arena(compressed).host_bytes
+    host_arena_after = measure_arena(compressed).host_bytes
     report(progress, _LUT_STEP, steps, steps)
     return LutResult(
         model_bytes=compressed,
         tensors=rows,
         flash_before=len(model_bytes),
         flash_after=len(compressed),
-        arena_before=arena_before,
-        arena_after=arena_after,
+        host_arena_before=host_arena_before,
+        host_arena_after=host_arena_after,
         verified_samples=n,
     )
 

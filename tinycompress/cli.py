@@ -165,15 +165,15 @@ def _print_export(result) -> None:
         lut = result.lut
         _console.print(
             f"LUT: {len(lut.tensors)} tensor(s) compressed, flash {lut.flash_before} -> "
-            f"{lut.flash_after} B, arena +{lut.arena_added} B (measured on TFLM)"
+            f"{lut.flash_after} B, host arena +{lut.host_arena_added} B (measured on TFLM)"
         )
     if result.encoding is not None:
         enc = result.encoding
         kinds = sorted({t.encoding for t in enc.tensors})
         _console.print(
             f"DECODE encoding: {len(enc.tensors)} tensor(s) ({', '.join(kinds) or 'none paid off'}), "
-            f"flash {enc.flash_before} -> {enc.flash_after} B, host arena {enc.arena_before} -> "
-            f"{enc.arena_after} B (measured on TFLM)"
+            f"flash {enc.flash_before} -> {enc.flash_after} B, host arena {enc.host_arena_before} -> "
+            f"{enc.host_arena_after} B (measured on TFLM)"
         )
     if result.layer_errors:
         _console.print(_layer_error_table(result.layer_errors))

@@ -100,7 +100,7 @@ def _assert_prune_encoding_saves_flash(res, unstructured, data) -> None:
         np.testing.assert_array_equal(tflite_export.run_tflm(model, x), tflite_export.run_tflm(plain, x))
         assert row["tflm_int8_accuracy"] == plain_row["tflm_int8_accuracy"], row["name"]
         # flash saved, arena spent: the decoded tensors live in the arena
-        assert enc["arena_added"] > 0 and row["arena_bytes"] > plain_row["arena_bytes"], row["name"]
+        assert enc["host_arena_added"] > 0 and row["arena_bytes"] > plain_row["arena_bytes"], row["name"]
         assert tflite_export.arena_fits(model, [row["arena_bytes"]]) == [True], row["name"]
         assert enc["verified_samples"] > 0
     assert encoded[-1]["flash_bytes"] < encoded[0]["flash_bytes"], "sparser encodes smaller"

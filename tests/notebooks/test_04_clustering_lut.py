@@ -45,7 +45,7 @@ def test_clustering_lut_saves_flash_and_costs_arena_per_tensor(run_notebook):
     assert sum(op.endswith("TFLM_DECODE") for op in ops) == len(rows) >= 3
     assert not any("DECODE" in layer.op for layer in tflite_export.inspect(int8, measure=False).layers)
     for r in rows:
-        assert r["bits"] <= 4 and r["decoded_bytes"] == r["bytes"] and r["arena_added"] > 0
+        assert r["bits"] <= 4 and r["decoded_bytes"] == r["bytes"] and r["host_arena_added"] > 0
         packed = -(-r["bytes"] * r["bits"] // 8)  # bits-wide indices, rounded up to bytes
         assert 0 < r["flash_saved"] <= r["bytes"] - packed - 16 - r["tables"]  # 16 B header + tables
     assert {r["layer"].split()[0] for r in rows} == {"conv2", "fc1", "fc2"}  # conv1 is < 256 B

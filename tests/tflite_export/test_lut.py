@@ -61,15 +61,15 @@ def test_auto_compresses_large_clustered_tensor_bit_exactly(clustered_int8):
     assert row.flash_saved == row.nbytes - row.encoded_bytes - row.table_bytes
     assert r.flash_saved == len(model_bytes) - len(r.model_bytes) > 0.9 * row.flash_saved
     # the decoded tensor lives in the arena: the RAM cost is real
-    assert 0 < r.arena_added <= row.decoded_bytes + 256 and row.arena_added == r.arena_added
+    assert 0 < r.host_arena_added <= row.decoded_bytes + 256 and row.host_arena_added == r.host_arena_added
     assert r.verified_samples == 16
     assert _ops(r.model_bytes).count("TFLM_DECODE") == 1
     xq = tflite_export.quantize(x[:20], model_bytes)
     np.testing.assert_array_equal(
         tflite_export.run_tflm(r.model_bytes, xq), tflite_export.run_tflm(model_bytes, xq)
     )
-    assert r.to_dict()["arena_added"] == r.arena_added
-    assert f"| {r.flash_saved} | {r.decoded_bytes} | {r.arena_added} |" in r.to_markdown()
+    assert r.to_dict()["host_arena_added"] == r.host_arena_added
+    assert f"| {r.flash_saved} | {r.decoded_bytes} | {r.host_arena_added} |" in r.to_markdown()
 
 
 def test_auto_never_grows_a_model_of_small_tensors():
@@ -96,7 +96,7 @@ def test_chosen_tensors_use_per_channel_tables(clustered_int8):
     r = compress_luts(model_bytes, tensors=[conv.index, fc.index], verify_data=x[:8],
                       measure_each=False)
     assert [(t.index, t.tables) for t in r.tensors] == [(conv.index, 8), (fc.index, 1)]
-    assert r.verified_samples == 8 and r.tensors[0].arena_added is None
+    assert r.verified_samples == 8 and r.tensors[0].host_arena_added is None
     assert _ops(r.model_bytes).count("TFLM_DECODE") == 2
     only_large = compress_luts(model_bytes, tensors=lambda c: c.nbytes >= 4096, verify_samples=4)
     assert [t.index for t in only_large.tensors] == [fc.index]

@@ -59,7 +59,7 @@ class EncodedTensor:
         encoding: ``"lut"``, ``"prune"`` or ``"huffman"``.
         nbytes: bytes before (also the decoded tensor's arena bytes).
         encoded_bytes: bytes after: encoded data plus decoder tables.
-        arena_added: measured arena bytes added when only this tensor is
+        host_arena_added: measured arena bytes added when only this tensor is
             encoded (None when not measured).
     """
 
@@ -69,7 +69,7 @@ class EncodedTensor:
     encoding: str
     nbytes: int
     encoded_bytes: int
-    arena_added: int | None = None
+    host_arena_added: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,10 @@ class EncodeResult:
         tensors: one row per encoded tensor.
         flash_before: bytes of the input model.
         flash_after: bytes of the encoded model.
-        arena_before: TFLM host arena of the input model.
-        arena_after: TFLM host arena of the encoded model.
+        host_arena_before: TFLM host arena of the input model.
+        host_arena_after: TFLM host arena of the encoded model.
         verified_samples: samples on which TFLM outputs were bit-identical.
-        arena_budget: the host-arena budget asked for, or None (`tinycompress.build`
+        host_arena_budget: the host-arena budget asked for, or None (`tinycompress.build`
             derives it from its ``kTensorArenaSize`` budget with `host_arena_limit`).
     """
 
@@ -93,10 +93,10 @@ class EncodeResult:
     tensors: list[EncodedTensor] = field(default_factory=list)
     flash_before: int = 0
     flash_after: int = 0
-    arena_before: int = 0
-    arena_after: int = 0
+    host_arena_before: int = 0
+    host_arena_after: int = 0
     verified_samples: int = 0
-    arena_budget: int | None = None
+    host_arena_budget: int | None = None
 
     @property
     def flash_saved(self) -> int:
@@ -104,28 +104,28 @@ class EncodeResult:
         return self.flash_before - self.flash_after
 
     @property
-    def arena_added(self) -> int:
+    def host_arena_added(self) -> int:
         """Arena bytes added in total (measured on TFLM)."""
-        return self.arena_after - self.arena_before
+        return self.host_arena_after - self.host_arena_before
 
     def to_dict(self) -> dict:
         """JSON-ready summary (without the model bytes)."""
         return {"tensors": [asdict(t) for t in self.tensors],
                 "flash_before": self.flash_before, "flash_after": self.flash_after,
-                "flash_saved": self.flash_saved, "arena_before": self.arena_before,
-                "arena_after": self.arena_after, "arena_added": self.arena_added,
-                "arena_budget": self.arena_budget, "verified_samples": self.verified_samples}
+                "flash_saved": self.flash_saved, "host_arena_before": self.host_arena_before,
+                "host_arena_after": self.host_arena_after, "host_arena_added": self.host_arena_added,
+                "host_arena_budget": self.host_arena_budget, "verified_samples": self.verified_samples}
 
     def to_markdown(self) -> str:
-        """A Markdown table: each tensor's encoding, bytes before/after, arena added; totals."""
-        lines = ["| tensor | name | encoding | bytes before | bytes after | arena added |",
+        """A Markdown table: each tensor's encoding, bytes before/after, host arena added; totals."""
+        lines = ["| tensor | name | encoding | bytes before | bytes after | host arena added |",
                  "| ---: | --- | --- | ---: | ---: | ---: |"]
         for t in self.tensors:
-            added = "-" if t.arena_added is None else t.arena_added
+            added = "-" if t.host_arena_added is None else t.host_arena_added
             lines.append(f"| {t.index} | `{t.name}` | {t.encoding} | {t.nbytes} | "
                          f"{t.encoded_bytes} | {added} |")
         lines.append(f"| total | flatbuffer | | {self.flash_before} | {self.flash_after} | "
-                     f"{self.arena_added} |")
+                     f"{self.host_arena_added} |")
         return "\n".join(lines)
 
 
@@ -165,10 +165,10 @@ def _choose(cands: list[EncodeCandidate], tensors, kinds, min_bytes: int) -> dic
     return chosen
 
 
-def _within_budget(model_bytes, chosen, by, budget: int, arena_before: int) -> dict[int, str]:
+def _within_budget(model_bytes, chosen, by, budget: int, host_arena_before: int) -> dict[int, str]:
     """Add tensors by estimated saving while the measured arena fits ``budget``."""
-    if arena_before > budget:
-        raise ArenaBudgetError(arena_before, budget)
+    if host_arena_before > budget:
+        raise ArenaBudgetError(host_arena_before, budget)
     kept: dict[int, str] = {}
     for i in sorted(chosen, key=lambda j: -by[j].saving(chosen[j])):
         trial = {**kept, i: chosen[i]}
@@ -236,7 +236,7 @@ def encode(
         verify_data: float samples to compare on instead (a list per input for
             multi-input models). Default None.
         measure_each: measure each tensor's arena cost alone (one TFLM run
-            each), giving `EncodedTensor.arena_added`. Default True.
+            each), giving `EncodedTensor.host_arena_added`. Default True.
 
     Returns:
         An `EncodeResult`.
@@ -259,9 +259,9 @@ def encode(
     cands = encode_candidates(model_bytes, kinds)
     by = {c.index: c for c in cands}
     chosen = _choose(cands, tensors, kinds, min_bytes)
-    arena_before = measure_arena(model_bytes).host_bytes
+    host_arena_before = measure_arena(model_bytes).host_bytes
     if arena_budget is not None and chosen:
-        chosen = _within_budget(model_bytes, chosen, by, int(arena_budget), arena_before)
+        chosen = _within_budget(model_bytes, chosen, by, int(arena_budget), host_arena_before)
     if isinstance(tensors, str) and chosen:
         chosen = _drop_unprofitable(model_bytes, chosen, by)
     out = _build(model_bytes, chosen, by)
@@ -271,7 +271,7 @@ def encode(
                         "(DECODE bookkeeping); the model is unchanged", len(chosen),
                         len(model_bytes), len(out))
         return EncodeResult(bytes(model_bytes), [], len(model_bytes), len(model_bytes),
-                            arena_before, arena_before, 0, arena_budget)
+                            host_arena_before, host_arena_before, 0, arena_budget)
     x = verification_inputs(model_bytes, verify_data, verify_samples, seed)
     n = verify_identical(model_bytes, out, x, what="DECODE-encoded")
     rows = []
@@ -279,8 +279,8 @@ def encode(
         added = None
         if measure_each:
             alone = out if len(chosen) == 1 else _build(model_bytes, {i: kind}, by)
-            added = measure_arena(alone).host_bytes - arena_before
+            added = measure_arena(alone).host_bytes - host_arena_before
         c = by[i]
         rows.append(EncodedTensor(i, c.name, c.dtype, kind, c.nbytes, c.encoded_bytes(kind), added))
-    return EncodeResult(out, rows, len(model_bytes), len(out), arena_before,
+    return EncodeResult(out, rows, len(model_bytes), len(out), host_arena_before,
                         measure_arena(out).host_bytes, n, arena_budget)

@@ -20,7 +20,7 @@ whichever is smallest); the encoded model is verified bit-exact on TFLM and
     schedule = PolynomialDecay(0.5, 0.9, begin_step=0, end_step=2000)
     model.fit(x, y, epochs=8, callbacks=[PruningCallback(schedule)])
     r = tinycompress.export(strip_pruning(model), x[:200], "out/", encode="prune")
-    r.encoding.flash_before, r.encoding.flash_after, r.encoding.arena_added
+    r.encoding.flash_before, r.encoding.flash_after, r.encoding.host_arena_added
 
 Measured by ``bench/deep_compression.py`` on Caffe LeNet-5 (MNIST, 90% of the
 weights pruned, TFLM accuracy 98.25% vs 97.95% dense int8): 438,008 B dense int8,
