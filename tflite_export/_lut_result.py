@@ -84,7 +84,8 @@ class LutResult:
     def to_markdown(self) -> str:
         """A Markdown table of the per-tensor flash/RAM trade-off and totals."""
         lines = [
-            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes | host arena added |",
+            "| tensor | name | bits | tables | bytes | flash saved | decoded bytes "
+            "| host arena added |",
             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for t in self.tensors:
