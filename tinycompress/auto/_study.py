@@ -176,10 +176,30 @@ def _fail_interrupted(study: optuna.Study, storage) -> None:
     study.set_user_attr(_QUEUED_ATTR, sorted(queued))
 
 
+def _settings_of(study: optuna.Study, *, wait: bool) -> dict[str, Any] | None:
+    """The study's tinycompress settings; with ``wait``, a study another worker has just
+    created is given a few seconds to receive them."""
+    for attempt in range(6 if wait else 1):
+        saved = study.user_attrs.get(CONFIG_ATTR)
+        if saved is not None or study.get_trials(deepcopy=False):
+            return saved
+        if attempt < 5:
+            time.sleep(0.5)
+    return None
+
+
 def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,
                sampler: str, seed: int, direction: str, floor: float | None,
-               settings: dict[str, Any]) -> tuple[optuna.Study, str]:
+               settings: dict[str, Any], first: list[dict[str, Any]] = ()) -> tuple[optuna.Study, str]:
     """Create, resume or join the study (see the module docs).
+
+    Only the process that creates the study queues ``first`` and stores ``settings``:
+    creating a study is atomic in every storage, while "the study has no trials yet" is
+    true for every worker that starts at the same moment (each would queue the same
+    trials, and each queued trial runs).
+
+    Args:
+        first: parameters of the study's first trials (the baseline and the starts).
 
     Returns:
         ``(study, storage URL shown to users)``.
@@ -204,15 +224,21 @@ def open_study(*, storage: str | None, study_name: str | None, out: Path | None,
         url = storage
     try:  # opening the storage connects to it: a bad URL, driver or server fails here
         backend = None if url == "in-memory" else _storage(url, default)
-        study = optuna.create_study(storage=backend, study_name=name, direction=direction,
-                                    sampler=_sampler(sampler, seed, shared=not default),
-                                    pruner=FeasiblePruner(floor), load_if_exists=True)
+        common = {"storage": backend, "study_name": name, "pruner": FeasiblePruner(floor),
+                  "sampler": _sampler(sampler, seed, shared=not default)}
+        try:
+            study, created = optuna.create_study(direction=direction, **common), True
+        except optuna.exceptions.DuplicatedStudyError:
+            study, created = optuna.load_study(**common), False
     except (optuna.exceptions.OptunaError, ImportError, ValueError, SQLAlchemyError) as e:
         detail = " ".join(str(e).split("(Background on this error at")[0].split())  # one line
         raise AutoError(f"cannot open the Optuna study {name!r} in {hide_password(url)}: "
                         f"{type(e).__name__}: {detail}") from e
-    saved = study.user_attrs.get(CONFIG_ATTR)
-    if saved is None:
+    if created:
+        study.set_user_attr(CONFIG_ATTR, settings)
+        for params in first:
+            study.enqueue_trial(params)
+    elif (saved := _settings_of(study, wait=not default)) is None:
         if resume and finished(study):
             raise AutoError(f"study {name!r} has trials but no tinycompress settings; it was not "
                             "made by tinycompress auto.")

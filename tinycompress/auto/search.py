@@ -265,14 +265,15 @@ def search(
     try:
         study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
                                 sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
-                                else "minimize", floor=budget.min_accuracy, settings=settings)
+                                else "minimize", floor=budget.min_accuracy, settings=settings,
+                                first=first_trials(space, sampler, n_trials))
     except AutoError:
         if created is not None:  # nothing was searched: leave no folder behind
             shutil.rmtree(created, ignore_errors=True)
         raise
     run = Objective(keras_model, space, train, val, budget, objective, seed=seed, estimate=estimate,
                      device=device, artifacts=None if out_dir is None else out_dir / "trials")
-    _optimize(study, run, n_trials, timeout_s, objective, progress, sampler)
+    _optimize(study, run, n_trials, timeout_s, objective, progress)
     records = _records(study)
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
@@ -317,17 +318,19 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchS
                         logits=not ends_in_softmax(model), sensitivity=sensitivity)
 
 
+def first_trials(space: SearchSpace, sampler: str, n_trials: int) -> list[dict]:
+    """Parameters a new study runs first: the space's baseline, then, with TPE, the
+    space's starts (`SearchSpace.starts`), as many as ``n_trials`` leaves room for; random
+    search samples every other trial."""
+    return [space.baseline(), *(space.starts() if sampler == "tpe" else [])][:n_trials]
+
+
 def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, objective: str,
-              progress, sampler: str) -> None:
-    """Run trials until the study has ``n_trials`` finished ones. A new study runs the
-    space's baseline first, then, with TPE, the space's starts (`SearchSpace.starts`, as
-    many as ``n_trials`` leaves room for); random search samples every other trial."""
+              progress) -> None:
+    """Run trials until the study has ``n_trials`` finished ones (the queued first trials,
+    `first_trials`, then sampled ones)."""
     from tinycompress.auto._study import finished
 
-    if not study.get_trials(deepcopy=False):  # workers starting together queue each once
-        queue = [run.space.baseline(), *(run.space.starts() if sampler == "tpe" else [])]
-        for params in queue[:n_trials]:
-            study.enqueue_trial(params, skip_if_exists=True)
     if finished(study) >= n_trials:
         _LOG.info("study %s already has %d finished trials (n_trials=%d): nothing to run",
                   study.study_name, finished(study), n_trials)

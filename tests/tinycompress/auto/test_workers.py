@@ -106,6 +106,41 @@ def test_the_postgresql_storage_serves_optuna_and_search_opens_it(postgres_url):
     assert shown.startswith("postgresql")
 
 
+def test_workers_opening_one_new_study_at_once_queue_its_first_trials_once(postgres_url):
+    """Four workers open the same new study at the same moment: exactly one creates it, so
+    the first trials (baseline and starts) are queued once, not once per worker (each queued
+    copy would run), and every worker sees the creator's settings."""
+    import threading
+
+    from optuna.trial import TrialState
+
+    from tinycompress.auto._study import CONFIG_ATTR, open_study
+
+    name, settings = f"together-{os.getpid()}-{time.time_ns()}", {"budget": {"flash_bytes": 1}}
+    first = [{"a": 0.0}, {"a": 0.5}]
+    gate, studies, errors = threading.Barrier(4), [], []
+
+    def worker() -> None:
+        gate.wait()
+        try:
+            studies.append(open_study(storage=postgres_url, study_name=name, out=None, resume=False,
+                                      sampler="tpe", seed=0, direction="maximize", floor=None,
+                                      settings=settings, first=first)[0])
+        except Exception as e:  # reported below: a thread's exception would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(studies) == 4, errors
+    trials = studies[0].get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.WAITING] * 2, "first trials queued more than once"
+    assert [t.system_attrs["fixed_params"] for t in trials] == first
+    assert all(s.user_attrs[CONFIG_ATTR] == settings for s in studies)
+
+
 def test_an_unreachable_server_is_one_line_of_ours_without_the_password():
     """A storage URL whose server does not answer fails before any work, as one line."""
     import socket
