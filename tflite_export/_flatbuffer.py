@@ -19,7 +19,7 @@ from tflite_export.errors import EmitError
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 __all__ = [
-    "schema", "op_name", "tensor_type_name", "numpy_dtype", "unpack",
+    "schema", "op_name", "tensor_type_name", "numpy_dtype", "unpack", "tensor_labels",
     "ModelView", "TensorView", "OpView", "checked_view",
 ]
 
@@ -55,6 +55,31 @@ def numpy_dtype(tensor_type: int) -> np.dtype | None:
     """The numpy dtype for a tensor type, or None when numpy has none (INT4...)."""
     t = _NUMPY.get(tensor_type_name(tensor_type))
     return None if t is None else np.dtype(t)
+
+
+#: Roles of operator inputs by position, for the operators whose constants are weights.
+_ROLES = {name: {1: "weights", 2: "bias"} for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
+
+
+def tensor_labels(m: "schema.ModelT") -> dict[int, str]:
+    """A label for every tensor of subgraph 0 that has a name or an operator reading it: the
+    tensor's name, or, for a model slimmed of its names, the first operator that reads it,
+    its index and the input's role, e.g. ``"FULLY_CONNECTED 1 weights"``.
+
+    Example:
+        >>> import tflite_export
+        >>> from tflite_export.testing import tiny_model
+        >>> tensor_labels(unpack(tflite_export.slim(tiny_model()).model))[1]
+        'FULLY_CONNECTED 1 weights'
+    """
+    sg = m.subgraphs[0]
+    labels = {i: _text(t.name) for i, t in enumerate(sg.tensors or []) if t.name}
+    for k, op in enumerate(sg.operators or []):
+        name = op_name(m.operatorCodes[op.opcodeIndex])
+        for pos, i in enumerate(op.inputs if op.inputs is not None else []):
+            if i >= 0 and int(i) not in labels:
+                labels[int(i)] = f"{name} {k} {_ROLES.get(name, {}).get(pos, f'input {pos}')}"
+    return labels
 
 
 def _text(value) -> str:

@@ -61,7 +61,8 @@ class LutCandidate:
 
     Attributes:
         index: tensor index in subgraph 0.
-        name: tensor name.
+        name: tensor name, or for a slimmed model the operator reading it
+            (`tflite_export._flatbuffer.tensor_labels`).
         dtype: schema type name, e.g. ``"INT8"``.
         shape: tensor shape.
         nbytes: bytes the tensor holds now (its flash cost).
@@ -99,12 +100,7 @@ class LutCandidate:
         return self.bits is not None
 
 
-def _name(tensor) -> str:
-    n = tensor.name
-    return (n.decode() if isinstance(n, bytes) else n) or "<tensor>"
-
-
-def _candidate(index: int, tensor, data: bytes) -> LutCandidate | None:
+def _candidate(index: int, name: str, tensor, data: bytes) -> LutCandidate | None:
     dtype = fb.numpy_dtype(tensor.type)
     if dtype is None or dtype.kind not in "iub" or data is None or len(data) == 0:
         return None
@@ -129,13 +125,13 @@ def _candidate(index: int, tensor, data: bytes) -> LutCandidate | None:
     bits = max(1, math.ceil(math.log2(distinct))) if distinct > 1 else 1
     nbytes = values.size * dtype.itemsize
     if bits > LUT_MAX_BITS:
-        return LutCandidate(index, _name(tensor), fb.tensor_type_name(tensor.type), shape,
+        return LutCandidate(index, name, fb.tensor_type_name(tensor.type), shape,
                             nbytes, distinct, axis, tables, None, 0, 0, 0, nbytes)
     encoded = (values.size * bits + 7) // 8
     table_bytes = _DCM_BYTES + tables * distinct * dtype.itemsize
     return LutCandidate(
         index=index,
-        name=_name(tensor),
+        name=name,
         dtype=fb.tensor_type_name(tensor.type),
         shape=shape,
         nbytes=nbytes,
@@ -169,13 +165,14 @@ def lut_candidates(model_bytes: bytes) -> list[LutCandidate]:
     m = fb.unpack(model_bytes)
     sg = m.subgraphs[0]
     used = {int(i) for op in (sg.operators or []) for i in op.inputs if i >= 0}
+    labels = fb.tensor_labels(m)
     found = []
     for index, tensor in enumerate(sg.tensors or []):
         buf = m.buffers[tensor.buffer] if tensor.buffer < len(m.buffers) else None
         data = None if buf is None else buf.data
         if index not in used or data is None:
             continue
-        cand = _candidate(index, tensor, data)
+        cand = _candidate(index, labels[index], tensor, data)
         if cand is not None:
             found.append(cand)
     return found

@@ -69,3 +69,29 @@ def test_verify_identical_names_the_first_difference(converted, keras_models):
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     with pytest.raises(VerificationError, match="differs from the original at sample 0"):
         tflite_export.verify_identical(model, bytes(b.Output()), x[:4], what="edited")
+
+
+def test_tensors_of_a_slimmed_model_are_labelled_by_the_operator_reading_them(converted):
+    """Slimming drops tensor names; the encode and LUT tables then name each constant by
+    the first operator reading it and the input's role, one label per tensor."""
+    from tflite_export.encode import encode_candidates
+    from tflite_export.lut import lut_candidates
+
+    model = converted("cnn")
+    slimmed = tflite_export.slim(model).model
+    m = fb.unpack(slimmed)
+    sg = m.subgraphs[0]
+    expected = {}
+    for k, op in reversed(list(enumerate(sg.operators))):  # the first reader's label wins
+        name = fb.op_name(m.operatorCodes[op.opcodeIndex])
+        if name in ("CONV_2D", "FULLY_CONNECTED"):
+            expected.update({int(op.inputs[1]): f"{name} {k} weights", int(op.inputs[2]): f"{name} {k} bias"})
+    assert len(expected) >= 4
+    for found in (encode_candidates(slimmed), lut_candidates(slimmed)):
+        labels = {c.index: c.name for c in found}
+        weights = [i for i in expected if expected[i].endswith("weights")]
+        assert set(weights) <= labels.keys()  # every weight tensor is a candidate
+        assert all(labels[i] == expected[i] for i in labels.keys() & expected.keys())
+        assert "<tensor>" not in labels.values() and len(set(labels.values())) == len(labels)
+    named = {c.index: c.name for c in encode_candidates(model)}  # the converter's names stay
+    assert named == {i: fb.unpack(model).subgraphs[0].tensors[i].name.decode() for i in named}

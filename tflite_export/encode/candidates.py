@@ -48,7 +48,8 @@ class EncodeCandidate:
 
     Attributes:
         index: tensor index in subgraph 0.
-        name: tensor name.
+        name: tensor name, or for a slimmed model the operator reading it
+            (`tflite_export._flatbuffer.tensor_labels`).
         dtype: schema type name, e.g. ``"INT8"``.
         shape: tensor shape.
         nbytes: bytes the tensor holds now; also the arena bytes its decoded
@@ -79,11 +80,6 @@ class EncodeCandidate:
         sizes = [(self.encoded_bytes(k), i, k) for i, k in enumerate(kinds)
                  if self.encoded_bytes(k) is not None]
         return min(sizes)[2] if sizes else None
-
-
-def _name(t) -> str:
-    n = t.name
-    return (n.decode() if isinstance(n, bytes) else n) or "<tensor>"
 
 
 def _channel_axis(t, shape) -> tuple[int | None, bool]:
@@ -140,7 +136,7 @@ def encode_candidates(
         for pos, i in enumerate(op.inputs):
             if i >= 0:
                 (fixed if (name, pos) in _PREPARE_INPUTS else used).add(int(i))
-    out = []
+    labels, out = fb.tensor_labels(m), []
     for index in sorted(used - fixed - {int(i) for i in sg.outputs}):
         t = sg.tensors[index]
         data = m.buffers[t.buffer].data if t.buffer < len(m.buffers) else None
@@ -152,6 +148,6 @@ def encode_candidates(
         if math.prod(shape) != values.size:
             continue
         values = values.reshape(shape)
-        out.append(EncodeCandidate(index, _name(t), fb.tensor_type_name(t.type), shape,
+        out.append(EncodeCandidate(index, labels[index], fb.tensor_type_name(t.type), shape,
                                    values.nbytes, _encodings(t, values, kinds)))
     return out

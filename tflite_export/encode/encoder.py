@@ -54,7 +54,8 @@ class EncodedTensor:
 
     Attributes:
         index: tensor index in subgraph 0.
-        name: tensor name.
+        name: tensor name, or for a slimmed model the operator reading it
+            (`tflite_export._flatbuffer.tensor_labels`).
         dtype: schema type name.
         encoding: ``"lut"``, ``"prune"`` or ``"huffman"``.
         nbytes: bytes before (also the decoded tensor's arena bytes).
