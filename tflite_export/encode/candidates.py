@@ -48,8 +48,8 @@ class EncodeCandidate:
 
     Attributes:
         index: tensor index in subgraph 0.
-        name: tensor name, or for a slimmed model the operator reading it
-            (`tflite_export._flatbuffer.tensor_labels`).
+        name: tensor name; for a slimmed model (names removed), the first operator
+            reading it and the input's role, e.g. ``FULLY_CONNECTED 3 weights``.
         dtype: schema type name, e.g. ``"INT8"``.
         shape: tensor shape.
         nbytes: bytes the tensor holds now; also the arena bytes its decoded

@@ -30,7 +30,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from optuna.trial import TrialState
@@ -190,7 +190,7 @@ def _settings_of(study: optuna.Study, *, wait: bool) -> dict[str, Any] | None:
 
 def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,
                sampler: str, seed: int, direction: str, floor: float | None,
-               settings: dict[str, Any], first: list[dict[str, Any]] = ()) -> tuple[optuna.Study, str]:
+               settings: dict[str, Any], first: Sequence[dict[str, Any]] = ()) -> tuple[optuna.Study, str]:
     """Create, resume or join the study (see the module docs).
 
     Only the process that creates the study queues ``first`` and stores ``settings``:

@@ -266,7 +266,7 @@ def search(
         study, url = open_study(storage=storage, study_name=study_name, out=out_dir, resume=resume,
                                 sampler=sampler, seed=seed, direction="maximize" if OBJECTIVES[objective][1]
                                 else "minimize", floor=budget.min_accuracy, settings=settings,
-                                first=first_trials(space, sampler, n_trials))
+                                first=_first_trials(space, sampler, n_trials))
     except AutoError:
         if created is not None:  # nothing was searched: leave no folder behind
             shutil.rmtree(created, ignore_errors=True)
@@ -318,7 +318,7 @@ def _fitted_space(model, space: SearchSpace, epochs: int | None, val) -> SearchS
                         logits=not ends_in_softmax(model), sensitivity=sensitivity)
 
 
-def first_trials(space: SearchSpace, sampler: str, n_trials: int) -> list[dict]:
+def _first_trials(space: SearchSpace, sampler: str, n_trials: int) -> list[dict]:
     """Parameters a new study runs first: the space's baseline, then, with TPE, the
     space's starts (`SearchSpace.starts`), as many as ``n_trials`` leaves room for; random
     search samples every other trial."""
@@ -328,7 +328,7 @@ def first_trials(space: SearchSpace, sampler: str, n_trials: int) -> list[dict]:
 def _optimize(study, run: Objective, n_trials: int, timeout_s: float | None, objective: str,
               progress) -> None:
     """Run trials until the study has ``n_trials`` finished ones (the queued first trials,
-    `first_trials`, then sampled ones)."""
+    `_first_trials`, then sampled ones)."""
     from tinycompress.auto._study import finished
 
     if finished(study) >= n_trials:

@@ -100,7 +100,7 @@ def test_starts_are_the_hand_recipe_families_within_the_space():
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_tpe_runs_the_baseline_then_the_starts_random_search_only_the_baseline(sampler):
     from tinycompress.auto._study import open_study
-    from tinycompress.auto.search import _optimize, first_trials
+    from tinycompress.auto.search import _first_trials, _optimize
 
     space = SearchSpace(techniques=["pruning", "lowrank", "clustering", "encode"])
 
@@ -114,7 +114,7 @@ def test_tpe_runs_the_baseline_then_the_starts_random_search_only_the_baseline(s
     def run(n_trials: int):
         study, _ = open_study(storage=None, study_name=None, out=None, resume=False, sampler=sampler,
                               seed=0, direction="maximize", floor=None, settings={},
-                              first=first_trials(space, sampler, n_trials))
+                              first=_first_trials(space, sampler, n_trials))
         _optimize(study, Run(), n_trials, None, "accuracy", None)
         return study.trials
 
