@@ -390,6 +390,10 @@ def _print_search(result) -> None:
     _console.print(f"Chosen (*): trial {escape(_describe_trial(result.best))}; techniques: "
                    f"{', '.join(result.recipe.techniques()) or 'none'}, {result.recipe.mode}"
                    f"{', encoded' if result.recipe.encode else ''}")
+    if result.accuracy_error is not None:
+        _console.print(f"Accuracy is measured on {result.val_samples:,} validation samples: one standard error "
+                       f"is {100 * result.accuracy_error:.2f} points at the chosen model's; trials within "
+                       f"about {200 * result.accuracy_error:.1f} points are not told apart.")
     _console.print(f"Wrote the model, report.md and recipe.json to [bold]{escape(str(result.out_dir))}[/]")
 
 

@@ -51,6 +51,8 @@ def test_auto_end_to_end(trained, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Pareto front" in captured.out and "Chosen (*)" in captured.out
+    val_samples = len(np.load(files / "val.npz")["y"])
+    assert f"measured on {val_samples:,} validation samples: one standard error" in " ".join(captured.out.split())
     assert "trials" in captured.err and "2/2" in captured.err  # the progress bar's last state
     assert "converted to" not in captured.err  # builds' notices only with --verbose
     tflite = (out / "model" / "model.tflite").read_bytes()

@@ -101,6 +101,15 @@ def _techniques(t: TrialRecord) -> list[str]:
     return names
 
 
+def _error_text(result: SearchResult) -> str:
+    """How finely the validation data tells accuracies apart, or "" when unknown."""
+    if result.accuracy_error is None:
+        return ""
+    return (f"; ± {100 * result.accuracy_error:.2f} points (one standard error over "
+            f"{result.val_samples:,} validation samples: trials within about "
+            f"{200 * result.accuracy_error:.1f} points of each other are not told apart)")
+
+
 def _final_lines(final: dict) -> list[str]:
     """Report lines of ``search(final_epochs=...)``: one per candidate, then what is returned."""
     lines = []
@@ -135,7 +144,8 @@ def render_report(result: SearchResult, *, plot: str | None = "pareto.png") -> s
         lines += ["## Chosen model", "", f"Trial {best.number}: techniques "
                   f"{', '.join(_techniques(best)) or 'none'}; recipe in `recipe.json`, model in `model/`.", "",
                   f"- accuracy on the TFLM interpreter ({best.recipe['mode']}) on the validation data: "
-                  f"{_fmt(final.get('accuracy'))} (float Keras model: {_fmt(final.get('float_accuracy'))})",
+                  f"{_fmt(final.get('accuracy'))} (float Keras model: {_fmt(final.get('float_accuracy'))})"
+                  + _error_text(result),
                   f"- flash: {final.get('flash_bytes')} B; kTensorArenaSize: {final.get('arena_bytes')} B "
                   f"(host TFLM {final.get('arena_host_bytes')} B); MACs: {final.get('macs')}"]
         if result.final is not None:

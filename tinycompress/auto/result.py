@@ -63,6 +63,7 @@ class SearchResult:
         out_dir: where `write_search` wrote the output, or None.
         sensitivity: the channel-pruning sensitivity scan (``{layer: accuracy
             drop at half its channels}``), or None when pruning was not searched.
+        val_samples: samples of the validation data every accuracy is measured on, or None.
         final: with ``search(final_epochs=...)``, the best trials' recipes
             fine-tuned again: ``{"epochs", "trial", "trial_epochs", "accuracy",
             "trial_accuracy", "flash_bytes", "violations", "kept", "candidates"}``:
@@ -85,6 +86,28 @@ class SearchResult:
     out_dir: Path | None = None
     sensitivity: dict[str, float] | None = None
     final: dict[str, Any] | None = None
+    val_samples: int | None = None
+
+    @property
+    def accuracy_error(self) -> float | None:
+        """One standard error of the chosen model's validation accuracy from the sample
+        count alone (binomial, Agresti-Coull: two successes and two failures added, so a
+        perfect score on few samples is not given zero error); None without a chosen model or
+        ``val_samples``. Accuracies of trials closer than about twice this are not told apart
+        by the validation data.
+
+        Example:
+            >>> from tinycompress.auto import Budget
+            >>> r = SearchResult(Budget(flash_bytes=1), "accuracy", [], val_samples=1600,
+            ...                  best=TrialRecord(0, "complete", metrics={"accuracy": 0.9775}))
+            >>> round(r.accuracy_error, 4)
+            0.0038
+        """
+        if self.best is None or not self.val_samples or self.best.metrics.get("accuracy") is None:
+            return None
+        n = self.val_samples + 4
+        p = (self.best.metrics["accuracy"] * self.val_samples + 2) / n
+        return math.sqrt(p * (1 - p) / n)
 
     @property
     def model(self) -> bytes | None:
@@ -134,5 +157,6 @@ class SearchResult:
             "recipe": None if self.recipe is None else self.recipe.get_config(),
             "pareto": [t.number for t in self.pareto], "counts": self.counts(),
             "unmet": self.unmet(), "sensitivity": self.sensitivity, "final": self.final,
+            "val_samples": self.val_samples, "accuracy_error": self.accuracy_error,
             "trials": [t.to_dict() for t in self.trials],
         }

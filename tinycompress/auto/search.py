@@ -277,7 +277,7 @@ def search(
     records = _records(study)
     result = SearchResult(budget, objective, records, pareto=pareto_front(records),
                           study_name=study.study_name, storage=url, device=device,
-                          sensitivity=space.sensitivity)
+                          sensitivity=space.sensitivity, val_samples=len(val[1]))
     _final(result, run, target=target, name=name, final_epochs=final_epochs,
            final_candidates=final_candidates)
     if out_dir is not None:

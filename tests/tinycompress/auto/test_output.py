@@ -50,6 +50,18 @@ def test_report_has_the_pareto_table_plot_and_failures():
     assert "- trials: 6 (4 complete, 1 failed, 1 pruned)" in report
 
 
+def test_report_gives_the_validation_accuracy_its_standard_error():
+    result = _result()
+    assert result.accuracy_error is None and "standard error" not in render_report(result)
+    result.val_samples = 96  # chosen trial: 0.9 on 96 samples, 86.4 right; with 2 + 2 added: 88.4 of 100
+    assert result.accuracy_error == pytest.approx((0.884 * 0.116 / 100) ** 0.5)
+    assert ("0.9 (float Keras model: -); ± 3.20 points (one standard error over 96 validation samples: "
+            "trials within about 6.4 points of each other are not told apart)") in render_report(result)
+    assert json.loads(json.dumps(result.to_dict()))["val_samples"] == 96
+    result.best.metrics["accuracy"] = 1.0  # a perfect score on few samples is not exact
+    assert 0.01 < result.accuracy_error < 0.03
+
+
 def test_report_lists_the_sensitivity_scan():
     result = _result()
     result.sensitivity = {"a": 0.125, "b": 0.0}

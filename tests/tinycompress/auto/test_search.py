@@ -49,7 +49,7 @@ def test_the_chosen_model_meets_the_budget_measured_again(searched, tiny_task):
 
 
 @pytest.mark.slow
-def test_output_folder_has_report_plot_trials_and_recipe(searched):
+def test_output_folder_has_report_plot_trials_and_recipe(searched, tiny_task):
     result, out, _ = searched
     names = {p.name for p in out.iterdir()}
     assert {"model", "report.md", "pareto.png", "trials.json", "trials.csv", "recipe.json",
@@ -63,6 +63,8 @@ def test_output_folder_has_report_plot_trials_and_recipe(searched):
     assert len(rows) == 1 + len(result.trials)
     data = json.loads((out / "trials.json").read_text())
     assert data["best"] == result.best.number and len(data["trials"]) == 3
+    assert data["val_samples"] == result.val_samples == len(tiny_task[2][1])  # what accuracy is over
+    assert f"one standard error over {result.val_samples:,} validation samples" in report
     assert Recipe.load(out / "recipe.json") == result.recipe
 
 
