@@ -103,7 +103,7 @@ same shape without clusters (98.45%). Seeds 8 and 9 at 20 trials (the code with 
 standard error in the report; four searches sharing the cores): auto 98.50% and 98.10%,
 random 97.75% and 98.50%; over seeds 0-9 auto 98.17%, random 98.15%, auto - random +0.02 ±
 0.13 (standard deviation of the paired difference 0.42 points). TPE with Optuna's default
-10 start-up trials instead of 5 (seeds 0 and 1) returned the same models as with 5 (98.05%,
+10 start-up trials instead of 5 (seeds 0 and 1) returned models as accurate as with 5 (98.05%,
 98.25%) and was not kept.
 
 Usage: nice -n 10 python bench/auto.py [--quick] [--datasets mnist basicmotions japanesevowels]
