@@ -179,13 +179,12 @@ def _fail_interrupted(study: optuna.Study, storage) -> None:
 def _settings_of(study: optuna.Study, *, wait: bool) -> dict[str, Any] | None:
     """The study's tinycompress settings; with ``wait``, a study another worker has just
     created is given a few seconds to receive them."""
-    for attempt in range(6 if wait else 1):
+    deadline = time.monotonic() + (2.5 if wait else 0.0)
+    while True:
         saved = study.user_attrs.get(CONFIG_ATTR)
-        if saved is not None or study.get_trials(deepcopy=False):
+        if saved is not None or study.get_trials(deepcopy=False) or time.monotonic() >= deadline:
             return saved
-        if attempt < 5:
-            time.sleep(0.5)
-    return None
+        time.sleep(0.5)
 
 
 def open_study(*, storage: str | None, study_name: str | None, out: Path | None, resume: bool,
