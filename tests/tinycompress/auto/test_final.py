@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from tinycompress.auto import Budget, Recipe
 from tinycompress.auto.output import _final_lines
-from tinycompress.auto.result import SearchResult
+from tinycompress.auto.result import SearchResult, accuracy_error
 from tinycompress.auto.search import _candidates, _fine_tune_again
 
 
@@ -110,6 +110,25 @@ def test_the_trial_own_model_stands_when_no_candidate_is_made_within_the_budget(
     assert final["candidates"][1]["failure"] == "RuntimeError: converter crashed"
     assert _final_lines(final)[-1] == ("- returned: trial 0's own model "
                                        "(no model fine-tuned again was made within the budget)")
+
+
+def test_of_candidates_within_one_standard_error_the_lowest_cross_entropy_is_returned():
+    trials = [_trial(0, 0.90, 1500, sparsity=0.5), _trial(1, 0.89, 1500, sparsity=0.4),
+              _trial(2, 0.88, 1200, sparsity=0.6)]
+    # 1,600 samples: one standard error at 98.06% is 0.35 points (accuracy_error)
+    run = _Run({0.5: {"accuracy": 0.980625, "loss": 0.102}, 0.4: {"accuracy": 0.9775, "loss": 0.075},
+                0.6: {"accuracy": 0.98, "loss": 0.077}})
+    result = replace(_result(trials), val_samples=1600)
+    assert round(accuracy_error(0.980625, 1600), 4) == 0.0035
+    assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 1
+    # one more image below the best's standard error: out of the running
+    run.longer[0.4] = {"accuracy": 0.976875, "loss": 0.075}
+    assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 2
+    # without the validation size, the most accurate
+    assert _fine_tune_again(_result(trials), run, _chosen(result), 4, 3, "m")[0].number == 0
+    # a candidate measured without its cross-entropy ranks after those with one
+    run.longer[0.6] = {"accuracy": 0.98}
+    assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 0
 
 
 def test_a_tie_returns_the_model_fine_tuned_again():
