@@ -80,11 +80,13 @@ class SearchResult:
         val_samples: samples of the validation data every accuracy is measured on, or None.
         final: with ``search(final_epochs=...)``, the best trials' recipes
             fine-tuned again: ``{"epochs", "trial", "trial_epochs", "accuracy",
-            "trial_accuracy", "flash_bytes", "violations", "kept", "candidates"}``:
+            "trial_accuracy", "flash_bytes", "violations", "kept", "candidates", "margin"}``:
             the returned trial (``kept``: its recipe fine-tuned again is returned,
             else its own model), ``accuracy``/``loss``/``flash_bytes``/``violations`` of its
             recipe fine-tuned again (``"skipped"`` or ``"failure"`` instead when
-            it was not made), and ``candidates`` the same per candidate; else None.
+            it was not made), ``candidates`` the same per candidate, and ``margin``
+            the accuracy margin (one standard error) within which the lowest
+            cross-entropy was returned (None: the best for the objective); else None.
     """
 
     budget: Budget

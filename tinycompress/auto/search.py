@@ -205,9 +205,10 @@ def search(
             structure-stage epochs (later stages half as many, as in every
             recipe): trials train briefly to rank recipes, the returned model may
             train longer. Each build is measured like a trial's; of those that
-            meet the budget, the best for the objective (on the validation data)
-            is returned with its recipe, the chosen trial's own model only when
-            none does. ``result.final`` records every candidate. Default None:
+            meet the budget, the best for the objective (on the validation data;
+            for accuracy, of those within one standard error of the most accurate,
+            the one with the lowest cross-entropy) is returned with its recipe, the
+            chosen trial's own model only when none does. ``result.final`` records every candidate. Default None:
             the chosen trial's model.
         final_candidates: trials fine-tuned again with ``final_epochs``: the
             best, then the best of each other combination of techniques and build
@@ -404,8 +405,9 @@ def _trains_longer(recipe: Recipe, epochs: int) -> bool:
     return 0 < recipe.epochs < epochs
 
 
-def _pick(options: list[tuple], result: SearchResult) -> tuple:
-    """The option (``(trial, recipe, build, metrics)``) to return. For the accuracy objective
+def _pick(options: list[tuple], result: SearchResult) -> tuple[tuple, float | None]:
+    """The option (``(trial, recipe, build, metrics)``) to return, and the accuracy margin
+    it was chosen within (None: the best by `_rank`). For the accuracy objective
     with a known validation size: of the options within one standard error of the best
     validation accuracy (`accuracy_error`), the one with the lowest validation cross-entropy,
     since the validation data cannot rank those by accuracy (on 1,600 MNIST images one
@@ -416,15 +418,15 @@ def _pick(options: list[tuple], result: SearchResult) -> tuple:
     of one at 98.55%). Otherwise, and among equals, the best by `_rank` (the first of equals)."""
     by_rank = lambda option: _rank(option[3], result.objective)  # noqa: E731
     if result.objective != "accuracy" or not result.val_samples:
-        return max(options, key=by_rank)
+        return max(options, key=by_rank), None
     top = max(option[3]["accuracy"] for option in options)
-    close = [option for option in options
-             if option[3]["accuracy"] >= top - accuracy_error(top, result.val_samples)]
+    margin = accuracy_error(top, result.val_samples)
+    close = [option for option in options if option[3]["accuracy"] >= top - margin]
 
     def loss(option) -> float:  # a model measured without its cross-entropy ranks last
         return math.inf if option[3].get("loss") is None else option[3]["loss"]
 
-    return min(close, key=lambda option: (loss(option), tuple(-v for v in by_rank(option))))
+    return min(close, key=lambda option: (loss(option), tuple(-v for v in by_rank(option)))), margin
 
 
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
@@ -468,8 +470,8 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
             options.append((candidate, longer, longer_built, longer_metrics))
     if not options or not _trains_longer(chosen[1], epochs):
         options.insert(0, chosen)  # the best trial: max() keeps the first of equals
-    picked = _pick(options, result)
+    picked, margin = _pick(options, result)
     returned = next(row for row in rows if row["trial"] == picked[0].number)
     returned["kept"] = picked is not chosen
-    result.final = {"epochs": epochs, **returned, "candidates": rows}
+    result.final = {"epochs": epochs, **returned, "candidates": rows, "margin": margin}
     return picked

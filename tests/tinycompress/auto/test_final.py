@@ -121,11 +121,18 @@ def test_of_candidates_within_one_standard_error_the_lowest_cross_entropy_is_ret
     result = replace(_result(trials), val_samples=1600)
     assert round(accuracy_error(0.980625, 1600), 4) == 0.0035
     assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 1
+    assert result.final["margin"] == accuracy_error(0.980625, 1600)
+    lines = _final_lines(result.final)
+    assert "validation accuracy 0.9775 (cross-entropy 0.0750) against the trial's 0.89, 1000 B of flash: returned" in lines[1]
+    assert lines[-1].startswith("- of the models within 0.35 points (one standard error) of the most "
+                                "accurate on the validation data, the one with the lowest cross-entropy")
     # one more image below the best's standard error: out of the running
     run.longer[0.4] = {"accuracy": 0.976875, "loss": 0.075}
     assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 2
     # without the validation size, the most accurate
-    assert _fine_tune_again(_result(trials), run, _chosen(result), 4, 3, "m")[0].number == 0
+    plain = _result(trials)
+    assert _fine_tune_again(plain, run, _chosen(result), 4, 3, "m")[0].number == 0
+    assert plain.final["margin"] is None and "standard error" not in _final_lines(plain.final)[-1]
     # a candidate measured without its cross-entropy ranks after those with one
     run.longer[0.6] = {"accuracy": 0.98}
     assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 0
