@@ -208,8 +208,8 @@ def search(
             meet the budget, the best for the objective (on the validation data;
             for accuracy, of those within one standard error of the most accurate,
             the one with the lowest cross-entropy) is returned with its recipe, the
-            chosen trial's own model only when none does. ``result.final`` records every candidate. Default None:
-            the chosen trial's model.
+            chosen trial's own model only when none does. ``result.final``
+            records every candidate. Default None: the chosen trial's model.
         final_candidates: trials fine-tuned again with ``final_epochs``: the
             best, then the best of each other combination of techniques and build
             options, then the next best (distinct recipes). Default 3.
@@ -435,8 +435,8 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
     """``(trial, recipe, build, metrics)`` to return, from ``chosen`` (the same four of the
     chosen trial). The recipes of the chosen trial and of the next best trials (``count`` in
     all, `_candidates`) are fine-tuned again with ``epochs`` structure-stage epochs and
-    measured; of those that meet the budget the best for the objective is returned (on a tie,
-    the better trial). Trials rank recipes after brief training; the order may change when they
+    measured; of those that meet the budget `_pick`'s is returned (on a tie, the better
+    trial). Trials rank recipes after brief training; the order may change when they
     all train longer. The chosen trial's own model competes only when its recipe trains as long
     already, and is returned when no candidate meets the budget: its figures were the best of
     every trial's on the same validation data, so the luck of that draw inflates them against
@@ -470,7 +470,7 @@ def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs
         if not row["violations"]:
             options.append((candidate, longer, longer_built, longer_metrics))
     if not options or not _trains_longer(chosen[1], epochs):
-        options.insert(0, chosen)  # the best trial: max() keeps the first of equals
+        options.insert(0, chosen)  # the best trial: _pick keeps the first of equals
     picked, margin = _pick(options, result)
     returned = next(row for row in rows if row["trial"] == picked[0].number)
     returned["kept"] = picked is not chosen
