@@ -68,11 +68,15 @@ def _rank(metrics: dict, objective: str) -> tuple:
     apart the one more sure of the right classes (a trial measured before it was recorded
     ranks last among equals)."""
     metric, larger = OBJECTIVES[objective]
-    loss = metrics.get("loss")
-    surer = -math.inf if loss is None else -loss
     if larger:
-        return metrics[metric], surer, -metrics["flash_bytes"]
-    return -metrics[metric], metrics["accuracy"], surer
+        return metrics[metric], _surer(metrics), -metrics["flash_bytes"]
+    return -metrics[metric], metrics["accuracy"], _surer(metrics)
+
+
+def _surer(metrics: dict) -> float:
+    """The validation cross-entropy negated (larger is surer); -inf for a model measured
+    before it was recorded."""
+    return -math.inf if metrics.get("loss") is None else -metrics["loss"]
 
 
 def _ranked(trials: list[TrialRecord], objective: str) -> list[TrialRecord]:
@@ -423,11 +427,7 @@ def _pick(options: list[tuple], result: SearchResult) -> tuple[tuple, float | No
     top = max(option[3]["accuracy"] for option in options)
     margin = accuracy_error(top, result.val_samples)
     close = [option for option in options if option[3]["accuracy"] >= top - margin]
-
-    def loss(option) -> float:  # a model measured without its cross-entropy ranks last
-        return math.inf if option[3].get("loss") is None else option[3]["loss"]
-
-    return min(close, key=lambda option: (loss(option), tuple(-v for v in by_rank(option)))), margin
+    return max(close, key=lambda option: (_surer(option[3]), *by_rank(option))), margin
 
 
 def _fine_tune_again(result: SearchResult, run: Objective, chosen: tuple, epochs: int, count: int,
