@@ -411,8 +411,8 @@ def _trains_longer(recipe: Recipe, epochs: int) -> bool:
 
 def _pick(options: list[tuple], result: SearchResult) -> tuple[tuple, float | None]:
     """The option (``(trial, recipe, build, metrics)``) to return, and the accuracy margin
-    it was chosen within (None: the best by `_rank`). For the accuracy objective
-    with a known validation size: of the options within one standard error of the best
+    it was chosen within (None: the best by `_rank`, or the only option). For the accuracy
+    objective with a known validation size: of the options within one standard error of the best
     validation accuracy (`accuracy_error`), the one with the lowest validation cross-entropy,
     since the validation data cannot rank those by accuracy (on 1,600 MNIST images one
     standard error is 6 images) and the cross-entropy, averaged over every sample's
@@ -422,7 +422,7 @@ def _pick(options: list[tuple], result: SearchResult) -> tuple[tuple, float | No
     model one image ahead on validation, 97.2% on test, in place of one at 98.55%).
     Otherwise, and among equals, the best by `_rank` (the first of equals)."""
     by_rank = lambda option: _rank(option[3], result.objective)  # noqa: E731
-    if result.objective != "accuracy" or not result.val_samples:
+    if result.objective != "accuracy" or not result.val_samples or len(options) == 1:
         return max(options, key=by_rank), None
     top = max(option[3]["accuracy"] for option in options)
     margin = accuracy_error(top, result.val_samples)

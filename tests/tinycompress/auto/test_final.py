@@ -136,6 +136,12 @@ def test_of_candidates_within_one_standard_error_the_lowest_cross_entropy_is_ret
     # a candidate measured without its cross-entropy ranks after those with one
     run.longer[0.6] = {"accuracy": 0.98}
     assert _fine_tune_again(result, run, _chosen(result), 4, 3, "m")[0].number == 0
+    # one model made within the budget: nothing was chosen within a margin, and the report says none
+    alone = _Run({0.5: {"accuracy": 0.98, "loss": 0.1}, 0.4: RuntimeError("converter crashed"),
+                  0.6: {"accuracy": 0.99, "flash_bytes": 2500}})
+    assert _fine_tune_again(result, alone, _chosen(result), 4, 3, "m")[0].number == 0
+    assert result.final["margin"] is None
+    assert not any("standard error" in line for line in _final_lines(result.final))
 
 
 def test_a_tie_returns_the_model_fine_tuned_again():
