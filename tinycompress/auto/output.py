@@ -124,7 +124,7 @@ def _final_lines(final: dict) -> list[str]:
         loss = "" if row.get("loss") is None else f" (cross-entropy {row['loss']:.4f})"
         lines.append(head + f"validation accuracy {_fmt(row['accuracy'])}{loss} against the trial's "
                             f"{_fmt(row['trial_accuracy'])}, {row['flash_bytes']} B of flash: {verdict}")
-    if final.get("margin") is not None and any("accuracy" in row for row in final["candidates"]):
+    if final.get("margin") is not None:  # set only when `_pick` chose between models
         lines.append(f"- of the models within {100 * final['margin']:.2f} points (one standard error) "
                      "of the most accurate on the validation data, the one with the lowest "
                      "cross-entropy is returned: the validation data cannot rank them by accuracy")
